@@ -1,0 +1,90 @@
+/* Host-side client of the agent protocol (see proto.h, docs/protocol.md).
+ *
+ * One client owns one channel fd. Any number of threads may issue requests
+ * at once; a reader thread matches replies to waiters by request id and
+ * delivers EXEC output to callbacks. When the channel dies (EOF, error,
+ * malformed frame, vp_client_shutdown) every pending and future call fails
+ * with -ECONNRESET and every running exec gets on_exit(err = -ECONNRESET),
+ * so nothing waits on a dead guest. All functions return 0 or -errno; an
+ * ERROR reply from the agent becomes its negated errno. */
+#ifndef VMPOOL_CLIENT_H
+#define VMPOOL_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct vp_client;
+
+/* Takes ownership of fd (closed by vp_client_free). Starts the reader thread. */
+int vp_client_new(int fd, struct vp_client **out);
+/* Fails every waiter, closes the channel, joins the reader; safe on NULL. */
+void vp_client_free(struct vp_client *c);
+/* Marks the channel dead and wakes every waiter (idempotent, any thread). */
+void vp_client_shutdown(struct vp_client *c);
+bool vp_client_alive(struct vp_client *c);
+
+/* Wait for the agent's READY (unsolicited, id 0) for at most timeout_ms;
+ * then HELLO is exchanged to agree on the version. -ETIMEDOUT, -EPROTO. */
+int vp_client_handshake(struct vp_client *c, int timeout_ms);
+/* Timeout for every synchronous call below, in ms (default 60000; <0 = none). */
+void vp_client_set_timeout(struct vp_client *c, int timeout_ms);
+
+int vp_ping(struct vp_client *c);
+
+/* EXEC. Callbacks run on the reader thread: copy the data and return
+ * quickly. Output is acknowledged to the agent after on_output returns (that
+ * is the backpressure: a slow consumer slows the command, not memory).
+ * on_exit runs exactly once: err == 0 with *ex filled, or err < 0 (channel
+ * died, ex == NULL). After on_exit no callback runs for that exec. */
+struct vp_exec_cb {
+	void (*on_started)(void *ctx, uint32_t pid); /* may be NULL */
+	void (*on_output)(void *ctx, int stream, const void *data, size_t len);
+	void (*on_exit)(void *ctx, const struct vp_exit *ex, int err);
+};
+/* Sends EXEC and returns once the agent answered EXEC_STARTED (0) or ERROR
+ * (-errno, and no callback runs). *exec_id names it for stdin/signal. */
+int vp_exec_start(struct vp_client *c, const struct vp_exec *req, const struct vp_exec_cb *cb,
+		  void *ctx, uint32_t *exec_id);
+/* Data for the command's stdin; returns once the agent wrote it to the pipe.
+ * eof closes the pipe after the data. -ESRCH when the command has ended. */
+int vp_exec_stdin(struct vp_client *c, uint32_t exec_id, const void *data, size_t len, bool eof);
+int vp_exec_signal(struct vp_client *c, uint32_t exec_id, int signo);
+
+/* Files (guest-side nodes and handles; see proto.h). */
+int vp_fs_lookup(struct vp_client *c, uint64_t parent, const char *name, struct vp_entry *out);
+void vp_fs_forget(struct vp_client *c, uint64_t node, uint64_t nlookup); /* one-way */
+int vp_fs_getattr(struct vp_client *c, uint64_t node, struct vp_attr *out);
+int vp_fs_setattr(struct vp_client *c, const struct vp_setattr *req, struct vp_attr *out);
+/* Copies at most cap-1 bytes and NUL-terminates; -ENAMETOOLONG if longer. */
+int vp_fs_readlink(struct vp_client *c, uint64_t node, char *buf, size_t cap);
+int vp_fs_mknod(struct vp_client *c, uint64_t parent, const char *name, uint32_t mode, uint32_t rdev,
+		struct vp_entry *out);
+int vp_fs_mkdir(struct vp_client *c, uint64_t parent, const char *name, uint32_t mode, struct vp_entry *out);
+int vp_fs_unlink(struct vp_client *c, uint64_t parent, const char *name);
+int vp_fs_rmdir(struct vp_client *c, uint64_t parent, const char *name);
+int vp_fs_symlink(struct vp_client *c, uint64_t parent, const char *name, const char *target,
+		  struct vp_entry *out);
+int vp_fs_rename(struct vp_client *c, uint64_t parent, const char *name, uint64_t newparent,
+		 const char *newname, uint32_t flags);
+int vp_fs_link(struct vp_client *c, uint64_t node, uint64_t newparent, const char *newname,
+	       struct vp_entry *out);
+int vp_fs_open(struct vp_client *c, uint64_t node, uint32_t flags, uint64_t *fh);
+int vp_fs_create(struct vp_client *c, uint64_t parent, const char *name, uint32_t flags, uint32_t mode,
+		 uint64_t *fh, struct vp_entry *out);
+/* Reads up to size (≤ VP_MAX_DATA) bytes straight into buf; *got may be short at EOF. */
+int vp_fs_read(struct vp_client *c, uint64_t fh, uint64_t offset, void *buf, uint32_t size, uint32_t *got);
+int vp_fs_write(struct vp_client *c, uint64_t fh, uint64_t offset, const void *buf, uint32_t size,
+		uint32_t *written);
+int vp_fs_fsync(struct vp_client *c, uint64_t fh, bool datasync);
+int vp_fs_close(struct vp_client *c, uint64_t fh);
+int vp_fs_opendir(struct vp_client *c, uint64_t node, uint64_t *fh);
+/* Calls fn for each entry from offset on, up to max_bytes of reply; fn returns
+ * non-zero to stop early. *count = entries delivered (0 at end of directory). */
+int vp_fs_readdir(struct vp_client *c, uint64_t fh, uint64_t offset, uint32_t max_bytes,
+		  int (*fn)(void *ctx, const struct vp_dirent *d), void *ctx, uint32_t *count);
+int vp_fs_statfs(struct vp_client *c, uint64_t node, struct vp_statfs *out);
+
+#endif

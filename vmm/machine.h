@@ -1,0 +1,53 @@
+/* Machines: an isolated guest with an agent channel (DESIGN §3).
+ *
+ * A backend (ns today, kvm later) is opened once from a machine_config; it
+ * creates machines that are ready (agent said READY, handshake done) when
+ * machine_create returns. machine_reset brings a machine back to pristine
+ * (no file, process or memory content of the previous user survives);
+ * machine_destroy frees everything it holds (processes, mounts, cgroups,
+ * fds). All functions return 0 or -errno; thread-safe across machines, and
+ * one machine is used by one thread at a time for create/reset/destroy. */
+#ifndef VMPOOL_MACHINE_H
+#define VMPOOL_MACHINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vp_client;
+
+enum machine_kind { MACHINE_AUTO = 0, MACHINE_NS, MACHINE_KVM };
+
+struct machine_config {
+	enum machine_kind kind;
+	const char *image_dir;   /* built image: rootfs/ (tree), vmlinuz, initramfs.cpio.gz */
+	uint64_t mem_bytes;      /* memory limit per machine (cgroup / guest RAM) */
+	uint64_t disk_bytes;     /* size of the writable layer (tmpfs upper) */
+	uint32_t pids_max;       /* cgroup pids limit */
+	uint32_t ready_timeout_ms; /* create fails with -ETIMEDOUT past this */
+};
+void machine_config_defaults(struct machine_config *cfg); /* auto, 2 GiB mem, 1 GiB disk, 1024 pids, 10 s */
+
+struct machine_backend;
+struct machine;
+
+/* Resolves MACHINE_AUTO; the reason for the choice is kept for MNT/config. */
+int machine_backend_open(const struct machine_config *cfg, struct machine_backend **out);
+void machine_backend_close(struct machine_backend *b); /* after every machine is destroyed */
+const char *machine_backend_name(const struct machine_backend *b);   /* "ns" | "kvm" */
+const char *machine_backend_reason(const struct machine_backend *b); /* why this backend */
+
+int machine_create(struct machine_backend *b, struct machine **out);
+int machine_reset(struct machine *m);
+void machine_destroy(struct machine *m); /* safe on NULL */
+bool machine_is_alive(struct machine *m);
+struct vp_client *machine_client(struct machine *m); /* valid until reset/destroy */
+
+struct machine_info {
+	uint32_t id;            /* unique per backend, for logs */
+	int32_t host_pid;       /* agent's pid on the host (ns), VMM thread owner (kvm) */
+	uint64_t oom_kills;     /* processes killed by the memory limit since create/reset */
+	uint64_t boot_us;       /* duration of the last create or reset */
+};
+void machine_get_info(struct machine *m, struct machine_info *out);
+
+#endif
