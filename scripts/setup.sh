@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what vmpoolfs needs on Debian 12 (as root) and builds it into
+# build/ (and, with --sanitize, build-asan/). Idempotent and quick when
+# everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3
+	busybox-static cpio gzip bats inotify-tools clang sshfs openssh-sftp-server
+	procps psmisc util-linux)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+	echo "setup: installing ${missing[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# apt-cache needs package lists to resolve the guest kernel package.
+[ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null | head -n1)" ] || apt-get update -qq
+
+export VMPOOL_DEB_CACHE=${VMPOOL_DEB_CACHE:-$PWD/.cache/debs}
+build() { # build DIR [meson options...]
+	local dir=$1; shift
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
+	ninja -C "$dir" >/dev/null
+}
+build build
+if [ "${1:-}" = "--sanitize" ]; then
+	build build-asan -Dsanitize=true
+fi
