@@ -25,7 +25,7 @@ struct pool_config {
 	uint32_t max_size;              /* idle machines retained (16) */
 	uint32_t max_idle_ms;           /* idle longer than this → evicted on acquire (30000) */
 	uint32_t health_check_interval; /* every N releases; 0 = off (0) */
-	uint32_t max_machines;          /* hard cap on idle + in use + being made (64); 0 = none */
+	uint32_t max_machines;          /* hard cap on every machine the backend holds: idle, in use, being made, reset or destroyed (64); 0 = none */
 };
 void pool_config_defaults(struct pool_config *cfg);
 /* -EINVAL for max_size == 0, min_size > max_size, or max_machines < min_size. */
