@@ -1,0 +1,774 @@
+/* ns machines end to end: real namespaces, the real agent from the built
+ * image (VMPOOL_IMAGE), the client library on the channel. Needs root and
+ * user namespaces; prints "SKIP: reason" and exits 77 otherwise. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest-agent/client.h"
+#include "vmm/machine.h"
+
+static int failures, checks;
+
+static void check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%s %d - ", ok ? "ok" : "not ok", ++checks);
+	vprintf(fmt, ap);
+	printf("\n");
+	fflush(stdout);
+	va_end(ap);
+	if (!ok)
+		failures++;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- exec helper ---------------------------------------------------------- */
+
+struct out {
+	char *p;
+	size_t len, cap;
+};
+
+struct run {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct out o, e;
+	bool done;
+	int err;
+	struct vp_exit ex;
+	uint32_t exec_id;
+};
+
+static void out_add(struct out *o, const void *d, size_t n)
+{
+	if (o->len + n + 1 > o->cap) {
+		size_t cap = (o->len + n + 1) * 2;
+		char *p = realloc(o->p, cap);
+		if (!p)
+			abort();
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, d, n);
+	o->len += n;
+	o->p[o->len] = '\0';
+}
+
+static void cb_output(void *ctx, int stream, const void *data, size_t len)
+{
+	struct run *r = ctx;
+	pthread_mutex_lock(&r->mu);
+	out_add(stream == VP_STREAM_STDERR ? &r->e : &r->o, data, len);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void cb_exit(void *ctx, const struct vp_exit *ex, int err)
+{
+	struct run *r = ctx;
+	pthread_mutex_lock(&r->mu);
+	if (ex)
+		r->ex = *ex;
+	r->err = err;
+	r->done = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static const struct vp_exec_cb run_cb = {.on_output = cb_output, .on_exit = cb_exit};
+
+static void run_init(struct run *r)
+{
+	memset(r, 0, sizeof *r);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	out_add(&r->o, "", 0);
+	out_add(&r->e, "", 0);
+}
+
+static void run_free(struct run *r)
+{
+	free(r->o.p);
+	free(r->e.p);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+}
+
+static int run_start(struct vp_client *c, const char *cmd, uint32_t timeout_ms, uint32_t flags, struct run *r)
+{
+	run_init(r);
+	static struct vp_exec zero;
+	struct vp_exec *req = malloc(sizeof *req);
+	if (!req)
+		return -ENOMEM;
+	*req = zero;
+	req->cmd.p = (const uint8_t *)cmd;
+	req->cmd.len = (uint32_t)strlen(cmd);
+	req->timeout_ms = timeout_ms;
+	req->flags = flags;
+	int err = vp_exec_start(c, req, &run_cb, r, &r->exec_id);
+	free(req);
+	if (err) {
+		r->err = err;
+		r->done = true;
+	}
+	return err;
+}
+
+/* 0 once on_exit ran; -ETIMEDOUT when it did not within limit_ms. */
+static int run_wait(struct run *r, int limit_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += limit_ms / 1000;
+	ts.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->mu);
+	int rc = 0;
+	while (!r->done && rc == 0)
+		rc = pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+	bool done = r->done;
+	pthread_mutex_unlock(&r->mu);
+	return done ? 0 : -ETIMEDOUT;
+}
+
+/* Runs cmd to the end; r holds output and status (caller frees r). */
+static int run_cmd(struct vp_client *c, const char *cmd, struct run *r)
+{
+	int err = run_start(c, cmd, 60000, 0, r);
+	if (err)
+		return err;
+	if (run_wait(r, 70000))
+		return -ETIMEDOUT;
+	return r->err;
+}
+
+/* Output of a command that must succeed, or "" (owned by r). */
+static const char *sh(struct vp_client *c, const char *cmd, struct run *r)
+{
+	int err = run_cmd(c, cmd, r);
+	if (err || r->ex.code != 0)
+		fprintf(stderr, "# '%s': err %d code %d sig %d stderr: %s\n", cmd, err, r->ex.code, r->ex.signal,
+			r->e.p);
+	return r->o.p ? r->o.p : "";
+}
+
+/* ---- host-side counters for "nothing left behind" ------------------------ */
+
+static int count_children(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	pid_t me = getpid();
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof buf, f)) {
+			char *rp = strrchr(buf, ')');
+			int ppid;
+			if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == me)
+				n++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the DIR's own fd */
+}
+
+/* Host mounts the backend could leak: its scratch tmpfs, or an overlay
+ * (whose options name the scratch dir). Other processes' mounts do not
+ * count, so tests running beside this one do not disturb it. */
+static int count_mounts(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -1;
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strstr(line, "vmpoolfs-ns."))
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static int walk_cgroups(const char *dir, const char *tag, int depth)
+{
+	if (depth > 8)
+		return 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (strstr(path, tag))
+			n++;
+		n += walk_cgroups(path, tag, depth + 1);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Cgroup dirs made by this process's backends (named vmpoolfs.<pid>.N). */
+static int count_cgroups(void)
+{
+	char tag[64];
+	snprintf(tag, sizeof tag, "/vmpoolfs.%d.", (int)getpid());
+	return walk_cgroups("/sys/fs/cgroup", tag, 0);
+}
+
+/* ---- probes ---------------------------------------------------------------- */
+
+static bool userns_works(void)
+{
+	pid_t p = fork();
+	if (p == 0)
+		_exit(unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
+	int st;
+	if (p < 0 || waitpid(p, &st, 0) < 0)
+		return false;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Writes len bytes of buf to a new guest file /name via the file protocol. */
+static int put_file(struct vp_client *c, const char *name, const void *buf, size_t len, uint32_t mode)
+{
+	uint64_t fh;
+	struct vp_entry e;
+	int err = vp_fs_create(c, VP_ROOT_NODE, name, O_WRONLY | O_CREAT | O_TRUNC, mode, &fh, &e);
+	if (err)
+		return err;
+	size_t off = 0;
+	while (off < len && !err) {
+		uint32_t n = len - off > VP_MAX_DATA ? VP_MAX_DATA : (uint32_t)(len - off), w = 0;
+		err = vp_fs_write(c, fh, off, (const char *)buf + off, n, &w);
+		if (!err && w == 0)
+			err = -EIO;
+		off += w;
+	}
+	int cerr = vp_fs_close(c, fh);
+	return err ? err : cerr;
+}
+
+static char *read_host_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *p = malloc((size_t)n + 1);
+	if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+		free(p);
+		p = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return p;
+}
+
+static bool guest_has_sleep(struct vp_client *c)
+{
+	struct run r;
+	const char *o = sh(c,
+			   "for f in /proc/[0-9]*/comm; do read n < $f 2>/dev/null && [ \"$n\" = sleep ] && echo found; "
+			   "done; true",
+			   &r);
+	bool found = strstr(o, "found") != NULL;
+	run_free(&r);
+	return found;
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+static void test_backend_choice(const char *image)
+{
+	struct machine_config cfg;
+	machine_config_defaults(&cfg);
+	check(cfg.kind == MACHINE_AUTO && cfg.mem_bytes == 2ull << 30 && cfg.disk_bytes == 1ull << 30 &&
+		      cfg.pids_max == 1024 && cfg.ready_timeout_ms == 10000,
+	      "config defaults");
+	cfg.image_dir = image;
+	struct machine_backend *b = NULL;
+	cfg.kind = MACHINE_KVM;
+	check(machine_backend_open(&cfg, &b) == -ENOSYS, "kvm backend: ENOSYS in this build");
+	cfg.kind = MACHINE_AUTO;
+	int err = machine_backend_open(&cfg, &b);
+	check(err == 0, "auto backend opens (%d)", err);
+	if (!err) {
+		check(strcmp(machine_backend_name(b), "ns") == 0, "auto chooses ns");
+		check(strcmp(machine_backend_reason(b), "kvm monitor not available in this build") == 0,
+		      "auto reason: %s", machine_backend_reason(b));
+		machine_backend_close(b);
+	}
+	cfg.image_dir = "/nonexistent";
+	cfg.kind = MACHINE_NS;
+	check(machine_backend_open(&cfg, &b) == -ENOENT, "missing image: ENOENT");
+}
+
+static void test_exec(struct vp_client *c)
+{
+	struct run r;
+	int err = run_cmd(c, "echo hi", &r);
+	check(err == 0 && strcmp(r.o.p, "hi\n") == 0 && r.ex.code == 0 && r.ex.signal == 0,
+	      "echo hi → \"hi\\n\", exit 0 (err %d, out '%s')", err, r.o.p);
+	run_free(&r);
+
+	err = run_cmd(c, "exit 3", &r);
+	check(err == 0 && r.ex.code == 3, "exit 3 → code 3 (%d)", r.ex.code);
+	run_free(&r);
+
+	err = run_cmd(c, "kill -TERM $$", &r);
+	check(err == 0 && r.ex.signal == SIGTERM, "kill -TERM $$ → signal 15 (%d)", r.ex.signal);
+	run_free(&r);
+
+	err = run_cmd(c, "echo out; echo err >&2", &r);
+	check(err == 0 && strcmp(r.o.p, "out\n") == 0 && strcmp(r.e.p, "err\n") == 0,
+	      "stdout and stderr are separate ('%s' / '%s')", r.o.p, r.e.p);
+	run_free(&r);
+
+	int64_t t0 = now_ms();
+	err = run_start(c, "sleep 100 & sleep 100; echo never", 500, 0, &r);
+	int w = err ? err : run_wait(&r, 20000);
+	int64_t dt = now_ms() - t0;
+	check(w == 0 && r.err == 0 && r.ex.timed_out && strstr(r.o.p, "never") == NULL,
+	      "timeout 500 ms kills the command (timed_out %d, %lld ms)", r.ex.timed_out, (long long)dt);
+	check(dt < 10000, "timeout is prompt (%lld ms)", (long long)dt);
+	run_free(&r);
+	/* The background sleep was in the same process group. */
+	bool left = true;
+	for (int i = 0; i < 50 && left; i++) {
+		left = guest_has_sleep(c);
+		if (left)
+			usleep(20000);
+	}
+	check(!left, "timeout killed the whole process tree");
+}
+
+static void test_big_file(struct vp_client *c)
+{
+	const size_t size = 50u << 20;
+	unsigned char *buf = malloc(size), *back = malloc(size);
+	if (!buf || !back)
+		abort();
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (unsigned char)x;
+	}
+	int64_t t0 = now_ms();
+	int err = put_file(c, "big50", buf, size, 0644);
+	check(err == 0, "50 MiB written with vp_fs_create/write (%d, %lld ms)", err, (long long)(now_ms() - t0));
+	struct vp_entry e;
+	uint64_t fh = 0;
+	err = vp_fs_lookup(c, VP_ROOT_NODE, "big50", &e);
+	if (!err)
+		err = vp_fs_open(c, e.node, O_RDONLY, &fh);
+	size_t off = 0;
+	while (!err && off < size) {
+		uint32_t got = 0;
+		err = vp_fs_read(c, fh, off, back + off, VP_MAX_DATA, &got);
+		if (!err && got == 0)
+			break;
+		off += got;
+	}
+	if (fh)
+		vp_fs_close(c, fh);
+	check(err == 0 && off == size && e.attr.size == size && memcmp(buf, back, size) == 0,
+	      "50 MiB read back identical (%d, %zu bytes)", err, off);
+	if (!err)
+		vp_fs_forget(c, e.node, 1);
+	vp_fs_unlink(c, VP_ROOT_NODE, "big50");
+	free(buf);
+	free(back);
+}
+
+static void test_isolation(struct vp_client *a, struct vp_client *b)
+{
+	int err = put_file(a, "only_in_a", "a\n", 2, 0644);
+	struct vp_entry e;
+	int lb = vp_fs_lookup(b, VP_ROOT_NODE, "only_in_a", &e);
+	check(err == 0 && lb == -ENOENT, "file made in A is absent in B (%d, %d)", err, lb);
+	struct run bg;
+	err = run_start(a, "sleep 100", 0, 0, &bg);
+	usleep(100000);
+	check(err == 0 && guest_has_sleep(a), "A runs sleep");
+	check(!guest_has_sleep(b), "B does not see A's sleep");
+	struct run r;
+	const char *o = sh(b, "ps", &r);
+	check(strstr(o, "sleep") == NULL, "ps in B shows no sleep");
+	run_free(&r);
+	if (!err) {
+		vp_exec_signal(a, bg.exec_id, SIGKILL);
+		check(run_wait(&bg, 10000) == 0 && bg.ex.signal == SIGKILL, "A's sleep killed by signal");
+	}
+	run_free(&bg);
+}
+
+static void test_powerless(struct vp_client *c, const char *probe_path)
+{
+	struct run r;
+	/* A real module of the image: loading it must fail. */
+	int err = run_cmd(c, "m=$(find /lib/modules -name '*.ko*' | head -n1); [ -n \"$m\" ] || m=/init; "
+			     "insmod $m; echo rc=$?", &r);
+	check(err == 0 && strstr(r.o.p, "rc=0") == NULL && strstr(r.o.p, "rc=") != NULL,
+	      "insmod fails in the guest (%s)", r.e.p);
+	run_free(&r);
+
+	err = run_cmd(c, "mknod /sda b 8 0; echo mknod=$?; mkdir -p /mnt; mount /sda /mnt; echo mount=$?", &r);
+	check(err == 0 && strstr(r.o.p, "mknod=0") == NULL && strstr(r.o.p, "mount=0") == NULL,
+	      "mknod + mount of a host block device fail (%s)", r.o.p);
+	run_free(&r);
+
+	size_t len = 0;
+	char *probe = read_host_file(probe_path, &len);
+	check(probe != NULL, "probe binary %s", probe_path);
+	if (probe) {
+		err = put_file(c, "ns_probe", probe, len, 0755);
+		check(err == 0, "probe copied into the guest (%d)", err);
+		free(probe);
+		err = run_cmd(c, "/ns_probe", &r);
+		check(err == 0 && r.ex.code == 0, "probe ran (%d, %d: %s)", err, r.ex.code, r.e.p);
+		static const char *const refused[] = {"finit_module", "init_module", "delete_module",
+						      "kexec_load", "bpf", "keyctl", "perf_event_open",
+						      "userfaultfd", "syslog", "open_by_handle_at",
+						      "personality_weird", "x32_getpid", "mknod_block"};
+		for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+			char want[64];
+			snprintf(want, sizeof want, "%s %d\n", refused[i], EPERM);
+			check(strstr(r.o.p, want) != NULL, "guest root: %s refused with EPERM", refused[i]);
+		}
+		check(strstr(r.o.p, "personality_query 0\n") && strstr(r.o.p, "getpid 0\n"),
+		      "allowed calls still work");
+		check(strstr(r.o.p, "mount_block 0\n") == NULL, "block device mount fails");
+		run_free(&r);
+	}
+
+	const char *o = sh(c, "cat /proc/self/status", &r);
+	check(strstr(o, "NoNewPrivs:\t1") && strstr(o, "Seccomp:\t2"), "no_new_privs and seccomp filter set");
+	run_free(&r);
+
+	/* Host processes: only the guest's own pids exist in its /proc. */
+	o = sh(c, "cd /proc && for p in [0-9]*; do echo $p; done", &r);
+	int n = 0, maxpid = 0;
+	for (const char *p = o; *p;) {
+		int v = atoi(p);
+		n++;
+		if (v > maxpid)
+			maxpid = v;
+		p = strchr(p, '\n');
+		p = p ? p + 1 : "";
+	}
+	check(n >= 1 && n < 20, "guest /proc lists only guest processes (%d)", n);
+	char mine[32];
+	snprintf(mine, sizeof mine, "%d\n", (int)getpid());
+	check(getpid() > maxpid || strstr(o, mine) == NULL, "the daemon's pid %d is not visible", (int)getpid());
+	run_free(&r);
+	o = sh(c, "cat /proc/1/cmdline", &r);
+	check(strncmp(o, "/init", 5) == 0, "guest pid 1 is the agent (%s)", o);
+	run_free(&r);
+}
+
+static void test_network(struct vp_client *c)
+{
+	struct run r;
+	const char *o = sh(c, "ls /sys/class/net", &r);
+	check(strcmp(o, "lo\n") == 0, "only lo in /sys/class/net ('%s')", o);
+	run_free(&r);
+	int err = run_cmd(c, "ping -c1 -W2 127.0.0.1", &r);
+	check(err == 0 && r.ex.code == 0, "ping 127.0.0.1 works (%d: %s)", r.ex.code, r.e.p);
+	run_free(&r);
+}
+
+static void test_reset(struct machine *m)
+{
+	struct vp_client *c = machine_client(m);
+	struct machine_info before, after;
+	machine_get_info(m, &before);
+	int err = put_file(c, "survivor", "x", 1, 0644);
+	struct run bg;
+	int bgerr = run_start(c, "sleep 100", 0, 0, &bg);
+	usleep(100000);
+	check(err == 0 && bgerr == 0 && guest_has_sleep(c), "before reset: file and sleep exist");
+	err = machine_reset(m);
+	check(err == 0, "reset (%d)", err);
+	check(run_wait(&bg, 10000) == 0 && bg.err < 0, "exec running at reset ends with an error (%d)", bg.err);
+	run_free(&bg);
+	c = machine_client(m);
+	machine_get_info(m, &after);
+	check(c && machine_is_alive(m) && after.id == before.id && after.host_pid != before.host_pid,
+	      "same machine, new agent (pid %d → %d)", before.host_pid, after.host_pid);
+	struct vp_entry e;
+	check(c && vp_fs_lookup(c, VP_ROOT_NODE, "survivor", &e) == -ENOENT, "reset wiped the file");
+	check(c && !guest_has_sleep(c), "reset wiped the processes");
+}
+
+struct stdin_call {
+	struct vp_client *c;
+	uint32_t exec_id;
+	int err;
+	volatile int done;
+};
+
+static void *stdin_thread(void *arg)
+{
+	struct stdin_call *s = arg;
+	size_t len = 4u << 20;
+	char *buf = calloc(1, len);
+	/* Nobody reads the pipe: once it is full this call stays pending. */
+	s->err = buf ? vp_exec_stdin(s->c, s->exec_id, buf, (uint32_t)(len > VP_MAX_DATA ? VP_MAX_DATA : len), false)
+		     : -ENOMEM;
+	if (!s->err)
+		s->err = vp_exec_stdin(s->c, s->exec_id, buf, VP_MAX_DATA, false);
+	free(buf);
+	s->done = 1;
+	return NULL;
+}
+
+static void test_kill_agent(struct machine *m)
+{
+	struct vp_client *c = machine_client(m);
+	struct run r;
+	int err = run_start(c, "sleep 100", 0, VP_EXEC_STDIN, &r);
+	check(err == 0, "exec with stdin started (%d)", err);
+	struct stdin_call s = {.c = c, .exec_id = r.exec_id};
+	pthread_t t;
+	pthread_create(&t, NULL, stdin_thread, &s);
+	usleep(300000);
+	bool pending = !s.done;
+	struct machine_info info;
+	machine_get_info(m, &info);
+	int64_t t0 = now_ms();
+	kill(info.host_pid, SIGKILL);
+	int w = run_wait(&r, 10000);
+	check(w == 0 && r.err < 0, "running exec fails with an errno (%d) in %lld ms", r.err,
+	      (long long)(now_ms() - t0));
+	for (int i = 0; i < 1000 && !s.done; i++)
+		usleep(10000);
+	check(s.done, "pending call returned (%s at kill time)", pending ? "pending" : "already done");
+	if (s.done)
+		pthread_join(t, NULL);
+	check(!pending || s.err < 0, "pending call failed with an errno (%d)", s.err);
+	int perr = vp_ping(c);
+	check(perr < 0, "later calls fail at once (%d)", perr);
+	bool alive = true;
+	for (int i = 0; i < 100 && alive; i++) {
+		alive = machine_is_alive(m);
+		if (alive)
+			usleep(10000);
+	}
+	check(!alive, "is_alive turns false (%lld ms)", (long long)(now_ms() - t0));
+	run_free(&r);
+}
+
+static void test_limits(const char *image)
+{
+	struct machine_config cfg;
+	machine_config_defaults(&cfg);
+	cfg.kind = MACHINE_NS;
+	cfg.image_dir = image;
+	cfg.mem_bytes = 64u << 20;
+	cfg.disk_bytes = 32u << 20;
+	struct machine_backend *b;
+	int err = machine_backend_open(&cfg, &b);
+	check(err == 0, "backend with 64 MiB memory, 32 MiB disk (%d)", err);
+	if (err)
+		return;
+	struct machine *m;
+	err = machine_create(b, &m);
+	check(err == 0, "create (%d)", err);
+	if (!err) {
+		struct vp_client *c = machine_client(m);
+		struct run r;
+		err = run_cmd(c, "head -c 1073741824 /dev/zero | tail", &r);
+		check(err == 0 && (r.ex.code == 137 || r.ex.signal == SIGKILL),
+		      "memory hog killed (code %d, signal %d)", r.ex.code, r.ex.signal);
+		run_free(&r);
+		struct machine_info info;
+		machine_get_info(m, &info);
+		check(info.oom_kills >= 1, "oom_kills counted (%llu)", (unsigned long long)info.oom_kills);
+		check(machine_is_alive(m), "the agent survived the OOM kill");
+		err = run_cmd(c, "echo still", &r);
+		check(err == 0 && strcmp(r.o.p, "still\n") == 0, "machine still serves commands");
+		run_free(&r);
+
+		/* Past disk_bytes the writable layer is full. */
+		size_t chunk = VP_MAX_DATA;
+		char *buf = calloc(1, chunk);
+		uint64_t fh;
+		struct vp_entry e;
+		err = vp_fs_create(c, VP_ROOT_NODE, "fill", O_WRONLY | O_CREAT | O_TRUNC, 0644, &fh, &e);
+		int werr = 0;
+		uint64_t off = 0;
+		for (int i = 0; i < 64 && !err && !werr; i++) {
+			uint32_t w = 0;
+			werr = vp_fs_write(c, fh, off, buf, (uint32_t)chunk, &w);
+			off += w;
+			if (!werr && w < chunk) /* a short write then the next one fails */
+				continue;
+		}
+		if (!err)
+			vp_fs_close(c, fh);
+		check(err == 0 && werr == -ENOSPC, "writing past disk_bytes gives ENOSPC (%d after %llu bytes)", werr,
+		      (unsigned long long)off);
+		err = run_cmd(c, "dd if=/dev/zero of=/fill2 bs=1024 count=1024", &r);
+		check(err == 0 && r.ex.code != 0 && strstr(r.e.p, "No space left"), "dd sees ENOSPC too");
+		run_free(&r);
+		free(buf);
+		machine_destroy(m);
+	}
+	machine_backend_close(b);
+}
+
+static void test_leaks(struct machine_backend *b)
+{
+	int ch0 = count_children(), fd0 = count_fds(), mn0 = count_mounts(), cg0 = count_cgroups();
+	struct machine *ms[4] = {0};
+	int ok = 0;
+	for (int i = 0; i < 4; i++)
+		if (machine_create(b, &ms[i]) == 0)
+			ok++;
+	check(ok == 4, "4 machines created");
+	check(count_children() >= ch0 + ok, "their agents are children of this process");
+	check(count_cgroups() >= cg0 + ok, "each has a cgroup");
+	if (ms[1])
+		machine_reset(ms[1]);
+	for (int i = 0; i < 4; i++)
+		machine_destroy(ms[i]);
+	int ch1 = count_children(), fd1 = count_fds(), mn1 = count_mounts(), cg1 = count_cgroups();
+	check(ch1 == ch0, "no process left (%d → %d)", ch0, ch1);
+	check(fd1 == fd0, "no fd left (%d → %d)", fd0, fd1);
+	check(mn1 == mn0, "no host mount left (%d → %d)", mn0, mn1);
+	check(cg1 == cg0, "no cgroup left (%d → %d)", cg0, cg1);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (id maps, cgroups)\n");
+		return 77;
+	}
+	if (!userns_works()) {
+		printf("SKIP: user namespaces are unavailable here\n");
+		return 77;
+	}
+	const char *image = getenv("VMPOOL_IMAGE");
+	if (!image) {
+		printf("not ok 1 - VMPOOL_IMAGE is not set\n");
+		return 1;
+	}
+	char probe[4096];
+	const char *pp = getenv("VMPOOL_NS_PROBE");
+	snprintf(probe, sizeof probe, "%s", pp ? pp : "ns_probe");
+
+	int cg_before = count_cgroups(), mn_before = count_mounts(), fd_before = count_fds();
+	test_backend_choice(image);
+
+	struct machine_config cfg;
+	machine_config_defaults(&cfg);
+	cfg.kind = MACHINE_NS;
+	cfg.image_dir = image;
+	struct machine_backend *b;
+	int err = machine_backend_open(&cfg, &b);
+	check(err == 0, "ns backend opens (%d)", err);
+	if (err)
+		return 1;
+	struct machine *a = NULL, *bm = NULL;
+	err = machine_create(b, &a);
+	check(err == 0, "machine A created (%d)", err);
+	if (err)
+		return 1;
+	struct machine_info info;
+	machine_get_info(a, &info);
+	check(info.host_pid > 0 && info.boot_us > 0 && info.oom_kills == 0, "info: pid %d, boot %llu us",
+	      info.host_pid, (unsigned long long)info.boot_us);
+	check(machine_is_alive(a), "A is alive");
+	struct vp_client *ca = machine_client(a);
+	vp_client_set_timeout(ca, 30000);
+
+	test_exec(ca);
+	test_big_file(ca);
+	err = machine_create(b, &bm);
+	check(err == 0, "machine B created (%d)", err);
+	if (!err) {
+		test_isolation(ca, machine_client(bm));
+		machine_destroy(bm);
+	}
+	test_powerless(ca, probe);
+	test_network(ca);
+	test_reset(a);
+	test_kill_agent(a);
+	err = machine_reset(a);
+	check(err == 0 && machine_is_alive(a), "a dead machine comes back with reset (%d)", err);
+	machine_destroy(a);
+
+	test_leaks(b);
+	machine_backend_close(b);
+	test_limits(image);
+
+	check(count_cgroups() == cg_before, "backend close removes its cgroups");
+	check(count_mounts() == mn_before, "no host mounts left");
+	check(count_fds() == fd_before, "no fds left (%d → %d)", fd_before, count_fds());
+	printf("1..%d\n", checks);
+	if (failures)
+		printf("# %d of %d checks failed\n", failures, checks);
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,346 @@
+/* The ns backend: checks at open that this host can run it, then creates,
+ * resets and destroys sandboxed agents (ns_spawn.c) with their cgroups
+ * (ns_cgroup.c) and a client on their channel. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest-agent/client.h"
+#include "vmm/ns.h"
+
+/* Guest ids 0..65535 map to [base, base + 65536): the base must leave the
+ * host's own ordinary ids (0..65535) unmapped. */
+#define ID_RANGE 65536u
+
+struct ns_backend {
+	struct machine_config cfg;
+	struct ns_spawn_opts ids;
+	char *scratch; /* empty dir, mount point of each machine's tmpfs (in its own mount ns) */
+	struct ns_cgroups *cg;
+	struct ns_seccomp sc;
+	struct ns_plan *plan;
+	atomic_uint next_id;
+};
+
+struct ns_machine {
+	struct ns_backend *b;
+	uint32_t id;
+	uint32_t gen; /* bumped by reset: each life gets a fresh cgroup */
+	struct ns_spawned sp;
+	struct ns_cg cg;
+	struct vp_client *client;
+	uint64_t boot_us;
+};
+
+static void complain(const char *what, int err)
+{
+	fprintf(stderr, "vmpoolfs: ns backend unavailable: %s (%s)\n", what, strerror(-err));
+}
+
+/* The sysctls say little (Debian's knob only binds unprivileged users, LSMs
+ * and container runtimes forbid it in other ways): try one. */
+static int check_userns(void)
+{
+	int pidfd = -1;
+	struct clone_args ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_NEWUSER | CLONE_PIDFD;
+	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
+		return errno == ENOMEM ? -ENOMEM : -EOPNOTSUPP;
+	siginfo_t si;
+	while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+	close(pidfd);
+	return 0;
+}
+
+static int check_overlay(void)
+{
+	FILE *f = fopen("/proc/filesystems", "re");
+	if (!f)
+		return -errno;
+	char line[128];
+	int found = 0;
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, "\toverlay\n"))
+			found = 1;
+	fclose(f);
+	/* Not listed can also mean "module not loaded yet"; see if it exists. */
+	if (!found && access("/sys/module/overlay", F_OK) == 0)
+		found = 1;
+	return found ? 0 : -ENODEV;
+}
+
+static int check_image(struct ns_backend *b, const char *rootfs)
+{
+	struct stat st;
+	if (stat(rootfs, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	/* The image's owner is the host id guest root maps to (the image build
+	 * chowns the tree); anything below ID_RANGE would map host users. */
+	if (st.st_uid < ID_RANGE || st.st_gid < ID_RANGE || st.st_uid > UINT32_MAX - ID_RANGE ||
+	    st.st_gid > UINT32_MAX - ID_RANGE)
+		return -EINVAL;
+	b->ids.uid_base = st.st_uid;
+	b->ids.gid_base = st.st_gid;
+	char init[4200];
+	snprintf(init, sizeof init, "%s/init", rootfs);
+	if (stat(init, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+		return -ENOEXEC;
+	return 0;
+}
+
+/* Lowering oom_score_adj below what a process inherited needs
+ * CAP_SYS_RESOURCE, which some container hosts drop from the bounding set. */
+static bool have_cap(int cap)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return false;
+	char line[256];
+	unsigned long long eff = 0;
+	bool found = false;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			found = true;
+			break;
+		}
+	fclose(f);
+	return found && (eff >> cap) & 1u;
+}
+
+/* Scratch dirs of daemons that died: empty (nothing is ever mounted on
+ * them on the host), named after their pid. */
+static void remove_stale_scratch(const char *base)
+{
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int pid;
+		if (sscanf(de->d_name, "vmpoolfs-ns.%d.", &pid) != 1 || pid <= 0 || pid == getpid())
+			continue;
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+static int make_scratch(char **out)
+{
+	static const char *const bases[] = {"/run", "/tmp"};
+	for (size_t i = 0; i < 2; i++) {
+		char *p;
+		remove_stale_scratch(bases[i]);
+		if (asprintf(&p, "%s/vmpoolfs-ns.%d.XXXXXX", bases[i], (int)getpid()) < 0)
+			return -ENOMEM;
+		/* 0700 is enough: the child mounts on it before any guest id
+		 * looks inside, and no host user should. */
+		if (mkdtemp(p)) {
+			*out = p;
+			return 0;
+		}
+		free(p);
+	}
+	return -errno;
+}
+
+int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
+{
+	if (!cfg->image_dir || !cfg->mem_bytes || !cfg->disk_bytes || !cfg->pids_max)
+		return -EINVAL;
+	if (geteuid() != 0) {
+		complain("needs root (id maps, cgroups)", -EPERM);
+		return -EPERM;
+	}
+	int err = check_userns();
+	if (err) {
+		complain("user namespaces are disabled", err);
+		return err;
+	}
+	if ((err = check_overlay())) {
+		complain("overlayfs is not available", err);
+		return err;
+	}
+	struct ns_backend *b = calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	b->cfg = *cfg;
+	b->cfg.kind = MACHINE_NS;
+	b->cfg.image_dir = NULL; /* not kept: the caller owns the string */
+	if (!b->cfg.ready_timeout_ms)
+		b->cfg.ready_timeout_ms = 10000;
+	atomic_init(&b->next_id, 1);
+	char *rootfs = NULL;
+	if (asprintf(&rootfs, "%s/rootfs", cfg->image_dir) < 0) {
+		free(b);
+		return -ENOMEM;
+	}
+	if ((err = check_image(b, rootfs))) {
+		complain(err == -EINVAL ? "image rootfs/ is not owned by a mapped id range (uid/gid >= 65536)"
+					: "image rootfs/ with an executable /init not found",
+			 err);
+		goto fail;
+	}
+	b->ids.oom_protect = have_cap(CAP_SYS_RESOURCE);
+	if (!b->ids.oom_protect)
+		fprintf(stderr, "vmpoolfs: ns: no CAP_SYS_RESOURCE here: agents keep oom_score_adj 0 "
+				"(the OOM killer still prefers the largest process, a command)\n");
+	if ((err = ns_seccomp_build(&b->sc)))
+		goto fail;
+	if ((err = ns_cgroups_open(&b->cg))) {
+		complain("no usable cgroup memory+pids controllers (v1 or v2)", err);
+		goto fail;
+	}
+	if ((err = make_scratch(&b->scratch)))
+		goto fail;
+	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, &b->sc, &b->plan)))
+		goto fail;
+	free(rootfs);
+	*out = b;
+	return 0;
+fail:
+	free(rootfs);
+	ns_backend_close(b);
+	return err;
+}
+
+void ns_backend_close(struct ns_backend *b)
+{
+	if (!b)
+		return;
+	ns_plan_free(b->plan);
+	ns_cgroups_close(b->cg);
+	if (b->scratch) {
+		rmdir(b->scratch);
+		free(b->scratch);
+	}
+	free(b);
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Tears down one life of the machine: nothing of it survives. */
+static void machine_stop(struct ns_machine *m)
+{
+	/* Fail pending calls first so no caller waits on a guest being killed. */
+	if (m->client)
+		vp_client_shutdown(m->client);
+	ns_spawn_kill(&m->sp);
+	vp_client_free(m->client);
+	m->client = NULL;
+	if (m->sp.chan_fd >= 0) /* only when no client took it over */
+		close(m->sp.chan_fd);
+	m->sp.chan_fd = -1;
+	ns_cg_remove(&m->cg);
+}
+
+static int machine_start(struct ns_machine *m)
+{
+	struct ns_backend *b = m->b;
+	uint64_t t0 = now_us();
+	int timeout = (int)b->cfg.ready_timeout_ms;
+	char name[32];
+	snprintf(name, sizeof name, "m%u.%u", m->id, m->gen++);
+	m->sp.pidfd = -1;
+	m->sp.chan_fd = -1;
+	int err = ns_cg_create(b->cg, name, b->cfg.mem_bytes, b->cfg.pids_max, &m->cg);
+	if (err)
+		return err;
+	if ((err = ns_spawn(b->plan, &b->ids, b->cg, &m->cg, timeout, &m->sp)))
+		goto fail;
+	int fd = m->sp.chan_fd;
+	m->sp.chan_fd = -1; /* the client owns it from here, even on failure */
+	if ((err = vp_client_new(fd, &m->client))) {
+		m->client = NULL;
+		goto fail;
+	}
+	int left = timeout - (int)((now_us() - t0) / 1000u);
+	if (left < 1)
+		left = 1;
+	if ((err = vp_client_handshake(m->client, left)))
+		goto fail;
+	m->boot_us = now_us() - t0;
+	return 0;
+fail:
+	machine_stop(m);
+	return err;
+}
+
+int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
+{
+	struct ns_machine *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	m->b = b;
+	m->id = atomic_fetch_add(&b->next_id, 1);
+	m->sp.pidfd = -1;
+	m->sp.chan_fd = -1;
+	int err = machine_start(m);
+	if (err) {
+		free(m);
+		return err;
+	}
+	*out = m;
+	return 0;
+}
+
+int ns_machine_reset(struct ns_machine *m)
+{
+	machine_stop(m);
+	return machine_start(m);
+}
+
+void ns_machine_destroy(struct ns_machine *m)
+{
+	if (!m)
+		return;
+	machine_stop(m);
+	free(m);
+}
+
+bool ns_machine_is_alive(struct ns_machine *m)
+{
+	return m->client && vp_client_alive(m->client) && !ns_spawn_exited(&m->sp);
+}
+
+struct vp_client *ns_machine_client(struct ns_machine *m)
+{
+	return m->client;
+}
+
+void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = m->id;
+	out->host_pid = m->sp.pid;
+	out->boot_us = m->boot_us;
+	if (m->cg.ndirs > 0)
+		ns_cg_oom_kills(&m->cg, &out->oom_kills);
+}

@@ -1,0 +1,116 @@
+/* Namespace machine backend ("ns", DESIGN §3): internal interface.
+ *
+ * ns.c          backend open/close and machine lifecycle (create, reset, destroy)
+ * ns_spawn.c    clone of the sandboxed agent: parent side and child setup
+ *               (proc, sysfs, /dev, loopback are set up there, before the
+ *               agent runs: see child_kernfs for why proc and sysfs must be)
+ * ns_cgroup.c   per-machine cgroups (v1 or pure v2, detected at open)
+ * ns_seccomp.c  the seccomp filter (hand-written BPF, one table of refusals)
+ *
+ * All functions return 0 or -errno. */
+#ifndef VMPOOL_NS_H
+#define VMPOOL_NS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <linux/filter.h>
+
+#include "vmm/machine.h"
+
+/* ---- backend / machines (ns.c) --------------------------------------- */
+
+struct ns_backend;
+struct ns_machine;
+
+int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out);
+void ns_backend_close(struct ns_backend *b);
+int ns_machine_create(struct ns_backend *b, struct ns_machine **out);
+int ns_machine_reset(struct ns_machine *m);
+void ns_machine_destroy(struct ns_machine *m);
+bool ns_machine_is_alive(struct ns_machine *m);
+struct vp_client *ns_machine_client(struct ns_machine *m);
+void ns_machine_get_info(struct ns_machine *m, struct machine_info *out);
+
+/* ---- seccomp (ns_seccomp.c) ------------------------------------------ */
+
+#define NS_SECCOMP_MAX 128
+struct ns_seccomp {
+	struct sock_filter insns[NS_SECCOMP_MAX];
+	struct sock_fprog prog; /* points into insns */
+};
+/* Builds the filter into sc (no allocation; sc must not move afterwards). */
+int ns_seccomp_build(struct ns_seccomp *sc);
+/* Name of a refused syscall number, or NULL when it is allowed (for tests). */
+const char *ns_seccomp_refused_name(int nr);
+
+/* ---- cgroups (ns_cgroup.c) ------------------------------------------- */
+
+#define NS_CG_MAX_DIRS 2 /* v1: memory and pids hierarchies; v2: one */
+
+struct ns_cgroups; /* detected layout and the backend's own parent dirs */
+
+/* Detects v1 (memory and pids hierarchies) or pure v2 (memory and pids
+ * controllers available) and creates this backend's parent cgroup(s).
+ * -EOPNOTSUPP when neither layout is usable. */
+int ns_cgroups_open(struct ns_cgroups **out);
+void ns_cgroups_close(struct ns_cgroups *cg); /* removes the parent cgroups */
+int ns_cgroups_version(const struct ns_cgroups *cg); /* 1 or 2 */
+/* The parent directory in each hierarchy (for tests counting leftovers). */
+int ns_cgroups_dirs(const struct ns_cgroups *cg, const char **dirs, int max);
+
+struct ns_cg {
+	int ndirs;
+	char *dirs[NS_CG_MAX_DIRS]; /* malloc'ed */
+	int version;
+};
+/* A machine's leaf cgroup `name` with its limits set. */
+int ns_cg_create(struct ns_cgroups *cg, const char *name, uint64_t mem_bytes, uint32_t pids_max,
+		 struct ns_cg *out);
+/* Around clone: the child is born in c's cgroups (see ns_cgroup.c). With
+ * cgroup_fd >= 0 (v2) clone with CLONE_INTO_CGROUP; v1 moves the calling
+ * thread in and ns_cg_clone_end moves it back. */
+struct ns_cg_clone {
+	int cgroup_fd;
+	int nhome;
+	char *home[NS_CG_MAX_DIRS];
+};
+int ns_cg_clone_begin(const struct ns_cgroups *cg, const struct ns_cg *c, struct ns_cg_clone *st);
+int ns_cg_clone_end(struct ns_cg_clone *st);
+int ns_cg_oom_kills(const struct ns_cg *c, uint64_t *out);
+/* rmdir every dir, retrying briefly while the kernel empties it; frees. */
+int ns_cg_remove(struct ns_cg *c);
+
+/* ---- spawn (ns_spawn.c) ---------------------------------------------- */
+
+/* Everything the child needs, prepared before clone: the child runs between
+ * clone and execve in a copy of a multithreaded process, so it may only make
+ * async-signal-safe calls on memory that is already there. Built once per
+ * backend: every machine uses the same paths, each in its own mount ns. */
+struct ns_plan;
+
+int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes,
+		const struct ns_seccomp *sc, struct ns_plan **out);
+void ns_plan_free(struct ns_plan *p);
+
+struct ns_spawned {
+	pid_t pid;     /* the agent on the host */
+	int pidfd;     /* CLOEXEC */
+	int chan_fd;   /* host end of the channel, CLOEXEC */
+};
+struct ns_spawn_opts {
+	uint32_t uid_base, gid_base; /* host ids guest root maps to: "0 base 65536" */
+	bool oom_protect;            /* set the agent's oom_score_adj to -1000 (needs CAP_SYS_RESOURCE) */
+};
+/* Clones the sandbox into cg, maps ids, protects it from the OOM
+ * killer, releases it and waits (at most timeout_ms) until it has exec'ed
+ * /init or failed. On failure nothing is left behind. */
+int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struct ns_cgroups *cgs,
+	     const struct ns_cg *cg, int timeout_ms, struct ns_spawned *out);
+/* SIGKILL and reap (the pid namespace dies with its PID 1); closes pidfd. */
+void ns_spawn_kill(struct ns_spawned *s);
+bool ns_spawn_exited(const struct ns_spawned *s);
+
+#endif

@@ -1,0 +1,522 @@
+/* Per-machine cgroups for the ns backend: memory and pids limits, and the
+ * OOM-kill counter. Works with cgroup v1 (memory and pids hierarchies, as on
+ * hosts that still mount v1) and with a pure v2 hierarchy; the layout is
+ * detected once, at backend open, from /proc/self/mountinfo and
+ * /proc/self/cgroup. Each backend makes its own parent cgroup (so several
+ * daemons or test processes never collide) and one leaf per machine. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/ns.h"
+
+struct mnt {
+	char point[1024];
+	char root[1024];
+	bool found;
+};
+
+struct ns_cgroups {
+	int version;
+	int ndirs;
+	char *parent[NS_CG_MAX_DIRS]; /* this backend's parent cgroup per hierarchy */
+	struct mnt mnt[NS_CG_MAX_DIRS];
+	const char *ctl[NS_CG_MAX_DIRS]; /* v1: controller naming the hierarchy */
+	bool has_memsw;                  /* v1: memory.memsw.* exists (swap accounting) */
+};
+
+/* ---- small file helpers ----------------------------------------------- */
+
+static int write_file(const char *dir, const char *name, const char *val)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = strlen(val);
+	ssize_t w = write(fd, val, n);
+	int err = w < 0 ? -errno : (size_t)w != n ? -EIO : 0;
+	close(fd);
+	return err;
+}
+
+/* Reads a small file whole into buf (NUL-terminated). */
+static int read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	while (got + 1 < cap) {
+		ssize_t r = read(fd, buf + got, cap - 1 - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int err = -errno;
+			close(fd);
+			return err;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	close(fd);
+	return 0;
+}
+
+/* "a,b,c" contains token t. */
+static bool has_token(const char *list, const char *t, char sep)
+{
+	size_t n = strlen(t);
+	for (const char *p = list; p && *p;) {
+		const char *e = strchr(p, sep);
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && memcmp(p, t, n) == 0)
+			return true;
+		p = e ? e + 1 : NULL;
+	}
+	return false;
+}
+
+/* ---- layout detection -------------------------------------------------- */
+
+/* Finds the cgroup v1 mount carrying controller `ctl`, or (ctl NULL) the
+ * first cgroup2 mount. Mountinfo fields: id parent dev root point opts
+ * [optional...] - fstype source superopts. Paths with spaces are escaped
+ * (\040) by the kernel; cgroup mounts never have them in practice. */
+static int find_mount(const char *ctl, struct mnt *out)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	out->found = false;
+	while (getline(&line, &cap, f) > 0) {
+		char root[1024], point[1024];
+		if (sscanf(line, "%*s %*s %*s %1023s %1023s", root, point) != 2)
+			continue;
+		const char *dash = strstr(line, " - ");
+		if (!dash)
+			continue;
+		char fstype[64], source[256], sopts[1024];
+		if (sscanf(dash + 3, "%63s %255s %1023s", fstype, source, sopts) != 3)
+			continue;
+		bool match = ctl ? strcmp(fstype, "cgroup") == 0 && has_token(sopts, ctl, ',')
+				 : strcmp(fstype, "cgroup2") == 0;
+		if (match) {
+			snprintf(out->point, sizeof out->point, "%s", point);
+			snprintf(out->root, sizeof out->root, "%s", root);
+			out->found = true;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+/* Our cgroup path in the hierarchy whose /proc/self/cgroup line lists `ctl`
+ * (v1) or in the unified hierarchy (ctl NULL: the "0::" line). */
+static int own_cgroup(const char *file, const char *ctl, char *out, size_t cap)
+{
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t lcap = 0;
+	int err = -ENOENT;
+	while (getline(&line, &lcap, f) > 0) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *ctls = c1 + 1;
+		*c1 = '\0';
+		bool match = ctl ? has_token(ctls, ctl, ',') : (strcmp(line, "0") == 0 && *ctls == '\0');
+		if (match) {
+			snprintf(out, cap, "%s", c2 + 1);
+			err = 0;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
+/* The directory of our own cgroup: mount point + path below the mount root. */
+static int own_dir(const struct mnt *m, const char *cgpath, char *out, size_t cap)
+{
+	const char *rel = cgpath;
+	size_t rl = strlen(m->root);
+	if (strcmp(m->root, "/") != 0 && strncmp(cgpath, m->root, rl) == 0 &&
+	    (cgpath[rl] == '/' || cgpath[rl] == '\0'))
+		rel = cgpath + rl;
+	if (strcmp(rel, "/") == 0)
+		rel = "";
+	if (snprintf(out, cap, "%s%s", m->point, rel) >= (int)cap)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Parents left by a daemon that died (its agents die with their channel,
+ * so the cgroups are empty or soon will be): removed when their owner pid
+ * no longer exists. Best effort; a busy one stays. */
+static void remove_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int pid;
+		unsigned n;
+		if (de->d_type != DT_DIR || sscanf(de->d_name, "vmpoolfs.%d.%u", &pid, &n) != 2 || pid <= 0)
+			continue;
+		if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		int pfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0)
+			continue;
+		DIR *sub = fdopendir(pfd);
+		if (!sub) {
+			close(pfd);
+			continue;
+		}
+		struct dirent *m;
+		while ((m = readdir(sub)))
+			if (m->d_type == DT_DIR && m->d_name[0] == 'm')
+				unlinkat(dirfd(sub), m->d_name, AT_REMOVEDIR);
+		closedir(sub);
+		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+/* Creates a uniquely named child of dir for this backend. */
+static int make_parent(const char *dir, char **out)
+{
+	static const char prefix[] = "vmpoolfs";
+	remove_stale(dir);
+	for (unsigned n = 0; n < 1000; n++) {
+		char *p;
+		if (asprintf(&p, "%s/%s.%d.%u", dir, prefix, (int)getpid(), n) < 0)
+			return -ENOMEM;
+		if (mkdir(p, 0755) == 0) {
+			*out = p;
+			return 0;
+		}
+		int err = -errno;
+		free(p);
+		if (err != -EEXIST)
+			return err;
+	}
+	return -EEXIST;
+}
+
+static int open_v1(struct ns_cgroups *cg)
+{
+	static const char *const ctls[] = {"memory", "pids"};
+	struct mnt m[2];
+	for (int i = 0; i < 2; i++) {
+		int err = find_mount(ctls[i], &m[i]);
+		if (err)
+			return err;
+		if (!m[i].found)
+			return -EOPNOTSUPP;
+	}
+	cg->version = 1;
+	for (int i = 0; i < 2; i++) {
+		/* Co-mounted controllers share one hierarchy: one dir serves both. */
+		if (i == 1 && strcmp(m[0].point, m[1].point) == 0)
+			break;
+		char path[4096], dir[4096];
+		int err = own_cgroup("/proc/self/cgroup", ctls[i], path, sizeof path);
+		if (!err)
+			err = own_dir(&m[i], path, dir, sizeof dir);
+		if (!err)
+			err = make_parent(dir, &cg->parent[cg->ndirs]);
+		if (err)
+			return err;
+		cg->mnt[cg->ndirs] = m[i];
+		cg->ctl[cg->ndirs] = ctls[i];
+		cg->ndirs++;
+	}
+	char memsw[4200];
+	snprintf(memsw, sizeof memsw, "%s/memory.memsw.limit_in_bytes", cg->parent[0]);
+	cg->has_memsw = access(memsw, F_OK) == 0;
+	return 0;
+}
+
+static int open_v2(struct ns_cgroups *cg)
+{
+	struct mnt m;
+	int err = find_mount(NULL, &m);
+	if (err)
+		return err;
+	if (!m.found)
+		return -EOPNOTSUPP;
+	char path[4096], dir[4096], buf[512];
+	err = own_cgroup("/proc/self/cgroup", NULL, path, sizeof path);
+	if (!err)
+		err = own_dir(&m, path, dir, sizeof dir);
+	if (err)
+		return err;
+	/* A v2 cgroup with processes in it cannot hand controllers to children
+	 * ("no internal processes"), except the root. So the parent goes under
+	 * the root when we are there, else beside our own cgroup: our parent
+	 * already delegates memory and pids to us when we have them. */
+	char host[4096];
+	bool at_root = strcmp(dir, m.point) == 0;
+	if (at_root) {
+		snprintf(host, sizeof host, "%s", dir);
+	} else {
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			return -EOPNOTSUPP;
+		snprintf(host, sizeof host, "%.*s", (int)(slash - dir), dir);
+	}
+	char ctlpath[4200];
+	snprintf(ctlpath, sizeof ctlpath, "%s/cgroup.controllers", host);
+	if ((err = read_file(ctlpath, buf, sizeof buf)))
+		return err;
+	buf[strcspn(buf, "\n")] = '\0';
+	if (!has_token(buf, "memory", ' ') || !has_token(buf, "pids", ' '))
+		return -EOPNOTSUPP;
+	/* Make sure host gives them to its children (idempotent when it does). */
+	if ((err = write_file(host, "cgroup.subtree_control", "+memory +pids")))
+		return err;
+	cg->version = 2;
+	if ((err = make_parent(host, &cg->parent[0])))
+		return err;
+	cg->ndirs = 1;
+	return write_file(cg->parent[0], "cgroup.subtree_control", "+memory +pids");
+}
+
+int ns_cgroups_open(struct ns_cgroups **out)
+{
+	struct ns_cgroups *cg = calloc(1, sizeof *cg);
+	if (!cg)
+		return -ENOMEM;
+	/* v1 first: where memory is bound to a v1 hierarchy, the cgroup2 mount
+	 * (hybrid layout) has no controllers to offer. */
+	int err = open_v1(cg);
+	if (err) {
+		for (int i = 0; i < cg->ndirs; i++) {
+			rmdir(cg->parent[i]);
+			free(cg->parent[i]);
+			cg->parent[i] = NULL;
+		}
+		cg->ndirs = 0;
+		err = open_v2(cg);
+	}
+	if (err) {
+		ns_cgroups_close(cg);
+		return err;
+	}
+	*out = cg;
+	return 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The kernel removes exited tasks from a cgroup a little after they are
+ * reaped; rmdir says EBUSY until then. */
+static int rmdir_retry(const char *dir)
+{
+	for (int i = 0; i < 200; i++) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		sleep_ms(i < 20 ? 1 : 10);
+	}
+	return -EBUSY;
+}
+
+void ns_cgroups_close(struct ns_cgroups *cg)
+{
+	if (!cg)
+		return;
+	for (int i = 0; i < cg->ndirs; i++) {
+		rmdir_retry(cg->parent[i]);
+		free(cg->parent[i]);
+	}
+	free(cg);
+}
+
+int ns_cgroups_version(const struct ns_cgroups *cg)
+{
+	return cg->version;
+}
+
+int ns_cgroups_dirs(const struct ns_cgroups *cg, const char **dirs, int max)
+{
+	int n = 0;
+	for (; n < cg->ndirs && n < max; n++)
+		dirs[n] = cg->parent[n];
+	return n;
+}
+
+/* ---- per machine ------------------------------------------------------- */
+
+static int set_limits(const struct ns_cgroups *cg, struct ns_cg *c, uint64_t mem, uint32_t pids)
+{
+	char v[32];
+	int err;
+	snprintf(v, sizeof v, "%" PRIu64, mem);
+	if (cg->version == 1) {
+		if ((err = write_file(c->dirs[0], "memory.limit_in_bytes", v)))
+			return err;
+		/* memory+swap limit too, so a host that gains swap still holds the
+		 * guest to mem_bytes (it must be ≥ the memory limit, set after it). */
+		if (cg->has_memsw && (err = write_file(c->dirs[0], "memory.memsw.limit_in_bytes", v)))
+			return err;
+		const char *pdir = c->dirs[c->ndirs - 1];
+		snprintf(v, sizeof v, "%" PRIu32, pids);
+		return write_file(pdir, "pids.max", v);
+	}
+	if ((err = write_file(c->dirs[0], "memory.max", v)))
+		return err;
+	/* No swapping the guest out instead of enforcing the limit. */
+	write_file(c->dirs[0], "memory.swap.max", "0");
+	snprintf(v, sizeof v, "%" PRIu32, pids);
+	return write_file(c->dirs[0], "pids.max", v);
+}
+
+int ns_cg_create(struct ns_cgroups *cg, const char *name, uint64_t mem_bytes, uint32_t pids_max,
+		 struct ns_cg *out)
+{
+	memset(out, 0, sizeof *out);
+	out->version = cg->version;
+	int err = 0;
+	for (int i = 0; i < cg->ndirs; i++) {
+		char *d;
+		if (asprintf(&d, "%s/%s", cg->parent[i], name) < 0) {
+			err = -ENOMEM;
+			break;
+		}
+		if (mkdir(d, 0755) < 0) {
+			err = -errno;
+			free(d);
+			break;
+		}
+		out->dirs[out->ndirs++] = d;
+	}
+	if (!err)
+		err = set_limits(cg, out, mem_bytes, pids_max);
+	if (err)
+		ns_cg_remove(out);
+	return err;
+}
+
+/* Starting the child inside its cgroup, rather than moving it there after
+ * clone: moving a process (cgroup.procs) waits for an RCU grace period on
+ * the global threadgroup lock, 15 ms here, most of a machine's start.
+ * v2 has CLONE_INTO_CGROUP. v1 has not, but moving only the calling thread
+ * ("0" to tasks) skips that lock: the thread goes in, clones (the child
+ * inherits the thread's cgroups, and the pids limit applies to that very
+ * fork) and comes back. */
+int ns_cg_clone_begin(const struct ns_cgroups *cg, const struct ns_cg *c, struct ns_cg_clone *st)
+{
+	memset(st, 0, sizeof *st);
+	st->cgroup_fd = -1;
+	if (c->version == 2) {
+		st->cgroup_fd = open(c->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return st->cgroup_fd < 0 ? -errno : 0;
+	}
+	for (int i = 0; i < c->ndirs; i++) {
+		char path[4096], dir[4096];
+		int err = own_cgroup("/proc/thread-self/cgroup", cg->ctl[i], path, sizeof path);
+		if (!err)
+			err = own_dir(&cg->mnt[i], path, dir, sizeof dir);
+		if (!err && !(st->home[i] = strdup(dir)))
+			err = -ENOMEM;
+		if (!err)
+			err = write_file(c->dirs[i], "tasks", "0");
+		if (err) {
+			ns_cg_clone_end(st);
+			return err;
+		}
+		st->nhome = i + 1;
+	}
+	return 0;
+}
+
+int ns_cg_clone_end(struct ns_cg_clone *st)
+{
+	int first = 0;
+	if (st->cgroup_fd >= 0)
+		close(st->cgroup_fd);
+	st->cgroup_fd = -1;
+	for (int i = 0; i < st->nhome; i++) {
+		int err = write_file(st->home[i], "tasks", "0");
+		if (err && !first)
+			first = err;
+	}
+	for (int i = 0; i < NS_CG_MAX_DIRS; i++) {
+		free(st->home[i]);
+		st->home[i] = NULL;
+	}
+	st->nhome = 0;
+	return first;
+}
+
+int ns_cg_oom_kills(const struct ns_cg *c, uint64_t *out)
+{
+	char path[4200], buf[1024];
+	*out = 0;
+	if (c->ndirs < 1)
+		return -ENOENT;
+	/* v1: memory.oom_control has "oom_kill N" (Linux ≥ 4.13);
+	 * v2: memory.events has "oom_kill N". */
+	snprintf(path, sizeof path, "%s/%s", c->dirs[0], c->version == 1 ? "memory.oom_control" : "memory.events");
+	int err = read_file(path, buf, sizeof buf);
+	if (err)
+		return err;
+	for (char *p = buf; p && *p;) {
+		unsigned long long v;
+		if (sscanf(p, "oom_kill %llu", &v) == 1) {
+			*out = v;
+			return 0;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -ENOENT;
+}
+
+int ns_cg_remove(struct ns_cg *c)
+{
+	int first = 0;
+	for (int i = c->ndirs - 1; i >= 0; i--) {
+		int err = rmdir_retry(c->dirs[i]);
+		if (err && !first)
+			first = err;
+		free(c->dirs[i]);
+		c->dirs[i] = NULL;
+	}
+	c->ndirs = 0;
+	return first;
+}
