@@ -1,0 +1,180 @@
+/* Guest agent internals (vmpool-agent, PID 1 in a guest; see proto.h).
+ *
+ * Threads: the main thread reads frames from the channel and decodes them
+ * (agent_main.c); EXEC/STDIN/SIGNAL/OUTPUT_ACK go to one exec event loop
+ * (agent_exec.c), which is also the only caller of wait*() so it never
+ * loses a command's status to the zombie reaper; file requests go to a
+ * growing worker pool (agent_pool.c) that runs them on node/handle tables
+ * (agent_fs.c, agent_fs_table.c). Every thread replies through the channel
+ * (agent_chan.c), whose writes are serialised by a mutex. PID 1 duties
+ * (mounts, modules, console) are in agent_init.c.
+ *
+ * Functions return 0 or a negative errno. */
+#ifndef VMPOOL_AGENT_H
+#define VMPOOL_AGENT_H
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+#define AGENT_LOG(...) agent_log(__VA_ARGS__)
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- channel (agent_chan.c) ------------------------------------------ */
+
+struct agent_chan {
+	int fd;
+	pthread_mutex_t lock; /* one frame at a time on the wire */
+};
+void agent_chan_init(struct agent_chan *c, int fd);
+void agent_chan_destroy(struct agent_chan *c); /* closes fd */
+/* payload may be NULL (empty). A payload over VP_MAX_PAYLOAD is never
+ * written: the request gets ERROR(EOVERFLOW) instead. */
+int agent_send(struct agent_chan *c, uint16_t type, uint32_t id, const struct vp_buf *payload);
+int agent_send_error(struct agent_chan *c, uint32_t id, int err, const char *msg); /* err: ±errno */
+int agent_send_ok(struct agent_chan *c, uint32_t id);
+/* One frame. 0; -EPIPE at EOF; -ENOSYS for a well-framed unknown type (its
+ * payload was skipped, *h is filled); -EPROTO/-EMSGSIZE for a bad header
+ * (the stream cannot be resynchronised); other -errno on read errors. */
+int agent_read_frame(int fd, struct vp_hdr *h, uint8_t **payload);
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* A decoded request; its byte fields point into `payload`, which it owns.
+ * err != 0: the request is answered with ERROR(err) and nothing else. */
+struct agent_msg {
+	struct agent_msg *next;
+	struct vp_hdr h;
+	uint8_t *payload;
+	int err;
+	union {
+		struct vp_hello hello;
+		struct vp_bytes echo;
+		struct vp_fs_req fs;
+		struct vp_setattr sa;
+		struct vp_exec ex;
+		struct vp_stdin in;
+		struct vp_signal sig;
+		struct vp_output_ack ack;
+	} u;
+};
+void agent_msg_free(struct agent_msg *m);
+
+/* ---- PID 1 duties (agent_init.c) --------------------------------------- */
+
+/* Make sure fds 0-2 are open (on /dev/console if `console`, else or failing
+ * that /dev/null) so no channel or pipe fd ever lands there. */
+void agent_std_fds(bool console);
+/* Mount proc, sys, dev (devtmpfs: VM only), dev/pts, dev/shm, tmp, run;
+ * lo up; hostname. Failures are logged and tolerated. */
+void agent_pid1_setup(bool vm);
+/* VM mode: load the virtio modules and open the console port. */
+int agent_vm_load_modules(void);
+int agent_vm_open_channel(int *fd);
+
+/* ---- starting a command (agent_spawn.c) -------------------------------- */
+
+struct agent_child {
+	pid_t pid; /* also its process group and session */
+	int in, out, err; /* our ends, O_NONBLOCK; in = -1 without VP_EXEC_STDIN */
+	uint64_t start_ns; /* CLOCK_MONOTONIC at the fork */
+};
+/* Returns once the command runs (0) or could not be started: -errno of
+ * the failed pipe/fork/chdir/execve (the failed child is reaped here), or
+ * -EINVAL for an env entry that is not K=V. Exec loop only (it alone may
+ * reap). */
+int agent_spawn(const struct vp_exec *q, struct agent_child *c);
+
+/* ---- commands (agent_exec.c) ------------------------------------------- */
+
+struct agent_exec;
+int agent_exec_new(struct agent_chan *c, struct agent_exec **out);
+/* Takes ownership of m (EXEC, STDIN, SIGNAL or OUTPUT_ACK). */
+void agent_exec_submit(struct agent_exec *x, struct agent_msg *m);
+/* Kills every command's process group, reaps, joins the thread, frees. */
+void agent_exec_free(struct agent_exec *x);
+
+/* ---- file nodes and handles (agent_fs_table.c) ------------------------- */
+
+struct agent_ht_link {
+	struct agent_ht_link *next;
+	uint64_t key;
+};
+struct agent_ht {
+	struct agent_ht_link **b;
+	size_t nb, n;
+};
+
+struct agent_node {
+	struct agent_ht_link by_id, by_ino;
+	uint64_t id;
+	int fd; /* O_PATH | O_NOFOLLOW */
+	dev_t dev;
+	ino_t ino;
+	mode_t type; /* S_IFMT bits */
+	uint64_t nlookup;
+	unsigned refs; /* requests using it right now */
+	bool permanent; /* the root: FORGET never frees it */
+	bool hashed;
+};
+
+struct agent_handle {
+	struct agent_ht_link link;
+	uint64_t id;
+	int fd;
+	DIR *dp; /* directories; fd == dirfd(dp) */
+	bool regular; /* pread may be looped to a full buffer */
+	unsigned refs;
+	bool hashed;
+	pthread_mutex_t lock; /* DIR streams are not thread-safe */
+	uint64_t dir_off; /* where the DIR stream stands */
+};
+
+struct agent_fs {
+	pthread_mutex_t lock; /* the three tables and every refs/nlookup */
+	struct agent_ht nodes, inos, handles;
+	uint64_t next_node, next_fh;
+};
+
+int agent_fs_new(const char *root, struct agent_fs **out);
+void agent_fs_free(struct agent_fs *fs);
+struct agent_node *agent_node_get(struct agent_fs *fs, uint64_t id); /* NULL: stale */
+void agent_node_put(struct agent_fs *fs, struct agent_node *n);
+/* Registers one lookup of the object behind fd (an O_PATH fd, consumed):
+ * an existing node for the same dev/ino gains a lookup, else a new node. */
+int agent_node_add(struct agent_fs *fs, int fd, dev_t dev, ino_t ino, mode_t type, uint64_t *id);
+void agent_node_forget(struct agent_fs *fs, uint64_t id, uint64_t nlookup);
+/* fd and dp (may be NULL) are consumed, also on failure. */
+int agent_handle_add(struct agent_fs *fs, int fd, DIR *dp, bool regular, uint64_t *fh);
+struct agent_handle *agent_handle_get(struct agent_fs *fs, uint64_t fh); /* NULL: EBADF */
+void agent_handle_put(struct agent_fs *fs, struct agent_handle *h);
+int agent_handle_close(struct agent_fs *fs, uint64_t fh);
+
+/* ---- file requests (agent_fs.c) ---------------------------------------- */
+
+/* Runs one VP_FS_* request (not FORGET) and sends its reply. May block
+ * (a FIFO open/read) for as long as the file does. */
+void agent_fs_serve(struct agent_fs *fs, struct agent_chan *c, const struct agent_msg *m);
+
+/* ---- worker pool (agent_pool.c) ---------------------------------------- */
+
+/* Runs one request and sends its reply; the pool frees m afterwards. */
+typedef void agent_pool_fn(void *ctx, struct agent_msg *m);
+struct agent_pool;
+int agent_pool_new(agent_pool_fn *fn, void *ctx, struct agent_pool **out);
+/* Takes ownership of m. A thread is added whenever none is idle (up to a
+ * cap), so a request blocked on a FIFO does not hold up the others, and the
+ * frame reader never waits for a reply to be written. */
+void agent_pool_submit(struct agent_pool *p, struct agent_msg *m);
+/* Drops queued requests, interrupts blocked ones (SIGUSR1), joins, frees.
+ * -EBUSY: a worker would not come back within ~2 s; then nothing it may
+ * still touch (pool, fs tables, channel) may be freed. */
+int agent_pool_free(struct agent_pool *p);
+/* The no-op handler that lets agent_pool_free interrupt blocked syscalls. */
+int agent_pool_install_signal(void);
+
+#endif

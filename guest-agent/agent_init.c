@@ -1,0 +1,313 @@
+/* PID 1 duties: the mounts a shell expects, loopback, hostname; in a VM
+ * also the virtio modules and the console port that carries the channel.
+ * Nothing here is fatal except having no channel: a guest missing /sys is
+ * still useful, a guest that cannot talk is not. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+void agent_std_fds(bool console)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int n = console ? open("/dev/console", O_RDWR | O_NOCTTY) : -1;
+		if (n < 0)
+			n = open("/dev/null", O_RDWR);
+		if (n < 0)
+			return;
+		if (n != fd) {
+			/* The lowest free fd was taken, so n > fd only when
+			 * something below it was closed meanwhile: move it. */
+			dup2(n, fd);
+			close(n);
+		}
+	}
+}
+
+static void mkdir_p1(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		AGENT_LOG("mkdir %s: %s", path, strerror(errno));
+}
+
+/* EBUSY: already mounted there (the ns backend may have done it). */
+static int do_mount(const char *src, const char *target, const char *type, unsigned long flags,
+		    const char *data)
+{
+	mkdir_p1(target, 0755);
+	if (mount(src, target, type, flags, data) == 0 || errno == EBUSY)
+		return 0;
+	int e = errno;
+	if (!(e == EPERM && !strcmp(type, "devtmpfs")))
+		AGENT_LOG("mount %s on %s: %s", type, target, strerror(e));
+	return -e;
+}
+
+static void link_if_absent(const char *target, const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0 && symlink(target, path) < 0)
+		AGENT_LOG("symlink %s: %s", path, strerror(errno));
+}
+
+static void lo_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		AGENT_LOG("lo: socket: %s", strerror(errno));
+		return;
+	}
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		AGENT_LOG("lo: SIOCGIFFLAGS: %s", strerror(errno));
+	} else {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			AGENT_LOG("lo: SIOCSIFFLAGS: %s", strerror(errno));
+	}
+	close(s);
+}
+
+void agent_pid1_setup(bool vm)
+{
+	const unsigned long nosuid = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	do_mount("proc", "/proc", "proc", nosuid, NULL);
+	do_mount("sysfs", "/sys", "sysfs", nosuid, NULL);
+	/* Only a VM has devices of its own. The ns backend has bind-mounted
+	 * the nodes a command needs into /dev already; devtmpfs there would
+	 * give EPERM in its user namespace, and without one it would show
+	 * the host's devices. */
+	if (vm)
+		do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		 "newinstance,ptmxmode=0666,mode=0620");
+	/* A devtmpfs /dev/ptmx node finds the devpts next to it; without one,
+	 * this instance's ptmx is the way in. */
+	link_if_absent("pts/ptmx", "/dev/ptmx");
+	do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	link_if_absent("/proc/self/fd", "/dev/fd");
+	link_if_absent("/proc/self/fd/0", "/dev/stdin");
+	link_if_absent("/proc/self/fd/1", "/dev/stdout");
+	link_if_absent("/proc/self/fd/2", "/dev/stderr");
+	lo_up();
+	if (sethostname("vmpool", 6) < 0)
+		AGENT_LOG("sethostname: %s", strerror(errno));
+}
+
+/* ---- VM mode ----------------------------------------------------------- */
+
+/* The module parameters for virtio_mmio: each "virtio_mmio.X" word of the
+ * kernel command line becomes "X" (the kernel only applies such words
+ * itself to built-in code; for a module, its loader must pass them). */
+static void mmio_params(char *out, size_t cap)
+{
+	out[0] = '\0';
+	char line[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		AGENT_LOG("/proc/cmdline: %s", strerror(errno));
+		return;
+	}
+	ssize_t n = read(fd, line, sizeof line - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	line[n] = '\0';
+	static const char prefix[] = "virtio_mmio.";
+	size_t used = 0;
+	char *save = NULL;
+	for (char *w = strtok_r(line, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+		if (strncmp(w, prefix, sizeof prefix - 1))
+			continue;
+		w += sizeof prefix - 1;
+		size_t wl = strlen(w);
+		if (used + wl + 2 > cap) {
+			AGENT_LOG("virtio_mmio parameters too long; dropping %s", w);
+			continue;
+		}
+		if (used)
+			out[used++] = ' ';
+		memcpy(out + used, w, wl + 1);
+		used += wl;
+	}
+}
+
+struct kmod {
+	const char *path; /* under /lib/modules/RELEASE/kernel/drivers/ */
+	bool mmio;        /* gets the virtio_mmio.* parameters */
+};
+
+/* 1 when the file is absent (the driver is built in, or not needed). */
+static int load_one(const char *dir, const struct kmod *k, const char *mmio)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, k->path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 1 : -errno;
+	int r = (int)syscall(SYS_finit_module, fd, k->mmio ? mmio : "", 0);
+	int e = errno;
+	close(fd);
+	if (r < 0 && e != EEXIST)
+		return -e;
+	return 0;
+}
+
+int agent_vm_load_modules(void)
+{
+	static const struct kmod mods[] = {
+		{ "virtio/virtio_ring.ko", false },
+		{ "virtio/virtio.ko", false },
+		{ "virtio/virtio_mmio.ko", true },
+		{ "char/virtio_console.ko", false },
+	};
+	enum { NMODS = sizeof mods / sizeof mods[0] };
+	struct utsname u;
+	if (uname(&u) < 0)
+		return -errno;
+	char dir[300];
+	snprintf(dir, sizeof dir, "/lib/modules/%s/kernel/drivers", u.release);
+	char mmio[2048];
+	mmio_params(mmio, sizeof mmio);
+
+	/* The order above is the dependency order of Debian's kernel, but it
+	 * is not relied on: whatever failed (ENOENT for an unknown symbol) is
+	 * retried until a pass makes no progress. */
+	int res[NMODS];
+	bool done[NMODS] = { false };
+	for (int pass = 0; pass < NMODS; pass++) {
+		bool progress = false, pending = false;
+		for (int i = 0; i < NMODS; i++) {
+			if (done[i])
+				continue;
+			res[i] = load_one(dir, &mods[i], mmio);
+			if (res[i] >= 0)
+				done[i] = progress = true;
+			else
+				pending = true;
+		}
+		if (!pending || !progress)
+			break;
+	}
+	int ret = 0;
+	for (int i = 0; i < NMODS; i++) {
+		if (!done[i]) {
+			AGENT_LOG("module %s/%s: %s", dir, mods[i].path, strerror(-res[i]));
+			ret = res[i];
+		}
+	}
+	return ret;
+}
+
+static int open_port(const char *path, int *out)
+{
+	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (isatty(fd)) {
+		/* hvc0 is a tty: without raw mode the line discipline would
+		 * translate and echo our binary frames. */
+		struct termios t;
+		if (tcgetattr(fd, &t) == 0) {
+			cfmakeraw(&t);
+			tcsetattr(fd, TCSANOW, &t);
+		}
+	}
+	*out = fd;
+	return 0;
+}
+
+static int read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* The node that carries the channel, from sysfs: port 1 of a multiport
+ * console (VIRTIO_CONSOLE_F_MULTIPORT, feature bit 1), else the console
+ * port itself, hvc0. Port 0 of a multiport device is hvc0 too and shows up
+ * before port 1 does, so "whichever opens first" would pick wrongly. The
+ * features file holds the negotiated bits once the driver has probed,
+ * which is also before either node exists. */
+static int channel_path(char *path, size_t cap)
+{
+	static const char base[] = "/sys/bus/virtio/devices";
+	DIR *d = opendir(base);
+	if (!d)
+		return -errno;
+	int r = -ENOENT;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		unsigned idx;
+		char p[320], buf[160];
+		if (sscanf(de->d_name, "virtio%u", &idx) != 1)
+			continue;
+		snprintf(p, sizeof p, "%s/%s/device", base, de->d_name);
+		if (read_small(p, buf, sizeof buf) < 0 || strtoul(buf, NULL, 0) != 3 /* console */)
+			continue;
+		snprintf(p, sizeof p, "%s/%s/features", base, de->d_name);
+		if (read_small(p, buf, sizeof buf) < 0 || strlen(buf) < 2)
+			continue;
+		if (buf[1] == '1')
+			snprintf(path, cap, "/dev/vport%up1", idx);
+		else
+			snprintf(path, cap, "/dev/hvc0");
+		r = 0;
+		break;
+	}
+	closedir(d);
+	return r;
+}
+
+int agent_vm_open_channel(int *fd)
+{
+	/* The node appears once the driver probed the device (and, for a
+	 * multiport one, once the monitor announced port 1), which under
+	 * emulation takes a while after the module loaded: up to 10 s. */
+	const struct timespec step = { 0, 10 * 1000 * 1000 };
+	int r = -ENOENT;
+	char path[64] = "/dev/vport0p1";
+	for (int i = 0; i < 1000; i++) {
+		if (channel_path(path, sizeof path) == 0) {
+			r = open_port(path, fd);
+		} else {
+			/* No sysfs to ask: take either. */
+			snprintf(path, sizeof path, "/dev/vport0p1");
+			r = open_port(path, fd);
+			if (r < 0)
+				r = open_port("/dev/hvc0", fd);
+		}
+		if (r == 0)
+			return 0;
+		nanosleep(&step, NULL);
+	}
+	AGENT_LOG("no virtio console port (%s): %s", path, strerror(-r));
+	return r;
+}

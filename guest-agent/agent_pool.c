@@ -1,0 +1,152 @@
+/* Worker threads for file requests. A thread is added whenever a request
+ * arrives and none is idle, so one request blocked in the guest (reading
+ * an empty FIFO) never holds up the others; the cap bounds what a flood
+ * of such requests can cost. Threads stay until the agent ends. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+
+#define POOL_MAX 64
+
+struct agent_pool {
+	agent_pool_fn *fn;
+	void *ctx;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct agent_msg *head, *tail;
+	unsigned queued, idle, nthreads;
+	bool stop;
+	pthread_t thr[POOL_MAX];
+};
+
+static void on_usr1(int sig)
+{
+	(void)sig; /* only here to make a blocked syscall return EINTR */
+}
+
+int agent_pool_install_signal(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1; /* no SA_RESTART: the point is EINTR */
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGUSR1, &sa, NULL) < 0 ? -errno : 0;
+}
+
+static void *worker(void *arg)
+{
+	struct agent_pool *p = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && !p->head) {
+			p->idle++;
+			pthread_cond_wait(&p->cond, &p->lock);
+			p->idle--;
+		}
+		if (p->stop)
+			break;
+		struct agent_msg *m = p->head;
+		p->head = m->next;
+		if (!p->head)
+			p->tail = NULL;
+		p->queued--;
+		pthread_mutex_unlock(&p->lock);
+		p->fn(p->ctx, m);
+		agent_msg_free(m);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int agent_pool_new(agent_pool_fn *fn, void *ctx, struct agent_pool **out)
+{
+	struct agent_pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->fn = fn;
+	p->ctx = ctx;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	*out = p;
+	return 0;
+}
+
+void agent_pool_submit(struct agent_pool *p, struct agent_msg *m)
+{
+	m->next = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (p->tail)
+		p->tail->next = m;
+	else
+		p->head = m;
+	p->tail = m;
+	p->queued++;
+	if (p->idle < p->queued && p->nthreads < POOL_MAX) {
+		if (pthread_create(&p->thr[p->nthreads], NULL, worker, p) == 0)
+			p->nthreads++;
+		else if (p->nthreads == 0) {
+			/* No thread at all to run it: answer here rather than
+			 * leave the host waiting. */
+			p->head = p->tail = NULL;
+			p->queued = 0;
+			pthread_mutex_unlock(&p->lock);
+			m->err = EAGAIN;
+			p->fn(p->ctx, m);
+			agent_msg_free(m);
+			return;
+		}
+	}
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+int agent_pool_free(struct agent_pool *p)
+{
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->nthreads; i++) {
+		/* A worker blocked in the guest (FIFO open/read) is knocked out
+		 * of its syscall; the signal is repeated because it may land
+		 * just before the worker enters one. After ~2 s give up: the
+		 * process is ending anyway. */
+		int r = EBUSY;
+		for (int tries = 0; tries < 40 && r; tries++) {
+			struct timespec dl;
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_nsec += 50 * 1000 * 1000;
+			if (dl.tv_nsec >= 1000000000L) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000L;
+			}
+			r = pthread_timedjoin_np(p->thr[i], NULL, &dl);
+			if (r)
+				pthread_kill(p->thr[i], SIGUSR1);
+		}
+		if (r) {
+			AGENT_LOG("a file request is stuck; not waiting for it");
+			return -EBUSY; /* it may still use p: leave everything allocated */
+		}
+	}
+	for (struct agent_msg *m = p->head, *next; m; m = next) {
+		next = m->next;
+		agent_msg_free(m);
+	}
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	return 0;
+}
