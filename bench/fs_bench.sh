@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Tree benchmarks of vmpoolfs (docs/benchmarks.md, "tree"):
+#   - mkdir pool/NAME: warm hit and miss (p50/p95)
+#   - `echo true > cmd; cat exit` round trip (p50/p95)
+#   - root/: sequential write then read of SIZE_MB, next to sshfs on a local
+#     sftp-server over the same kind of storage (tmpfs on both sides)
+#   - commands/s with 1, 2, 4, 8 machines
+# Usage: bench/fs_bench.sh [BUILDDIR]  (needs root, sshfs, openssh-sftp-server)
+# Env: N (samples, 200), SIZE_MB (256), SECS (seconds per commands/s run, 5).
+set -euo pipefail
+B=${1:-build}
+VMPOOLFS=${VMPOOLFS:-$B/fs/vmpoolfs}
+IMAGE=${VMPOOL_IMAGE:-$B/image}
+N=${N:-200}
+SIZE_MB=${SIZE_MB:-256}
+SECS=${SECS:-5}
+SFTP_SERVER=${SFTP_SERVER:-/usr/lib/openssh/sftp-server}
+
+work=$(mktemp -d /tmp/fs_bench.XXXXXX)
+mnts=()
+cleanup() {
+	for m in "${mnts[@]}"; do
+		for d in "$m"/pool/*/; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	umount "$work/sftpdata" 2>/dev/null || true
+	sleep 0.5
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+mount_vp() { # mount_vp DIR OPTS
+	mkdir -p "$1"
+	"$VMPOOLFS" -o "image=$IMAGE,$2" "$1" 2>/dev/null
+	mnts+=("$1")
+}
+kv() { sed -n "s/^$2=//p" "$1"; }
+us() { # microseconds since the epoch, no fork
+	local t=${EPOCHREALTIME/./}
+	echo "$t"
+}
+# p50 and p95 of a file of microsecond samples, as "p50 p95" in ms
+pct() {
+	sort -n "$1" | awk '{a[NR]=$1} END {
+		i50 = int(NR * 0.50 + 0.5); if (i50 < 1) i50 = 1
+		i95 = int(NR * 0.95 + 0.5); if (i95 < 1) i95 = 1
+		printf "%.3f ms | %.3f ms", a[i50] / 1000, a[i95] / 1000 }'
+}
+wait_idle() { # wait until the pool has a warm machine and nothing in flight
+	local i
+	for i in $(seq 1 400); do
+		[ "$(kv "$1/stats" idle)" -ge 1 ] && [ "$(kv "$1/stats" resetting)" = 0 ] &&
+			[ "$(kv "$1/stats" creating)" = 0 ] && return 0
+		sleep 0.005
+	done
+}
+
+echo "# vmpoolfs tree benchmarks, $(date -u +%Y-%m-%d), $(uname -r), $(nproc) cores"
+echo
+
+# ---- mkdir: hit and miss ------------------------------------------------
+V=$work/vp
+mount_vp "$V" "min=1"
+: > "$work/hit"
+for i in $(seq 1 "$N"); do
+	wait_idle "$V"
+	t0=$(us)
+	mkdir "$V/pool/h"
+	t1=$(us)
+	echo $((t1 - t0)) >> "$work/hit"
+	rmdir "$V/pool/h"
+done
+# Misses: with min=0 and machines kept acquired, no idle machine exists, so
+# each mkdir makes one on the caller's path. Batches of 20; idle=0 expires
+# the released ones, and the first mkdir of a batch (which evicts them) is
+# not counted.
+VM=$work/vpmiss
+mount_vp "$VM" "min=0,idle=0"
+: > "$work/miss"
+got=0
+while [ "$got" -lt "$N" ]; do
+	for i in $(seq 0 20); do
+		t0=$(us)
+		mkdir "$VM/pool/m$i"
+		t1=$(us)
+		[ "$i" -gt 0 ] && [ "$got" -lt "$N" ] && { echo $((t1 - t0)) >> "$work/miss"; got=$((got + 1)); }
+	done
+	rmdir "$VM"/pool/m*
+	sleep 0.05
+done
+echo "| tree (n=$N) | p50 | p95 |"
+echo "|---|---|---|"
+echo "| mkdir pool/NAME, warm hit | $(pct "$work/hit") |"
+echo "| mkdir pool/NAME, miss (machine made on the caller's path) | $(pct "$work/miss") |"
+fusermount3 -u "$VM"
+
+# ---- command round trip ---------------------------------------------------
+mkdir "$V/pool/rt"
+for i in $(seq 1 20); do echo true > "$V/pool/rt/cmd"; cat "$V/pool/rt/exit" > /dev/null; done
+: > "$work/rt"
+for i in $(seq 1 "$N"); do
+	t0=$(us)
+	echo true > "$V/pool/rt/cmd"
+	cat "$V/pool/rt/exit" > /dev/null
+	t1=$(us)
+	echo $((t1 - t0)) >> "$work/rt"
+done
+# The same with the shell's own read instead of cat: no fork/exec in the loop.
+: > "$work/rt2"
+for i in $(seq 1 "$N"); do
+	t0=$(us)
+	echo true > "$V/pool/rt/cmd"
+	read -r code < "$V/pool/rt/exit"
+	t1=$(us)
+	echo $((t1 - t0)) >> "$work/rt2"
+done
+echo "| \`echo true > cmd; cat exit\` | $(pct "$work/rt") |"
+echo "| \`echo true > cmd; read code < exit\` (no fork) | $(pct "$work/rt2") |"
+echo
+
+# ---- root/ sequential transfer, next to sshfs ------------------------------
+# sshfs talks to a local sftp-server through a stand-in for ssh; both sides
+# store the file in tmpfs (the guest's upper layer is tmpfs).
+mkdir -p "$work/sftpdata" "$work/ssh"
+mount -t tmpfs -o size=$((SIZE_MB * 2))m tmpfs "$work/sftpdata"
+printf '#!/bin/sh\nexec %s\n' "$SFTP_SERVER" > "$work/fake-ssh"
+chmod +x "$work/fake-ssh"
+sshfs -o "ssh_command=$work/fake-ssh" "localhost:$work/sftpdata" "$work/ssh"
+mnts+=("$work/ssh")
+
+xfer() { # xfer FILE → "write_MBps read_MBps"
+	local f=$1 t0 t1 t2 t3
+	sync
+	t0=$(us)
+	dd if=/dev/zero of="$f" bs=1M count="$SIZE_MB" conv=fsync status=none
+	t1=$(us)
+	echo 3 > /proc/sys/vm/drop_caches
+	t2=$(us)
+	dd if="$f" of=/dev/null bs=1M status=none
+	t3=$(us)
+	rm -f "$f"
+	awk -v s="$SIZE_MB" -v w=$((t1 - t0)) -v r=$((t3 - t2)) \
+		'BEGIN { printf "%.0f %.0f\n", s * 1.048576 / (w / 1e6), s * 1.048576 / (r / 1e6) }'
+}
+mkdir "$V/pool/x"
+vp_w=0 vp_r=0 ss_w=0 ss_r=0
+for rep in 1 2 3; do # best of 3: the host is shared
+	read -r w r < <(xfer "$V/pool/x/root/tmp/big")
+	[ "$w" -gt "$vp_w" ] && vp_w=$w
+	[ "$r" -gt "$vp_r" ] && vp_r=$r
+	read -r w r < <(xfer "$work/ssh/big")
+	[ "$w" -gt "$ss_w" ] && ss_w=$w
+	[ "$r" -gt "$ss_r" ] && ss_r=$r
+done
+echo "| root/ sequential, ${SIZE_MB} MiB, dd bs=1M, best of 3 | vmpoolfs | sshfs (local sftp-server) | ratio |"
+echo "|---|---|---|---|"
+awk -v a="$vp_w" -v b="$ss_w" 'BEGIN { printf "| write (conv=fsync) | %d MB/s | %d MB/s | %.2fx |\n", a, b, a / b }'
+awk -v a="$vp_r" -v b="$ss_r" 'BEGIN { printf "| read (caches dropped) | %d MB/s | %d MB/s | %.2fx |\n", a, b, a / b }'
+echo
+
+# ---- commands/s with 1, 2, 4, 8 machines ------------------------------------
+loop() { # loop NAME END_US → count
+	local c=0 m=$V/pool/$1
+	while [ "$(us)" -lt "$2" ]; do
+		echo true > "$m/cmd"
+		cat "$m/exit" > /dev/null
+		c=$((c + 1))
+	done
+	echo "$c"
+}
+echo "| machines | commands/s (\`echo true > cmd; cat exit\` loops, ${SECS} s) |"
+echo "|---|---|"
+for k in 1 2 4 8; do
+	for i in $(seq 1 "$k"); do mkdir "$V/pool/c$i"; done
+	end=$(($(us) + SECS * 1000000))
+	for i in $(seq 1 "$k"); do loop "c$i" "$end" > "$work/cnt$i" & done
+	wait
+	total=0
+	for i in $(seq 1 "$k"); do total=$((total + $(cat "$work/cnt$i"))); done
+	awk -v t="$total" -v s="$SECS" -v k="$k" 'BEGIN { printf "| %d | %.0f |\n", k, t / s }'
+	for i in $(seq 1 "$k"); do rmdir "$V/pool/c$i"; done
+	wait_idle "$V"
+done

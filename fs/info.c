@@ -1,0 +1,77 @@
+/* MNT/stats and MNT/config; see info.h. */
+#include "info.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* *len was bound to the stream by open_memstream and is set by fclose. */
+static int finish(FILE *f, char **buf, char **out)
+{
+	if (fclose(f) != 0) {
+		free(*buf);
+		return -ENOMEM;
+	}
+	*out = *buf;
+	return 0;
+}
+
+int info_format_stats(struct vpfs *fs, char **out, size_t *len)
+{
+	struct pool_stats st;
+	pool_get_stats(fs->pool, &st);
+	pthread_mutex_lock(&fs->lock);
+	unsigned long long sessions = fs->nlive, commands = fs->commands_run;
+	pthread_mutex_unlock(&fs->lock);
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	if (!f)
+		return -ENOMEM;
+#define U(k, v) fprintf(f, "%s=%llu\n", k, (unsigned long long)(v))
+	U("hits", st.hits);
+	U("misses", st.misses);
+	U("evictions", st.evictions);
+	U("idle", st.idle);
+	U("in_use", st.in_use);
+	U("creating", st.creating);
+	U("resetting", st.resetting);
+	U("creates", st.creates);
+	U("create_failures", st.create_failures);
+	U("resets", st.resets);
+	U("reset_failures", st.reset_failures);
+	U("health_checks", st.health_checks);
+	U("health_failures", st.health_failures);
+	U("boot_us_last", st.boot_us_last);
+	U("boot_us_avg", st.boot_us_avg);
+	U("reset_us_last", st.reset_us_last);
+	U("reset_us_avg", st.reset_us_avg);
+	U("sessions", sessions);
+	U("commands_run", commands);
+#undef U
+	return finish(f, &buf, out);
+}
+
+int info_format_config(struct vpfs *fs, char **out, size_t *len)
+{
+	const struct vpfs_opts *o = &fs->opts;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "backend=%s\n", machine_backend_name(fs->backend));
+	fprintf(f, "backend_reason=%s\n", machine_backend_reason(fs->backend));
+	fprintf(f, "min=%u\n", o->pool.min_size);
+	fprintf(f, "max=%u\n", o->pool.max_size);
+	fprintf(f, "idle=%u\n", o->pool.max_idle_ms / 1000u);
+	fprintf(f, "max_machines=%u\n", o->pool.max_machines);
+	fprintf(f, "timeout=%u", o->timeout_ms / 1000u);
+	if (o->timeout_ms % 1000u)
+		fprintf(f, ".%03u", o->timeout_ms % 1000u);
+	fputc('\n', f);
+	fprintf(f, "mem=%llu\n", (unsigned long long)o->mc.mem_bytes);
+	fprintf(f, "disk=%llu\n", (unsigned long long)o->mc.disk_bytes);
+	fprintf(f, "image=%s\n", o->image);
+	fprintf(f, "spill=%zu\n", o->spill_threshold);
+	fprintf(f, "version=%s\n", VMPOOLFS_VERSION);
+	return finish(f, &buf, out);
+}

@@ -1,0 +1,169 @@
+/* vmpoolfs: startup and shutdown. Options are in opts.c, the tree in
+ * tree.c. Order matters on the way down: the loop ends, every machine is
+ * released and every parked request answered while the device is still
+ * open, the mount goes (which also fails any self-operation of the notify
+ * thread that nobody serves any more), then the notify thread, the pool
+ * (which destroys the machines) and the backend. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "notify.h"
+#include "opts.h"
+#include "poolglue.h"
+#include "session.h"
+#include "tree.h"
+
+/* Without -f: fork before any thread exists, and let the parent exit with
+ * the child's verdict once it is mounted (or has failed), so that a caller
+ * sees startup errors in the exit status. Returns the fd to report on. */
+static int daemon_start(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		unsigned char st = 1;
+		ssize_t n;
+		do
+			n = read(p[0], &st, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 ? st : 1);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+static void daemon_ready(int fd, unsigned char status)
+{
+	if (fd < 0)
+		return;
+	if (status == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			close(null);
+		}
+		if (chdir("/") != 0) {
+			/* nothing relies on the cwd */
+		}
+	}
+	ssize_t n;
+	do
+		n = write(fd, &status, 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct vpfs fs;
+	memset(&fs, 0, sizeof(fs));
+	pthread_mutex_init(&fs.lock, NULL);
+	fs.next_serial = 1;
+	clock_gettime(CLOCK_REALTIME, &fs.start_time);
+	char *mp = NULL;
+	int status = 1, dfd = -1;
+
+	int r = opts_parse(&args, &fs.opts, &mp);
+	if (r != 0) {
+		fuse_opt_free_args(&args);
+		return r == 1 ? 0 : 2;
+	}
+	fs.mnt = realpath(mp, NULL);
+	if (!fs.mnt) {
+		fprintf(stderr, "vmpoolfs: mountpoint %s: %s\n", mp, strerror(errno));
+		free(mp);
+		opts_free(&fs.opts);
+		fuse_opt_free_args(&args);
+		return 2;
+	}
+	free(mp);
+	const char *tmp = getenv("TMPDIR");
+	fs.spill_dir = tmp && *tmp ? tmp : "/tmp";
+
+	fs.se = fuse_session_new(&args, &vpfs_ops, sizeof(vpfs_ops), &fs);
+	if (!fs.se) { /* libfuse said which option it did not know */
+		status = 2;
+		goto out_args;
+	}
+	if (!fs.opts.foreground) {
+		dfd = daemon_start();
+		if (dfd < 0) {
+			fprintf(stderr, "vmpoolfs: cannot daemonize: %s\n", strerror(-dfd));
+			goto out_session;
+		}
+	}
+	r = machine_backend_open(&fs.opts.mc, &fs.backend);
+	if (r < 0) {
+		fprintf(stderr, "vmpoolfs: cannot open a machine backend (image %s): %s\n", fs.opts.image,
+			strerror(-r));
+		goto out_session;
+	}
+	fprintf(stderr, "vmpoolfs: backend %s: %s\n", machine_backend_name(fs.backend),
+		machine_backend_reason(fs.backend));
+	r = pool_new(&fs.opts.pool, &vpfs_pool_ops, fs.backend, &fs.pool);
+	if (r < 0) {
+		fprintf(stderr, "vmpoolfs: cannot start the pool: %s\n", strerror(-r));
+		goto out_backend;
+	}
+	r = notifier_start(&fs, &fs.notify);
+	if (r < 0) {
+		fprintf(stderr, "vmpoolfs: cannot start the notify thread: %s\n", strerror(-r));
+		goto out_pool;
+	}
+	if (fuse_set_signal_handlers(fs.se) != 0)
+		goto out_notify;
+	if (fuse_session_mount(fs.se, fs.mnt) != 0)
+		goto out_signals;
+	fprintf(stderr, "vmpoolfs: mounted on %s (min=%u max=%u max_machines=%u)\n", fs.mnt,
+		fs.opts.pool.min_size, fs.opts.pool.max_size, fs.opts.pool.max_machines);
+	daemon_ready(dfd, 0);
+	dfd = -1;
+
+	r = vpfs_loop(fs.se, fs.opts.max_threads);
+	status = r < 0 ? 1 : 0; /* > 0: ended by a signal, a clean stop */
+
+	session_release_all(&fs);
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_notify:
+	notifier_stop(fs.notify);
+	session_release_all(&fs); /* nothing left after a normal run */
+out_pool:
+	pool_free(fs.pool);
+	notifier_free(fs.notify);
+	pthread_mutex_lock(&fs.lock);
+	if (fs.all)
+		fprintf(stderr, "vmpoolfs: sessions still referenced at exit\n");
+	pthread_mutex_unlock(&fs.lock);
+out_backend:
+	machine_backend_close(fs.backend);
+out_session:
+	fuse_session_destroy(fs.se);
+out_args:
+	daemon_ready(dfd, (unsigned char)(status ? status : 1));
+	fuse_opt_free_args(&args);
+	opts_free(&fs.opts);
+	free(fs.mnt);
+	pthread_mutex_destroy(&fs.lock);
+	if (status == 0)
+		fprintf(stderr, "vmpoolfs: unmounted, all machines released\n");
+	return status;
+}

@@ -1,0 +1,226 @@
+/* The notify thread; see notify.h for why it exists. */
+#include "notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/root_proxy.h"
+#include "session.h"
+
+struct notifier {
+	struct vpfs *fs;
+	pthread_t thread;
+	pid_t tid;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct session *head; /* queued sessions, each with a reference */
+	bool stop;
+};
+
+pid_t notifier_tid(const struct notifier *n)
+{
+	return n ? __atomic_load_n(&n->tid, __ATOMIC_ACQUIRE) : 0;
+}
+
+void notifier_post(struct notifier *n, struct session *s, unsigned what)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->stop && (what & NQ_EXIT)) {
+		pthread_mutex_unlock(&n->lock);
+		session_settled(s); /* nobody will drop caches any more */
+		return;
+	}
+	if (!n->stop) {
+		s->nq_flags |= what;
+		if (!s->nq_linked) {
+			s->nq_linked = true;
+			session_ref(s);
+			s->nq_next = n->head;
+			n->head = s;
+		}
+		pthread_cond_signal(&n->cond);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Under n->lock: the flags of s that are due now; *wait_ms lowered to the
+ * time until the next rate-limited one. */
+static unsigned due_flags(struct session *s, uint64_t now, uint64_t *wait_ms)
+{
+	unsigned due = s->nq_flags & NQ_EXIT;
+	for (int i = 0; i < 2; i++) {
+		unsigned bit = i ? NQ_TOUCH_ERR : NQ_TOUCH_OUT;
+		if (!(s->nq_flags & bit))
+			continue;
+		uint64_t at = s->touch_last_ms[i] + NOTIFY_TOUCH_MS;
+		if (now >= at) {
+			due |= bit;
+			s->touch_last_ms[i] = now;
+		} else if (at - now < *wait_ms) {
+			*wait_ms = at - now;
+		}
+	}
+	return due;
+}
+
+static void path_of(struct vpfs *fs, struct session *s, const char *file, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/pool/%s/%s", fs->mnt, s->name, file);
+}
+
+static void act(struct notifier *n, struct session *s, unsigned what)
+{
+	struct vpfs *fs = n->fs;
+	char path[PATH_MAX + 300];
+	pthread_mutex_lock(&s->lock);
+	bool released = s->released;
+	pthread_mutex_unlock(&s->lock);
+	if (released) {
+		if (what & NQ_EXIT)
+			session_settled(s);
+		return;
+	}
+	if (what & (NQ_TOUCH_OUT | NQ_TOUCH_ERR)) {
+		static const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+		if (what & NQ_TOUCH_OUT) {
+			path_of(fs, s, "stdout", path, sizeof(path));
+			(void)utimensat(AT_FDCWD, path, ts, 0);
+		}
+		if (what & NQ_TOUCH_ERR) {
+			path_of(fs, s, "stderr", path, sizeof(path));
+			(void)utimensat(AT_FDCWD, path, ts, 0);
+		}
+	}
+	if (what & NQ_EXIT) {
+		/* Fresh root/ first, so a watcher woken by the event sees it. */
+		if (session_machine_get(s) == 0) {
+			rp_invalidate(s->rp, fs->se);
+			session_machine_put(s);
+		}
+		session_settled(s); /* now exit/stdout readers see the end */
+		path_of(fs, s, "stat", path, sizeof(path));
+		int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd >= 0)
+			close(fd); /* IN_CLOSE_WRITE; the content is unchanged */
+	}
+}
+
+static void *notify_main(void *arg)
+{
+	struct notifier *n = arg;
+	__atomic_store_n(&n->tid, gettid(), __ATOMIC_RELEASE);
+	pthread_mutex_lock(&n->lock);
+	while (!n->stop) {
+		uint64_t now = vpfs_now_ms(), wait_ms = UINT64_MAX;
+		struct session *pick = NULL, **pp;
+		unsigned what = 0;
+		for (pp = &n->head; *pp; pp = &(*pp)->nq_next) {
+			what = due_flags(*pp, now, &wait_ms);
+			if (what)
+				break;
+		}
+		if (*pp) {
+			pick = *pp;
+			pick->nq_flags &= ~what;
+			if (!pick->nq_flags) { /* its queue reference is ours now */
+				*pp = pick->nq_next;
+				pick->nq_linked = false;
+				pick->nq_next = NULL;
+			} else {
+				session_ref(pick);
+			}
+			pthread_mutex_unlock(&n->lock);
+			act(n, pick, what);
+			session_unref(pick);
+			pthread_mutex_lock(&n->lock);
+			continue;
+		}
+		if (wait_ms == UINT64_MAX) {
+			pthread_cond_wait(&n->cond, &n->lock);
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms * 1000000u;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&n->cond, &n->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+int notifier_start(struct vpfs *fs, struct notifier **out)
+{
+	struct notifier *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->fs = fs;
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	int r = pthread_create(&n->thread, NULL, notify_main, n);
+	if (r != 0) {
+		pthread_cond_destroy(&n->cond);
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+		return -r;
+	}
+	/* The tid must be known before the first self-open reaches the tree. */
+	while (!notifier_tid(n))
+		sched_yield();
+	*out = n;
+	return 0;
+}
+
+void notifier_stop(struct notifier *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->stop) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	n->stop = true;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->thread, NULL);
+	/* Drop what is still queued. */
+	pthread_mutex_lock(&n->lock);
+	struct session *s = n->head;
+	n->head = NULL;
+	pthread_mutex_unlock(&n->lock);
+	while (s) {
+		struct session *next = s->nq_next;
+		s->nq_linked = false;
+		s->nq_next = NULL;
+		s->nq_flags = 0;
+		session_settled(s);
+		session_unref(s);
+		s = next;
+	}
+}
+
+void notifier_free(struct notifier *n)
+{
+	if (!n)
+		return;
+	notifier_stop(n);
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}

@@ -1,0 +1,256 @@
+/* Options; see opts.h. */
+#include "opts.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctlparse.h"
+
+#ifndef VMPOOL_DEFAULT_IMAGE
+#define VMPOOL_DEFAULT_IMAGE "/usr/share/vmpoolfs/image"
+#endif
+
+#define DEFAULT_SPILL (4u << 20)
+#define DEFAULT_THREADS 64
+
+struct raw {
+	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *spill, *threads;
+	int help, version;
+};
+
+#define OPT(t, f) {t, offsetof(struct raw, f), 0}
+static const struct fuse_opt spec[] = {
+	OPT("min=%s", min),
+	OPT("max=%s", max),
+	OPT("idle=%s", idle),
+	OPT("max_machines=%s", max_machines),
+	OPT("backend=%s", backend),
+	OPT("timeout=%s", timeout),
+	OPT("mem=%s", mem),
+	OPT("disk=%s", disk),
+	OPT("image=%s", image),
+	OPT("spill=%s", spill),
+	OPT("threads=%s", threads),
+	FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] MOUNTPOINT\n\n"
+	       "vmpoolfs: a pool of isolated Linux guests as a file tree.\n"
+	       "  mkdir MNT/pool/NAME       acquire a machine\n"
+	       "  echo CMD > .../cmd        run a command; cat stdout, stderr, exit, stat\n"
+	       "  rmdir MNT/pool/NAME       release it\n\n"
+	       "vmpoolfs options:\n"
+	       "    -o min=N               idle machines kept warm (1)\n"
+	       "    -o max=N               idle machines retained (16)\n"
+	       "    -o idle=SEC            idle machine evicted after SEC seconds (30)\n"
+	       "    -o max_machines=N      cap on machines in use + idle + being made (64; 0 = none)\n"
+	       "    -o backend=auto|ns|kvm machine backend (auto)\n"
+	       "    -o timeout=SEC         default command timeout (0 = none)\n"
+	       "    -o mem=SIZE            memory per machine, e.g. 512M (2G)\n"
+	       "    -o disk=SIZE           writable layer per machine (1G)\n"
+	       "    -o image=DIR           guest image (%s)\n"
+	       "    -o spill=SIZE          output kept in memory per stream before spilling to disk (4M)\n"
+	       "    -o threads=N           maximum FUSE worker threads (%d)\n\n",
+	       prog, VMPOOL_DEFAULT_IMAGE, DEFAULT_THREADS);
+}
+
+int opts_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	uint64_t mul = 1;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': mul = 1ull << 10; end++; break;
+	case 'M': mul = 1ull << 20; end++; break;
+	case 'G': mul = 1ull << 30; end++; break;
+	case 'T': mul = 1ull << 40; end++; break;
+	default: return -EINVAL;
+	}
+	if (mul > 1 && (*end == 'i' || *end == 'I'))
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end != '\0')
+		return -EINVAL;
+	if (v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int bad(const char *key, const char *val, const char *why)
+{
+	fprintf(stderr, "vmpoolfs: invalid value for -o %s: '%s' (%s)\n", key, val ? val : "", why);
+	return -EINVAL;
+}
+
+static void free_raw(struct raw *r)
+{
+	free(r->min), free(r->max), free(r->idle), free(r->max_machines), free(r->backend);
+	free(r->timeout), free(r->mem), free(r->disk), free(r->image), free(r->spill), free(r->threads);
+}
+
+static int apply(struct raw *r, struct vpfs_opts *o)
+{
+	uint32_t v;
+	uint64_t sz;
+	if (r->min) {
+		if (parse_u32(r->min, 4096, &v))
+			return bad("min", r->min, "a number of machines, 0 to 4096");
+		o->pool.min_size = v;
+	}
+	if (r->max) {
+		if (parse_u32(r->max, 4096, &v) || v == 0)
+			return bad("max", r->max, "a number of machines, 1 to 4096");
+		o->pool.max_size = v;
+	}
+	if (r->idle) {
+		if (parse_u32(r->idle, UINT32_MAX / 1000, &v))
+			return bad("idle", r->idle, "whole seconds");
+		o->pool.max_idle_ms = v * 1000;
+	}
+	if (r->max_machines) {
+		if (parse_u32(r->max_machines, 65536, &v))
+			return bad("max_machines", r->max_machines, "a number of machines, 0 = no cap");
+		o->pool.max_machines = v;
+	}
+	if (r->backend) {
+		if (!strcmp(r->backend, "auto"))
+			o->mc.kind = MACHINE_AUTO;
+		else if (!strcmp(r->backend, "ns"))
+			o->mc.kind = MACHINE_NS;
+		else if (!strcmp(r->backend, "kvm"))
+			o->mc.kind = MACHINE_KVM;
+		else
+			return bad("backend", r->backend, "auto, ns or kvm");
+	}
+	if (r->timeout && ctl_parse_seconds(r->timeout, strlen(r->timeout), &o->timeout_ms))
+		return bad("timeout", r->timeout, "seconds, 0 = none");
+	if (r->mem) {
+		if (opts_parse_size(r->mem, &sz) || sz < (16u << 20))
+			return bad("mem", r->mem, "a size of at least 16M, e.g. 512M");
+		o->mc.mem_bytes = sz;
+	}
+	if (r->disk) {
+		if (opts_parse_size(r->disk, &sz) || sz < (1u << 20))
+			return bad("disk", r->disk, "a size of at least 1M, e.g. 1G");
+		o->mc.disk_bytes = sz;
+	}
+	if (r->spill) {
+		if (opts_parse_size(r->spill, &sz) || sz > (1ull << 30))
+			return bad("spill", r->spill, "a size up to 1G");
+		o->spill_threshold = (size_t)sz;
+	}
+	if (r->threads) {
+		if (parse_u32(r->threads, 100000, &v) || v < 2)
+			return bad("threads", r->threads, "at least 2");
+		o->max_threads = v;
+	}
+	if (r->image) {
+		if (!*r->image)
+			return bad("image", r->image, "a directory");
+		o->image = r->image;
+		r->image = NULL;
+	}
+	if (pool_config_validate(&o->pool) < 0) {
+		fprintf(stderr, "vmpoolfs: inconsistent pool options: need max >= 1, min <= max and "
+				"max_machines >= min (or 0): min=%u max=%u max_machines=%u\n",
+			o->pool.min_size, o->pool.max_size, o->pool.max_machines);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
+{
+	struct raw r;
+	memset(&r, 0, sizeof(r));
+	memset(o, 0, sizeof(*o));
+	pool_config_defaults(&o->pool);
+	machine_config_defaults(&o->mc);
+	o->spill_threshold = DEFAULT_SPILL;
+	o->max_threads = DEFAULT_THREADS;
+	*mountpoint = NULL;
+
+	if (fuse_opt_parse(args, &r, spec, NULL) == -1) {
+		free_raw(&r);
+		return -EINVAL;
+	}
+	struct fuse_cmdline_opts co;
+	memset(&co, 0, sizeof(co));
+	if (fuse_parse_cmdline(args, &co) != 0) {
+		free_raw(&r);
+		return -EINVAL;
+	}
+	if (co.show_help) {
+		usage(args->argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		free_raw(&r);
+		free(co.mountpoint);
+		return 1;
+	}
+	if (co.show_version) {
+		printf("vmpoolfs %s\n", VMPOOLFS_VERSION);
+		fflush(stdout);
+		fuse_lowlevel_version();
+		free_raw(&r);
+		free(co.mountpoint);
+		return 1;
+	}
+	int err = apply(&r, o);
+	free_raw(&r);
+	if (err == 0 && !co.mountpoint) {
+		fprintf(stderr, "vmpoolfs: no mountpoint given (see --help)\n");
+		err = -EINVAL;
+	}
+	if (err == 0 && !o->image) {
+		const char *env = getenv("VMPOOL_IMAGE");
+		o->image = strdup(env && *env ? env : VMPOOL_DEFAULT_IMAGE);
+		if (!o->image)
+			err = -ENOMEM;
+	}
+	if (err) {
+		free(co.mountpoint);
+		opts_free(o);
+		return -EINVAL;
+	}
+	o->mc.image_dir = o->image;
+	o->foreground = co.foreground;
+	o->debug = co.debug;
+	if (co.singlethread)
+		o->max_threads = 1;
+	*mountpoint = co.mountpoint;
+	return 0;
+}
+
+void opts_free(struct vpfs_opts *o)
+{
+	free(o->image);
+	o->image = NULL;
+}

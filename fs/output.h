@@ -1,0 +1,33 @@
+/* Output of one stream of one command, kept whole (DESIGN §1 stdout/stderr).
+ *
+ * The first `mem_limit` bytes live in memory; the rest is spilled to an
+ * unlinked temporary file, so a command that prints gigabytes costs disk,
+ * not daemon memory, and no byte is ever dropped. Not thread-safe: the
+ * owner (a session) serialises every call with its own lock. */
+#ifndef VPFS_OUTPUT_H
+#define VPFS_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct outbuf {
+	char *mem;
+	size_t mem_len, mem_cap, mem_limit;
+	int fd;             /* spill file, -1 until the first spill */
+	uint64_t file_len;  /* bytes in the spill file */
+	const char *spill_dir;
+};
+
+void outbuf_init(struct outbuf *o, size_t mem_limit, const char *spill_dir);
+void outbuf_free(struct outbuf *o);
+/* Drop everything (a new command starts); keeps a small allocation. */
+void outbuf_reset(struct outbuf *o);
+uint64_t outbuf_len(const struct outbuf *o);
+/* 0 or -errno (ENOSPC, EIO from the spill file, ENOMEM). */
+int outbuf_append(struct outbuf *o, const void *data, size_t len);
+/* Copies up to len bytes from off into dst; returns the count (0 at the
+ * end) or -errno. */
+ssize_t outbuf_read(const struct outbuf *o, uint64_t off, void *dst, size_t len);
+
+#endif

@@ -1,0 +1,140 @@
+#!/usr/bin/env bats
+# A dead guest never hangs a reader; shutdown leaves nothing behind.
+
+load helpers
+
+setup_file() { vp_mount; }
+teardown_file() { vp_unmount; }
+
+@test "killing the agent gives EIO to a blocked reader, state=error, and rmdir still releases" {
+	mkdir "$MNT/pool/d"
+	local M=$MNT/pool/d hp
+	hp=$(kv "$M/stat" host_pid)
+	[ -n "$hp" ] && [ "$hp" -gt 0 ]
+	# the agent is a process below the daemon
+	vp_descendants "$VPID" | grep -qx "$hp"
+	echo 'echo before; sleep 300' > "$M/cmd"
+	wait_for '[ "$(kv "$M/stat" stdout_bytes)" = 7 ]'
+	timeout 20 cat "$M/stdout" > "$VP_DIR/out" 2> "$VP_DIR/err" &
+	local reader=$!
+	timeout 20 cat "$M/exit" > /dev/null 2> "$VP_DIR/err2" &
+	local reader2=$!
+	sleep 0.5
+	kill -9 "$hp"
+	local rc=0 rc2=0
+	wait $reader || rc=$?
+	wait $reader2 || rc2=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+	[ "$rc2" -ne 0 ] && [ "$rc2" -ne 124 ]
+	[ "$(cat "$VP_DIR/out")" = before ] # the data first, then EIO
+	grep -q "Input/output error" "$VP_DIR/err"
+	grep -q "Input/output error" "$VP_DIR/err2"
+	[ "$(kv "$M/stat" state)" = error ]
+	[ -n "$(kv "$M/stat" error)" ]
+	# new commands fail
+	run bash -c "echo true > '$M/cmd'"
+	[ "$status" -ne 0 ]
+	run cat "$M/exit"
+	[ "$status" -ne 0 ]
+	# release works and the pool replaces the machine
+	local ev
+	ev=$(kv "$MNT/stats" evictions)
+	rmdir "$M"
+	wait_for '[ "$(kv "$MNT/stats" evictions)" -gt "$ev" ]'
+	mkdir "$MNT/pool/d2"
+	vp_run d2 'echo alive'
+	[ "$(cat "$MNT/pool/d2/stdout")" = alive ]
+	rmdir "$MNT/pool/d2"
+}
+
+@test "killing an idle machine's agent: the next command fails cleanly" {
+	mkdir "$MNT/pool/e"
+	kill -9 "$(kv "$MNT/pool/e/stat" host_pid)"
+	sleep 0.3
+	run bash -c "echo true > '$MNT/pool/e/cmd'"
+	[ "$status" -ne 0 ]
+	[ "$(kv "$MNT/pool/e/stat" state)" = error ]
+	rmdir "$MNT/pool/e"
+}
+
+@test "a dead guest's root/ fails instead of hanging" {
+	mkdir "$MNT/pool/f"
+	ls "$MNT/pool/f/root/" > /dev/null
+	kill -9 "$(kv "$MNT/pool/f/stat" host_pid)"
+	sleep 0.3
+	run timeout 20 ls "$MNT/pool/f/root/bin"
+	[ "$status" -ne 124 ]
+	rmdir "$MNT/pool/f"
+}
+
+# A second daemon, stopped by a signal while busy.
+@test "SIGTERM with machines in use: unmounts, exits 0, no process left" {
+	local d mnt pid kids i
+	d=$(mktemp -d /tmp/vpfs-bats-term.XXXXXX)
+	mnt=$d/mnt
+	mkdir "$mnt"
+	"$VMPOOLFS" -f -o "min=1,image=$VMPOOL_IMAGE" "$mnt" > "$d/log" 2>&1 &
+	pid=$!
+	wait_for "mountpoint -q '$mnt' && [ -e '$mnt/config' ]"
+	mkdir "$mnt/pool/a" "$mnt/pool/b"
+	echo 'sleep 300' > "$mnt/pool/a/cmd"
+	echo 'echo x' > "$mnt/pool/b/cmd"
+	timeout 20 cat "$mnt/pool/a/stdout" > /dev/null 2>&1 &
+	local reader=$!
+	sleep 0.3
+	kids=$(vp_descendants "$pid")
+	[ -n "$kids" ]
+	kill -TERM "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	cat "$d/log"
+	[ "$rc" -eq 0 ]
+	! mountpoint -q "$mnt"
+	wait $reader || true
+	for i in $kids; do ! kill -0 "$i" 2>/dev/null; done
+	! grep -q "Sanitizer\|runtime error" "$d/log"
+	rm -rf "$d"
+}
+
+@test "rmdir then unmount leaves no agent process" {
+	local d mnt pid kids i
+	d=$(mktemp -d /tmp/vpfs-bats-um.XXXXXX)
+	mnt=$d/mnt
+	mkdir "$mnt"
+	"$VMPOOLFS" -f -o "min=2,image=$VMPOOL_IMAGE" "$mnt" > "$d/log" 2>&1 &
+	pid=$!
+	wait_for "mountpoint -q '$mnt' && [ -e '$mnt/config' ]"
+	mkdir "$mnt/pool/a"
+	vp_run_in() { echo "$2" > "$mnt/pool/$1/cmd"; cat "$mnt/pool/$1/exit" > /dev/null; }
+	vp_run_in a 'sleep 100 & echo started'
+	kids=$(vp_descendants "$pid")
+	rmdir "$mnt/pool/a"
+	fusermount3 -u "$mnt"
+	local rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ]
+	for i in $kids; do ! kill -0 "$i" 2>/dev/null; done
+	rm -rf "$d"
+}
+
+@test "invalid options: clear message, exit 2" {
+	run "$VMPOOLFS" -o min=abc /tmp
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"min"* ]]
+	run "$VMPOOLFS" -o mem=12Q /tmp
+	[ "$status" -eq 2 ]
+	run "$VMPOOLFS" -o backend=xen /tmp
+	[ "$status" -eq 2 ]
+	run "$VMPOOLFS" -o min=5,max=2 /tmp
+	[ "$status" -eq 2 ]
+	run "$VMPOOLFS" -o no_such_option /tmp
+	[ "$status" -eq 2 ]
+	run "$VMPOOLFS"
+	[ "$status" -eq 2 ]
+	run "$VMPOOLFS" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"max_machines"* ]]
+	run "$VMPOOLFS" --version
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"vmpoolfs "* ]]
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bats
+# pool/NAME/stat and pool/NAME/exit (DESIGN §1).
+
+load helpers
+
+setup_file() {
+	vp_mount
+	mkdir "$MNT/pool/s"
+}
+teardown_file() { vp_unmount; }
+
+setup() { M=$MNT/pool/s; }
+
+@test "before any command: state=idle and exit reads empty" {
+	mkdir "$MNT/pool/fresh"
+	[ "$(kv "$MNT/pool/fresh/stat" state)" = idle ]
+	run timeout 5 cat "$MNT/pool/fresh/exit"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	rmdir "$MNT/pool/fresh"
+}
+
+@test "exit 3 gives 3" {
+	echo 'exit 3' > "$M/cmd"
+	[ "$(cat "$M/exit")" = 3 ]
+	[ "$(kv "$M/stat" state)" = exited ]
+	[ "$(kv "$M/stat" exit_code)" = 3 ]
+}
+
+@test "exit reads N and a newline" {
+	echo 'true' > "$M/cmd"
+	[ "$(cat "$M/exit" | od -An -c | tr -d ' ')" = '0\n' ]
+	code=$(cat "$M/exit")
+	[ "$code" = 0 ]
+}
+
+@test "kill -9 \$\$ gives 137 and state=signaled" {
+	echo 'kill -9 $$' > "$M/cmd"
+	[ "$(cat "$M/exit")" = 137 ]
+	[ "$(kv "$M/stat" state)" = signaled ]
+	[ "$(kv "$M/stat" signal)" = 9 ]
+}
+
+@test "a timeout gives 124 and state=timeout" {
+	echo 'timeout 1' > "$M/ctl"
+	echo 'sleep 30' > "$M/cmd"
+	local t0=$SECONDS
+	[ "$(timeout 20 cat "$M/exit")" = 124 ]
+	[ $((SECONDS - t0)) -lt 10 ]
+	[ "$(kv "$M/stat" state)" = timeout ]
+	[ "$(kv "$M/stat" exit_code)" = 124 ]
+	echo 'timeout 0' > "$M/ctl"
+}
+
+@test "the default timeout comes from -o timeout and shows in ctl" {
+	grep -qx 'timeout=0' "$MNT/config"
+	grep -qx 'timeout=0' "$M/ctl"
+}
+
+@test "stat while running: state, pid, started_ms, duration so far" {
+	echo 'sleep 2' > "$M/cmd"
+	[ "$(kv "$M/stat" state)" = running ]
+	wait_for '[ -n "$(kv "$M/stat" pid)" ]'
+	[ "$(kv "$M/stat" exit_code)" = "" ]
+	local now started
+	now=$(date +%s%3N)
+	started=$(kv "$M/stat" started_ms)
+	[ $((now - started)) -ge 0 ]
+	[ $((now - started)) -lt 5000 ]
+	cat "$M/exit" >/dev/null
+	[ "$(kv "$M/stat" duration_ms)" -ge 1900 ]
+}
+
+@test "stat has every key, one per line" {
+	echo 'printf abc; printf de >&2' > "$M/cmd"
+	cat "$M/exit" >/dev/null
+	for k in state exit_code signal pid started_ms duration_ms stdout_bytes stderr_bytes cmd; do
+		grep -q "^$k=" "$M/stat"
+	done
+	[ "$(kv "$M/stat" stdout_bytes)" = 3 ]
+	[ "$(kv "$M/stat" stderr_bytes)" = 2 ]
+	! grep -q '^error=' "$M/stat"
+}
+
+@test "code=\$(cat exit) waits for the command" {
+	echo 'sleep 1; exit 42' > "$M/cmd"
+	code=$(cat "$M/exit")
+	[ "$code" = 42 ]
+}
+
+@test "exit of a command that ended is read again and again" {
+	echo 'exit 5' > "$M/cmd"
+	[ "$(cat "$M/exit")" = 5 ]
+	[ "$(cat "$M/exit")" = 5 ]
+}
+
+@test "stat and exit cannot be written by users" {
+	run bash -c "echo state=x > '$M/stat'"
+	[ "$status" -ne 0 ]
+	run bash -c "echo 0 > '$M/exit'"
+	[ "$status" -ne 0 ]
+	grep -q '^state=' "$M/stat"
+}
