@@ -104,11 +104,12 @@ struct session *session_by_name(struct vpfs *fs, const char *name)
 	return s;
 }
 
-struct session *session_by_serial(struct vpfs *fs, uint64_t serial)
+/* Looks in the live list, or with `any` in the list of every session. */
+static struct session *by_serial(struct vpfs *fs, uint64_t serial, bool any)
 {
 	struct session *s;
 	pthread_mutex_lock(&fs->lock);
-	for (s = fs->live; s; s = s->next_live)
+	for (s = any ? fs->all : fs->live; s; s = any ? s->next_all : s->next_live)
 		if (s->serial == serial && s->ready)
 			break;
 	if (s)
@@ -117,17 +118,14 @@ struct session *session_by_serial(struct vpfs *fs, uint64_t serial)
 	return s;
 }
 
+struct session *session_by_serial(struct vpfs *fs, uint64_t serial)
+{
+	return by_serial(fs, serial, false);
+}
+
 struct session *session_by_serial_any(struct vpfs *fs, uint64_t serial)
 {
-	struct session *s;
-	pthread_mutex_lock(&fs->lock);
-	for (s = fs->all; s; s = s->next_all)
-		if (s->serial == serial && s->ready)
-			break;
-	if (s)
-		session_ref(s);
-	pthread_mutex_unlock(&fs->lock);
-	return s;
+	return by_serial(fs, serial, true);
 }
 
 int session_create(struct vpfs *fs, const char *name, struct session **out)
@@ -501,17 +499,29 @@ int session_start(struct session *s, const char *text, size_t len)
 	return r;
 }
 
-int session_kill(struct session *s, int signo)
+/* The running command's exec id and client, with a machine use taken that
+ * session_machine_put gives back; false when no command runs, or (gen not
+ * NULL) when the one running is not command *gen. */
+static bool running_exec(struct session *s, const uint64_t *gen, uint32_t *id, struct vp_client **c)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->state != ST_RUNNING || !s->exec_id_valid || !s->client || s->released) {
-		pthread_mutex_unlock(&s->lock);
-		return -ESRCH;
+	bool ok = s->state == ST_RUNNING && (!gen || s->gen == *gen) && s->exec_id_valid && s->client &&
+		  !s->released;
+	if (ok) {
+		*id = s->exec_id;
+		*c = s->client;
+		s->musers++;
 	}
-	uint32_t id = s->exec_id;
-	struct vp_client *c = s->client;
-	s->musers++;
 	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+int session_kill(struct session *s, int signo)
+{
+	uint32_t id;
+	struct vp_client *c;
+	if (!running_exec(s, NULL, &id, &c))
+		return -ESRCH;
 	int r = vp_exec_signal(c, id, signo);
 	session_machine_put(s);
 	return r;
@@ -519,15 +529,10 @@ int session_kill(struct session *s, int signo)
 
 int session_stdin(struct session *s, uint64_t gen, const void *data, size_t len, bool eof)
 {
-	pthread_mutex_lock(&s->lock);
-	if (s->state != ST_RUNNING || s->gen != gen || !s->exec_id_valid || !s->client || s->released) {
-		pthread_mutex_unlock(&s->lock);
+	uint32_t id;
+	struct vp_client *c;
+	if (!running_exec(s, &gen, &id, &c))
 		return -EPIPE;
-	}
-	uint32_t id = s->exec_id;
-	struct vp_client *c = s->client;
-	s->musers++;
-	pthread_mutex_unlock(&s->lock);
 	/* Returns once the agent wrote it to the pipe: a command that does not
 	 * read holds the writer, as a pipe would. */
 	int r = vp_exec_stdin(c, id, data, len, eof);
@@ -638,6 +643,14 @@ uint64_t session_file_size(struct session *s, int file)
 
 /* ---- handles ------------------------------------------------------------ */
 
+/* The list a handle is on and the lock that guards it: its session's, or
+ * the daemon's list of handles with no session. */
+static struct vfh **fh_list(struct vpfs *fs, struct session *s, pthread_mutex_t **lock)
+{
+	*lock = s ? &s->lock : &fs->lock;
+	return s ? &s->fhs : &fs->misc_fhs;
+}
+
 struct vfh *vfh_new(struct vpfs *fs, struct session *s, int kind)
 {
 	struct vfh *fh = calloc(1, sizeof(*fh));
@@ -645,54 +658,40 @@ struct vfh *vfh_new(struct vpfs *fs, struct session *s, int kind)
 		return NULL;
 	fh->s = s;
 	fh->kind = kind;
-	if (s) {
+	pthread_mutex_init(&fh->io, NULL);
+	if (s)
 		session_ref(s);
-		pthread_mutex_lock(&s->lock);
+	pthread_mutex_t *lock;
+	struct vfh **head = fh_list(fs, s, &lock);
+	pthread_mutex_lock(lock);
+	if (s)
 		fh->gen = s->gen;
-		fh->next = s->fhs;
-		if (fh->next)
-			fh->next->prev = fh;
-		s->fhs = fh;
-		pthread_mutex_unlock(&s->lock);
-	} else {
-		pthread_mutex_lock(&fs->lock);
-		fh->next = fs->misc_fhs;
-		if (fh->next)
-			fh->next->prev = fh;
-		fs->misc_fhs = fh;
-		pthread_mutex_unlock(&fs->lock);
-	}
+	fh->next = *head;
+	if (fh->next)
+		fh->next->prev = fh;
+	*head = fh;
+	pthread_mutex_unlock(lock);
 	return fh;
 }
 
 void vfh_free(struct vpfs *fs, struct vfh *fh)
 {
 	struct session *s = fh->s;
-	struct fuse_pollhandle *ph;
-	if (s) {
-		pthread_mutex_lock(&s->lock);
-		if (fh->prev)
-			fh->prev->next = fh->next;
-		else
-			s->fhs = fh->next;
-		if (fh->next)
-			fh->next->prev = fh->prev;
-		ph = fh->ph;
-		fh->ph = NULL;
-		pthread_mutex_unlock(&s->lock);
-	} else {
-		pthread_mutex_lock(&fs->lock);
-		if (fh->prev)
-			fh->prev->next = fh->next;
-		else
-			fs->misc_fhs = fh->next;
-		if (fh->next)
-			fh->next->prev = fh->prev;
-		pthread_mutex_unlock(&fs->lock);
-		ph = fh->ph;
-	}
+	pthread_mutex_t *lock;
+	struct vfh **head = fh_list(fs, s, &lock);
+	pthread_mutex_lock(lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		*head = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	struct fuse_pollhandle *ph = fh->ph;
+	fh->ph = NULL;
+	pthread_mutex_unlock(lock);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
+	pthread_mutex_destroy(&fh->io);
 	free(fh->buf);
 	free(fh);
 	if (s)

@@ -33,6 +33,7 @@ struct vfh {
 	uint64_t gen;                 /* command generation at open (stdin) */
 	uint64_t pos;                 /* end of the last read: poll readiness */
 	struct fuse_pollhandle *ph;   /* under s->lock */
+	pthread_mutex_t io;           /* buf, len, cap: one fd may be shared by processes */
 	char *buf;                    /* snapshot to read, or text being written */
 	size_t len, cap;
 	struct vfh *next, *prev;      /* s->fhs or fs->misc_fhs */

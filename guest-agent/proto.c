@@ -210,12 +210,6 @@ static bool dirent_name_ok(const struct vp_bytes *b)
 	return b->len > 0 && b->len <= VP_MAX_NAME && !has_nul(b) && !memchr(b->p, '/', b->len);
 }
 
-static void get_name(struct vp_reader *r, struct vp_bytes *b)
-{
-	get_bytes(r, b, VP_MAX_NAME);
-	check(r, r->err || name_ok(b));
-}
-
 static void get_text(struct vp_reader *r, struct vp_bytes *b, uint32_t max)
 {
 	get_bytes(r, b, max);
@@ -432,53 +426,233 @@ int vp_frame_encode(struct vp_buf *out, uint16_t type, uint32_t id, const void *
 	return out->err;
 }
 
-/* ---- decoders ---------------------------------------------------------- */
+/* ---- messages ---------------------------------------------------------- */
 
 static int finish(struct vp_reader *r)
 {
 	return vp_reader_finish(r);
 }
 
-int vp_dec_hello(const void *p, size_t n, struct vp_hello *m)
+/* Most payloads are a fixed list of fields. One table per message drives
+ * both its decoder and its encoder, so the two cannot disagree on the wire
+ * order; the table carries each field's own limit, and a message's `ok`
+ * function the rules that tie its fields together. */
+enum field_kind {
+	K_END,
+	K_INT,     /* integer member (signed ones as their bits), ≤ max */
+	K_NONZERO, /* likewise, and not 0 */
+	K_BYTES,   /* struct vp_bytes: u32 length ≤ max, then the bytes */
+	K_TEXT,    /* likewise, with no NUL byte */
+	K_NAME,    /* one path component (name_ok) */
+};
+
+struct field {
+	uint16_t off;   /* offsetof the member */
+	uint8_t kind;   /* enum field_kind */
+	uint8_t size;   /* sizeof an integer member: its width on the wire */
+	uint64_t max;
+};
+
+typedef bool fields_ok_fn(const void *m);
+
+#define FIELD(T, m, kind, max) { offsetof(T, m), kind, sizeof(((T *)0)->m), max }
+#define F_INT(T, m) FIELD(T, m, K_INT, UINT64_MAX)
+#define F_MAX(T, m, max) FIELD(T, m, K_INT, max)
+#define F_NONZERO(T, m) FIELD(T, m, K_NONZERO, UINT64_MAX)
+#define F_BYTES(T, m, max) FIELD(T, m, K_BYTES, max)
+#define F_TEXT(T, m, max) FIELD(T, m, K_TEXT, max)
+#define F_NAME(T, m) FIELD(T, m, K_NAME, VP_MAX_NAME)
+#define F_END { 0, K_END, 0, 0 }
+
+/* An integer member as a wire value and back; all union members start at
+ * offset 0, so the first `size` bytes are the member of that width. */
+union member {
+	uint8_t u8;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+};
+
+static uint64_t member_load(const uint8_t *p, unsigned size)
+{
+	union member v;
+	memcpy(&v, p, size);
+	return size == 1 ? v.u8 : size == 2 ? v.u16 : size == 4 ? v.u32 : v.u64;
+}
+
+static void member_store(uint8_t *p, uint64_t x, unsigned size)
+{
+	union member v;
+	if (size == 1)
+		v.u8 = (uint8_t)x;
+	else if (size == 2)
+		v.u16 = (uint16_t)x;
+	else if (size == 4)
+		v.u32 = (uint32_t)x;
+	else
+		v.u64 = x;
+	memcpy(p, &v, size);
+}
+
+static bool is_int(const struct field *f)
+{
+	return f->kind == K_INT || f->kind == K_NONZERO;
+}
+
+static void get_fields(struct vp_reader *r, void *m, const struct field *f)
+{
+	for (; f->kind != K_END; f++) {
+		uint8_t *p = (uint8_t *)m + f->off;
+		if (is_int(f)) {
+			uint64_t v = get_le(r, f->size);
+			member_store(p, v, f->size);
+			check(r, v <= f->max && (v != 0 || f->kind == K_INT));
+			continue;
+		}
+		struct vp_bytes *b = (struct vp_bytes *)p;
+		get_bytes(r, b, (uint32_t)f->max);
+		if (f->kind == K_TEXT)
+			check(r, r->err || !has_nul(b));
+		else if (f->kind == K_NAME)
+			check(r, r->err || name_ok(b));
+	}
+}
+
+static void put_fields(struct vp_buf *b, const void *m, const struct field *f)
+{
+	for (; f->kind != K_END; f++) {
+		const uint8_t *p = (const uint8_t *)m + f->off;
+		if (is_int(f)) {
+			put_le(b, member_load(p, f->size), f->size);
+		} else {
+			const struct vp_bytes *s = (const struct vp_bytes *)p;
+			vp_put_str(b, s->p, s->len);
+		}
+	}
+}
+
+static void get_msg(struct vp_reader *r, void *m, const struct field *f, fields_ok_fn *ok)
+{
+	get_fields(r, m, f);
+	check(r, r->err || !ok || ok(m));
+}
+
+static int dec_msg(const void *p, size_t n, void *m, const struct field *f, fields_ok_fn *ok)
 {
 	struct vp_reader r;
 	vp_reader_init(&r, p, n);
-	m->min_version = vp_get_u32(&r);
-	m->max_version = vp_get_u32(&r);
-	check(&r, m->min_version <= m->max_version);
+	get_msg(&r, m, f, ok);
 	return finish(&r);
 }
 
+/* Every encoder re-reads what it appended with the matching decoder, so a
+ * message that the peer would reject never leaves this side (err -EINVAL,
+ * or -EMSGSIZE/-ENOMEM from the buffer). */
+static void self_check(struct vp_buf *b, int dec)
+{
+	if (!b->err && dec)
+		b->err = -EINVAL;
+}
+
+#define SELF_CHECK(b, start, decoder, type)                                         \
+	do {                                                                        \
+		if (!(b)->err) {                                                    \
+			type tmp_;                                                  \
+			self_check(b, decoder((b)->data + (start), (b)->len - (start), &tmp_)); \
+		}                                                                   \
+	} while (0)
+
+/* Room for any message that enc_msg re-reads. */
+union msg_tmp {
+	struct vp_hello hello;
+	struct vp_ready ready;
+	struct vp_error error;
+	struct vp_exec_started started;
+	struct vp_output output;
+	struct vp_exit exit;
+	struct vp_output_ack ack;
+	struct vp_stdin in;
+	struct vp_signal sig;
+	struct vp_attr attr;
+	struct vp_setattr setattr;
+	struct vp_statfs statfs;
+	struct vp_dirent dirent;
+	struct vp_fs_req fs;
+};
+
+static void enc_msg(struct vp_buf *b, const void *m, const struct field *f, fields_ok_fn *ok)
+{
+	size_t s = b->len;
+	put_fields(b, m, f);
+	if (!b->err) {
+		union msg_tmp tmp;
+		self_check(b, dec_msg(b->data + s, b->len - s, &tmp, f, ok));
+	}
+}
+
+static const struct field hello_fields[] = {
+	F_INT(struct vp_hello, min_version), F_INT(struct vp_hello, max_version), F_END,
+};
+
+static bool hello_ok(const void *p)
+{
+	const struct vp_hello *m = p;
+	return m->min_version <= m->max_version;
+}
+
+int vp_dec_hello(const void *p, size_t n, struct vp_hello *m)
+{
+	return dec_msg(p, n, m, hello_fields, hello_ok);
+}
+
+void vp_enc_hello(struct vp_buf *b, const struct vp_hello *m)
+{
+	enc_msg(b, m, hello_fields, hello_ok);
+}
+
+static const struct field ready_fields[] = {
+	F_INT(struct vp_ready, version), F_INT(struct vp_ready, features),
+	F_TEXT(struct vp_ready, info, MAX_INFO), F_END,
+};
+
 int vp_dec_ready(const void *p, size_t n, struct vp_ready *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->version = vp_get_u32(&r);
-	m->features = vp_get_u32(&r);
-	get_text(&r, &m->info, MAX_INFO);
-	return finish(&r);
+	return dec_msg(p, n, m, ready_fields, NULL);
+}
+
+void vp_enc_ready(struct vp_buf *b, const struct vp_ready *m)
+{
+	enc_msg(b, m, ready_fields, NULL);
 }
 
 /* Any errno value is accepted here: the client clamps it, and rejecting a
  * bad value would lose the reply. */
+static const struct field error_fields[] = {
+	F_INT(struct vp_error, err), F_TEXT(struct vp_error, message, MAX_INFO), F_END,
+};
+
 int vp_dec_error(const void *p, size_t n, struct vp_error *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->err = vp_get_i32(&r);
-	get_text(&r, &m->message, MAX_INFO);
-	return finish(&r);
+	return dec_msg(p, n, m, error_fields, NULL);
 }
+
+void vp_enc_error(struct vp_buf *b, const struct vp_error *m)
+{
+	enc_msg(b, m, error_fields, NULL);
+}
+
+/* EXEC: these fields, then u32 nenv and the env entries. */
+static const struct field exec_fields[] = {
+	F_INT(struct vp_exec, timeout_ms), F_INT(struct vp_exec, flags),
+	F_TEXT(struct vp_exec, cmd, VP_MAX_CMD), F_TEXT(struct vp_exec, cwd, VP_MAX_PATH), F_END,
+};
 
 int vp_dec_exec(const void *p, size_t n, struct vp_exec *m)
 {
 	struct vp_reader r;
 	vp_reader_init(&r, p, n);
-	m->timeout_ms = vp_get_u32(&r);
-	m->flags = vp_get_u32(&r);
+	get_fields(&r, m, exec_fields);
 	check(&r, (m->flags & ~VP_EXEC_STDIN) == 0);
-	get_text(&r, &m->cmd, VP_MAX_CMD);
-	get_text(&r, &m->cwd, VP_MAX_PATH);
 	m->nenv = vp_get_u32(&r);
 	check(&r, m->nenv <= VP_MAX_ENV);
 	if (r.err)
@@ -492,100 +666,154 @@ int vp_dec_exec(const void *p, size_t n, struct vp_exec *m)
 	return finish(&r);
 }
 
+void vp_enc_exec(struct vp_buf *b, const struct vp_exec *m)
+{
+	if (m->nenv > VP_MAX_ENV) {
+		if (!b->err)
+			b->err = -EINVAL;
+		return;
+	}
+	size_t s = b->len;
+	put_fields(b, m, exec_fields);
+	vp_put_u32(b, m->nenv);
+	for (uint32_t i = 0; i < m->nenv; i++)
+		vp_put_str(b, m->env[i].p, m->env[i].len);
+	SELF_CHECK(b, s, vp_dec_exec, struct vp_exec);
+}
+
+static const struct field exec_started_fields[] = { F_INT(struct vp_exec_started, pid), F_END };
+
 int vp_dec_exec_started(const void *p, size_t n, struct vp_exec_started *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->pid = vp_get_u32(&r);
-	return finish(&r);
+	return dec_msg(p, n, m, exec_started_fields, NULL);
+}
+
+void vp_enc_exec_started(struct vp_buf *b, const struct vp_exec_started *m)
+{
+	enc_msg(b, m, exec_started_fields, NULL);
+}
+
+static const struct field output_fields[] = {
+	F_INT(struct vp_output, stream), F_BYTES(struct vp_output, data, VP_MAX_DATA), F_END,
+};
+
+static bool output_ok(const void *p)
+{
+	const struct vp_output *m = p;
+	/* An empty chunk would carry nothing to acknowledge. */
+	return (m->stream == VP_STREAM_STDOUT || m->stream == VP_STREAM_STDERR) && m->data.len > 0;
 }
 
 int vp_dec_output(const void *p, size_t n, struct vp_output *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->stream = vp_get_u8(&r);
-	check(&r, m->stream == VP_STREAM_STDOUT || m->stream == VP_STREAM_STDERR);
-	get_bytes(&r, &m->data, VP_MAX_DATA);
-	/* An empty chunk would carry nothing to acknowledge. */
-	check(&r, r.err || m->data.len > 0);
-	return finish(&r);
+	return dec_msg(p, n, m, output_fields, output_ok);
+}
+
+void vp_enc_output(struct vp_buf *b, const struct vp_output *m)
+{
+	enc_msg(b, m, output_fields, output_ok);
+}
+
+static const struct field exit_fields[] = {
+	F_INT(struct vp_exit, code), F_INT(struct vp_exit, signal), F_MAX(struct vp_exit, timed_out, 1),
+	F_INT(struct vp_exit, duration_us), F_END,
+};
+
+static bool exit_ok(const void *p)
+{
+	const struct vp_exit *m = p;
+	return m->code >= -1 && m->code <= 255 && m->signal >= 0 && m->signal <= MAX_SIGNO;
 }
 
 int vp_dec_exit(const void *p, size_t n, struct vp_exit *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->code = vp_get_i32(&r);
-	m->signal = vp_get_i32(&r);
-	m->timed_out = vp_get_u8(&r);
-	m->duration_us = vp_get_u64(&r);
-	check(&r, m->code >= -1 && m->code <= 255);
-	check(&r, m->signal >= 0 && m->signal <= MAX_SIGNO);
-	check(&r, m->timed_out <= 1);
-	return finish(&r);
+	return dec_msg(p, n, m, exit_fields, exit_ok);
 }
+
+void vp_enc_exit(struct vp_buf *b, const struct vp_exit *m)
+{
+	enc_msg(b, m, exit_fields, exit_ok);
+}
+
+static const struct field output_ack_fields[] = {
+	F_NONZERO(struct vp_output_ack, exec_id), F_MAX(struct vp_output_ack, bytes, VP_OUTPUT_WINDOW), F_END,
+};
 
 int vp_dec_output_ack(const void *p, size_t n, struct vp_output_ack *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->exec_id = vp_get_u32(&r);
-	m->bytes = vp_get_u32(&r);
-	check(&r, m->exec_id != 0 && m->bytes <= VP_OUTPUT_WINDOW);
-	return finish(&r);
+	return dec_msg(p, n, m, output_ack_fields, NULL);
 }
+
+void vp_enc_output_ack(struct vp_buf *b, const struct vp_output_ack *m)
+{
+	enc_msg(b, m, output_ack_fields, NULL);
+}
+
+static const struct field stdin_fields[] = {
+	F_NONZERO(struct vp_stdin, exec_id), F_MAX(struct vp_stdin, eof, 1),
+	F_BYTES(struct vp_stdin, data, VP_MAX_DATA), F_END,
+};
 
 int vp_dec_stdin(const void *p, size_t n, struct vp_stdin *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->exec_id = vp_get_u32(&r);
-	m->eof = vp_get_u8(&r);
-	get_bytes(&r, &m->data, VP_MAX_DATA);
-	check(&r, m->exec_id != 0 && m->eof <= 1);
-	return finish(&r);
+	return dec_msg(p, n, m, stdin_fields, NULL);
+}
+
+void vp_enc_stdin(struct vp_buf *b, const struct vp_stdin *m)
+{
+	enc_msg(b, m, stdin_fields, NULL);
+}
+
+static const struct field signal_fields[] = {
+	F_NONZERO(struct vp_signal, exec_id), F_INT(struct vp_signal, signo), F_END,
+};
+
+static bool signal_ok(const void *p)
+{
+	const struct vp_signal *m = p;
+	return m->signo >= 1 && m->signo <= MAX_SIGNO;
 }
 
 int vp_dec_signal(const void *p, size_t n, struct vp_signal *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->exec_id = vp_get_u32(&r);
-	m->signo = vp_get_i32(&r);
-	check(&r, m->exec_id != 0 && m->signo >= 1 && m->signo <= MAX_SIGNO);
-	return finish(&r);
+	return dec_msg(p, n, m, signal_fields, signal_ok);
+}
+
+void vp_enc_signal(struct vp_buf *b, const struct vp_signal *m)
+{
+	enc_msg(b, m, signal_fields, signal_ok);
+}
+
+#define ATTR(m) F_INT(struct vp_attr, m)
+static const struct field attr_fields[] = {
+	ATTR(ino), ATTR(size), ATTR(blocks), ATTR(atime_sec), ATTR(mtime_sec), ATTR(ctime_sec),
+	ATTR(atime_nsec), ATTR(mtime_nsec), ATTR(ctime_nsec), ATTR(mode), ATTR(nlink), ATTR(uid),
+	ATTR(gid), ATTR(rdev), ATTR(blksize), F_END,
+};
+#undef ATTR
+
+static bool attr_ok(const void *p)
+{
+	const struct vp_attr *m = p;
+	return m->atime_nsec < NSEC_PER_SEC && m->mtime_nsec < NSEC_PER_SEC && m->ctime_nsec < NSEC_PER_SEC;
 }
 
 void vp_get_attr(struct vp_reader *r, struct vp_attr *m)
 {
-	m->ino = vp_get_u64(r);
-	m->size = vp_get_u64(r);
-	m->blocks = vp_get_u64(r);
-	m->atime_sec = vp_get_i64(r);
-	m->mtime_sec = vp_get_i64(r);
-	m->ctime_sec = vp_get_i64(r);
-	m->atime_nsec = vp_get_u32(r);
-	m->mtime_nsec = vp_get_u32(r);
-	m->ctime_nsec = vp_get_u32(r);
-	m->mode = vp_get_u32(r);
-	m->nlink = vp_get_u32(r);
-	m->uid = vp_get_u32(r);
-	m->gid = vp_get_u32(r);
-	m->rdev = vp_get_u32(r);
-	m->blksize = vp_get_u32(r);
-	check(r, m->atime_nsec < NSEC_PER_SEC && m->mtime_nsec < NSEC_PER_SEC &&
-			 m->ctime_nsec < NSEC_PER_SEC);
+	get_msg(r, m, attr_fields, attr_ok);
 }
 
 int vp_dec_attr(const void *p, size_t n, struct vp_attr *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	vp_get_attr(&r, m);
-	return finish(&r);
+	return dec_msg(p, n, m, attr_fields, attr_ok);
 }
 
+void vp_enc_attr(struct vp_buf *b, const struct vp_attr *m)
+{
+	enc_msg(b, m, attr_fields, attr_ok);
+}
+
+/* ENTRY: u64 node, then the attr fields. */
 static void get_entry(struct vp_reader *r, struct vp_entry *m)
 {
 	m->node = vp_get_u64(r);
@@ -601,77 +829,115 @@ int vp_dec_entry(const void *p, size_t n, struct vp_entry *m)
 	return finish(&r);
 }
 
+void vp_enc_entry(struct vp_buf *b, const struct vp_entry *m)
+{
+	size_t s = b->len;
+	vp_put_u64(b, m->node);
+	put_fields(b, &m->attr, attr_fields);
+	SELF_CHECK(b, s, vp_dec_entry, struct vp_entry);
+}
+
 #define VP_SET_ALL 0xffu
+
+#define SETATTR(m) F_INT(struct vp_setattr, m)
+static const struct field setattr_fields[] = {
+	F_NONZERO(struct vp_setattr, node), SETATTR(fh), SETATTR(valid), SETATTR(mode), SETATTR(uid),
+	SETATTR(gid), SETATTR(size), SETATTR(atime_sec), SETATTR(mtime_sec), SETATTR(atime_nsec),
+	SETATTR(mtime_nsec), F_END,
+};
+#undef SETATTR
+
+static bool setattr_ok(const void *p)
+{
+	const struct vp_setattr *m = p;
+	return (m->valid & ~VP_SET_ALL) == 0 && m->atime_nsec < NSEC_PER_SEC && m->mtime_nsec < NSEC_PER_SEC;
+}
 
 int vp_dec_setattr(const void *p, size_t n, struct vp_setattr *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->node = vp_get_u64(&r);
-	m->fh = vp_get_u64(&r);
-	m->valid = vp_get_u32(&r);
-	m->mode = vp_get_u32(&r);
-	m->uid = vp_get_u32(&r);
-	m->gid = vp_get_u32(&r);
-	m->size = vp_get_u64(&r);
-	m->atime_sec = vp_get_i64(&r);
-	m->mtime_sec = vp_get_i64(&r);
-	m->atime_nsec = vp_get_u32(&r);
-	m->mtime_nsec = vp_get_u32(&r);
-	check(&r, m->node != 0 && (m->valid & ~VP_SET_ALL) == 0);
-	check(&r, m->atime_nsec < NSEC_PER_SEC && m->mtime_nsec < NSEC_PER_SEC);
-	return finish(&r);
+	return dec_msg(p, n, m, setattr_fields, setattr_ok);
 }
+
+void vp_enc_setattr(struct vp_buf *b, const struct vp_setattr *m)
+{
+	enc_msg(b, m, setattr_fields, setattr_ok);
+}
+
+#define STATFS(m) F_INT(struct vp_statfs, m)
+static const struct field statfs_fields[] = {
+	STATFS(blocks), STATFS(bfree), STATFS(bavail), STATFS(files), STATFS(ffree),
+	STATFS(bsize), STATFS(frsize), STATFS(namemax), F_END,
+};
+#undef STATFS
 
 int vp_dec_statfs(const void *p, size_t n, struct vp_statfs *m)
 {
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	m->blocks = vp_get_u64(&r);
-	m->bfree = vp_get_u64(&r);
-	m->bavail = vp_get_u64(&r);
-	m->files = vp_get_u64(&r);
-	m->ffree = vp_get_u64(&r);
-	m->bsize = vp_get_u32(&r);
-	m->frsize = vp_get_u32(&r);
-	m->namemax = vp_get_u32(&r);
-	return finish(&r);
+	return dec_msg(p, n, m, statfs_fields, NULL);
+}
+
+void vp_enc_statfs(struct vp_buf *b, const struct vp_statfs *m)
+{
+	enc_msg(b, m, statfs_fields, NULL);
+}
+
+static const struct field dirent_fields[] = {
+	F_INT(struct vp_dirent, ino), F_INT(struct vp_dirent, next_offset), F_MAX(struct vp_dirent, type, 15),
+	F_BYTES(struct vp_dirent, name, VP_MAX_NAME), F_END,
+};
+
+static bool dirent_ok(const void *p)
+{
+	const struct vp_dirent *m = p;
+	return dirent_name_ok(&m->name);
 }
 
 void vp_get_dirent(struct vp_reader *r, struct vp_dirent *m)
 {
-	m->ino = vp_get_u64(r);
-	m->next_offset = vp_get_u64(r);
-	m->type = vp_get_u32(r);
-	get_bytes(r, &m->name, VP_MAX_NAME);
-	check(r, r->err || (m->type <= 15 && dirent_name_ok(&m->name)));
+	get_msg(r, m, dirent_fields, dirent_ok);
 }
 
-/* Field layout of every request that vp_fs_req carries; the order of the
- * steps is the wire order (the enum comments in proto.h). */
-enum fs_field { F_END, F_NODE, F_NODE2, F_FH, F_OFFSET, F_NLOOKUP, F_SIZE, F_FLAGS, F_MODE, F_RDEV,
-	F_NAME, F_NEWNAME, F_TARGET, F_DATA };
-
-static const uint8_t *fs_layout(uint16_t type)
+void vp_enc_dirent(struct vp_buf *b, const struct vp_dirent *m)
 {
-	static const uint8_t node_only[] = { F_NODE, F_END };
-	static const uint8_t node_name[] = { F_NODE, F_NAME, F_END };
-	static const uint8_t fh_only[] = { F_FH, F_END };
-	static const uint8_t lookup_forget[] = { F_NODE, F_NLOOKUP, F_END };
-	static const uint8_t mknod[] = { F_NODE, F_MODE, F_RDEV, F_NAME, F_END };
-	static const uint8_t mkdir[] = { F_NODE, F_MODE, F_NAME, F_END };
-	static const uint8_t symlink[] = { F_NODE, F_NAME, F_TARGET, F_END };
-	static const uint8_t rename[] = { F_NODE, F_NODE2, F_FLAGS, F_NAME, F_NEWNAME, F_END };
-	static const uint8_t link[] = { F_NODE, F_NODE2, F_NEWNAME, F_END };
-	static const uint8_t open[] = { F_NODE, F_FLAGS, F_END };
-	static const uint8_t create[] = { F_NODE, F_FLAGS, F_MODE, F_NAME, F_END };
-	static const uint8_t read[] = { F_FH, F_OFFSET, F_SIZE, F_END };
-	static const uint8_t write[] = { F_FH, F_OFFSET, F_DATA, F_END };
-	static const uint8_t fsync[] = { F_FH, F_FLAGS, F_END };
+	enc_msg(b, m, dirent_fields, dirent_ok);
+}
+
+/* Requests that vp_fs_req carries, in wire order (the enum comments in
+ * proto.h). */
+#define R_NODE F_NONZERO(struct vp_fs_req, node)
+#define R_NODE2 F_NONZERO(struct vp_fs_req, node2)
+#define R_FH F_INT(struct vp_fs_req, fh)
+#define R_OFFSET F_INT(struct vp_fs_req, offset)
+#define R_NLOOKUP F_INT(struct vp_fs_req, nlookup)
+#define R_SIZE F_MAX(struct vp_fs_req, size, VP_MAX_DATA)
+#define R_FLAGS F_INT(struct vp_fs_req, flags)
+#define R_DATASYNC F_MAX(struct vp_fs_req, flags, 1)
+#define R_MODE F_INT(struct vp_fs_req, mode)
+#define R_RDEV F_INT(struct vp_fs_req, rdev)
+#define R_NAME F_NAME(struct vp_fs_req, name)
+#define R_NEWNAME F_NAME(struct vp_fs_req, name2)
+#define R_TARGET F_TEXT(struct vp_fs_req, name2, VP_MAX_PATH)
+#define R_DATA F_BYTES(struct vp_fs_req, data, VP_MAX_DATA)
+
+static const struct field *fs_layout(uint16_t type)
+{
+	static const struct field node_only[] = { R_NODE, F_END };
+	static const struct field node_name[] = { R_NODE, R_NAME, F_END };
+	static const struct field fh_only[] = { R_FH, F_END };
+	static const struct field forget[] = { R_NODE, R_NLOOKUP, F_END };
+	static const struct field mknod[] = { R_NODE, R_MODE, R_RDEV, R_NAME, F_END };
+	static const struct field mkdir[] = { R_NODE, R_MODE, R_NAME, F_END };
+	static const struct field symlink[] = { R_NODE, R_NAME, R_TARGET, F_END };
+	static const struct field rename[] = { R_NODE, R_NODE2, R_FLAGS, R_NAME, R_NEWNAME, F_END };
+	static const struct field link[] = { R_NODE, R_NODE2, R_NEWNAME, F_END };
+	static const struct field open[] = { R_NODE, R_FLAGS, F_END };
+	static const struct field create[] = { R_NODE, R_FLAGS, R_MODE, R_NAME, F_END };
+	static const struct field read[] = { R_FH, R_OFFSET, R_SIZE, F_END };
+	static const struct field write[] = { R_FH, R_OFFSET, R_DATA, F_END };
+	static const struct field fsync[] = { R_FH, R_DATASYNC, F_END };
 
 	switch (type) {
 	case VP_FS_LOOKUP: return node_name;
-	case VP_FS_FORGET: return lookup_forget;
+	case VP_FS_FORGET: return forget;
 	case VP_FS_GETATTR: return node_only;
 	case VP_FS_READLINK: return node_only;
 	case VP_FS_MKNOD: return mknod;
@@ -697,265 +963,17 @@ static const uint8_t *fs_layout(uint16_t type)
 int vp_dec_fs_req(const void *p, size_t n, uint16_t type, struct vp_fs_req *m)
 {
 	memset(m, 0, sizeof *m);
-	const uint8_t *f = fs_layout(type);
-	if (!f)
-		return -EBADMSG;
-	struct vp_reader r;
-	vp_reader_init(&r, p, n);
-	for (; *f != F_END && !r.err; f++) {
-		switch (*f) {
-		case F_NODE:
-			m->node = vp_get_u64(&r);
-			check(&r, m->node != 0);
-			break;
-		case F_NODE2:
-			m->node2 = vp_get_u64(&r);
-			check(&r, m->node2 != 0);
-			break;
-		case F_FH: m->fh = vp_get_u64(&r); break;
-		case F_OFFSET: m->offset = vp_get_u64(&r); break;
-		case F_NLOOKUP: m->nlookup = vp_get_u64(&r); break;
-		case F_SIZE:
-			m->size = vp_get_u32(&r);
-			check(&r, m->size <= VP_MAX_DATA);
-			break;
-		case F_FLAGS: m->flags = vp_get_u32(&r); break;
-		case F_MODE: m->mode = vp_get_u32(&r); break;
-		case F_RDEV: m->rdev = vp_get_u32(&r); break;
-		case F_NAME: get_name(&r, &m->name); break;
-		case F_NEWNAME: get_name(&r, &m->name2); break;
-		case F_TARGET: get_text(&r, &m->name2, VP_MAX_PATH); break;
-		case F_DATA: get_bytes(&r, &m->data, VP_MAX_DATA); break;
-		}
-	}
-	if (type == VP_FS_FSYNC)
-		check(&r, m->flags <= 1);
-	return finish(&r);
-}
-
-/* ---- encoders ---------------------------------------------------------- */
-
-/* Every encoder re-reads what it appended with the matching decoder, so a
- * message that the peer would reject never leaves this side (err -EINVAL,
- * or -EMSGSIZE/-ENOMEM from the buffer). */
-static void self_check(struct vp_buf *b, int dec)
-{
-	if (!b->err && dec)
-		b->err = -EINVAL;
-}
-
-#define SELF_CHECK(b, start, decoder, type)                                         \
-	do {                                                                        \
-		if (!(b)->err) {                                                    \
-			type tmp_;                                                  \
-			self_check(b, decoder((b)->data + (start), (b)->len - (start), &tmp_)); \
-		}                                                                   \
-	} while (0)
-
-void vp_enc_hello(struct vp_buf *b, const struct vp_hello *m)
-{
-	size_t s = b->len;
-	vp_put_u32(b, m->min_version);
-	vp_put_u32(b, m->max_version);
-	SELF_CHECK(b, s, vp_dec_hello, struct vp_hello);
-}
-
-void vp_enc_ready(struct vp_buf *b, const struct vp_ready *m)
-{
-	size_t s = b->len;
-	vp_put_u32(b, m->version);
-	vp_put_u32(b, m->features);
-	vp_put_str(b, m->info.p, m->info.len);
-	SELF_CHECK(b, s, vp_dec_ready, struct vp_ready);
-}
-
-void vp_enc_error(struct vp_buf *b, const struct vp_error *m)
-{
-	size_t s = b->len;
-	vp_put_i32(b, m->err);
-	vp_put_str(b, m->message.p, m->message.len);
-	SELF_CHECK(b, s, vp_dec_error, struct vp_error);
-}
-
-void vp_enc_exec(struct vp_buf *b, const struct vp_exec *m)
-{
-	if (m->nenv > VP_MAX_ENV) {
-		if (!b->err)
-			b->err = -EINVAL;
-		return;
-	}
-	size_t s = b->len;
-	vp_put_u32(b, m->timeout_ms);
-	vp_put_u32(b, m->flags);
-	vp_put_str(b, m->cmd.p, m->cmd.len);
-	vp_put_str(b, m->cwd.p, m->cwd.len);
-	vp_put_u32(b, m->nenv);
-	for (uint32_t i = 0; i < m->nenv; i++)
-		vp_put_str(b, m->env[i].p, m->env[i].len);
-	SELF_CHECK(b, s, vp_dec_exec, struct vp_exec);
-}
-
-void vp_enc_exec_started(struct vp_buf *b, const struct vp_exec_started *m)
-{
-	size_t s = b->len;
-	vp_put_u32(b, m->pid);
-	SELF_CHECK(b, s, vp_dec_exec_started, struct vp_exec_started);
-}
-
-void vp_enc_output(struct vp_buf *b, const struct vp_output *m)
-{
-	size_t s = b->len;
-	vp_put_u8(b, m->stream);
-	vp_put_str(b, m->data.p, m->data.len);
-	SELF_CHECK(b, s, vp_dec_output, struct vp_output);
-}
-
-void vp_enc_exit(struct vp_buf *b, const struct vp_exit *m)
-{
-	size_t s = b->len;
-	vp_put_i32(b, m->code);
-	vp_put_i32(b, m->signal);
-	vp_put_u8(b, m->timed_out);
-	vp_put_u64(b, m->duration_us);
-	SELF_CHECK(b, s, vp_dec_exit, struct vp_exit);
-}
-
-void vp_enc_output_ack(struct vp_buf *b, const struct vp_output_ack *m)
-{
-	size_t s = b->len;
-	vp_put_u32(b, m->exec_id);
-	vp_put_u32(b, m->bytes);
-	SELF_CHECK(b, s, vp_dec_output_ack, struct vp_output_ack);
-}
-
-void vp_enc_stdin(struct vp_buf *b, const struct vp_stdin *m)
-{
-	size_t s = b->len;
-	vp_put_u32(b, m->exec_id);
-	vp_put_u8(b, m->eof);
-	vp_put_str(b, m->data.p, m->data.len);
-	SELF_CHECK(b, s, vp_dec_stdin, struct vp_stdin);
-}
-
-void vp_enc_signal(struct vp_buf *b, const struct vp_signal *m)
-{
-	size_t s = b->len;
-	vp_put_u32(b, m->exec_id);
-	vp_put_i32(b, m->signo);
-	SELF_CHECK(b, s, vp_dec_signal, struct vp_signal);
-}
-
-static void put_attr(struct vp_buf *b, const struct vp_attr *m)
-{
-	vp_put_u64(b, m->ino);
-	vp_put_u64(b, m->size);
-	vp_put_u64(b, m->blocks);
-	vp_put_i64(b, m->atime_sec);
-	vp_put_i64(b, m->mtime_sec);
-	vp_put_i64(b, m->ctime_sec);
-	vp_put_u32(b, m->atime_nsec);
-	vp_put_u32(b, m->mtime_nsec);
-	vp_put_u32(b, m->ctime_nsec);
-	vp_put_u32(b, m->mode);
-	vp_put_u32(b, m->nlink);
-	vp_put_u32(b, m->uid);
-	vp_put_u32(b, m->gid);
-	vp_put_u32(b, m->rdev);
-	vp_put_u32(b, m->blksize);
-}
-
-void vp_enc_attr(struct vp_buf *b, const struct vp_attr *m)
-{
-	size_t s = b->len;
-	put_attr(b, m);
-	SELF_CHECK(b, s, vp_dec_attr, struct vp_attr);
-}
-
-void vp_enc_entry(struct vp_buf *b, const struct vp_entry *m)
-{
-	size_t s = b->len;
-	vp_put_u64(b, m->node);
-	put_attr(b, &m->attr);
-	SELF_CHECK(b, s, vp_dec_entry, struct vp_entry);
-}
-
-void vp_enc_setattr(struct vp_buf *b, const struct vp_setattr *m)
-{
-	size_t s = b->len;
-	vp_put_u64(b, m->node);
-	vp_put_u64(b, m->fh);
-	vp_put_u32(b, m->valid);
-	vp_put_u32(b, m->mode);
-	vp_put_u32(b, m->uid);
-	vp_put_u32(b, m->gid);
-	vp_put_u64(b, m->size);
-	vp_put_i64(b, m->atime_sec);
-	vp_put_i64(b, m->mtime_sec);
-	vp_put_u32(b, m->atime_nsec);
-	vp_put_u32(b, m->mtime_nsec);
-	SELF_CHECK(b, s, vp_dec_setattr, struct vp_setattr);
-}
-
-void vp_enc_statfs(struct vp_buf *b, const struct vp_statfs *m)
-{
-	size_t s = b->len;
-	vp_put_u64(b, m->blocks);
-	vp_put_u64(b, m->bfree);
-	vp_put_u64(b, m->bavail);
-	vp_put_u64(b, m->files);
-	vp_put_u64(b, m->ffree);
-	vp_put_u32(b, m->bsize);
-	vp_put_u32(b, m->frsize);
-	vp_put_u32(b, m->namemax);
-	SELF_CHECK(b, s, vp_dec_statfs, struct vp_statfs);
-}
-
-void vp_enc_dirent(struct vp_buf *b, const struct vp_dirent *m)
-{
-	size_t s = b->len;
-	vp_put_u64(b, m->ino);
-	vp_put_u64(b, m->next_offset);
-	vp_put_u32(b, m->type);
-	vp_put_str(b, m->name.p, m->name.len);
-	if (!b->err) {
-		struct vp_reader r;
-		struct vp_dirent tmp;
-		vp_reader_init(&r, b->data + s, b->len - s);
-		vp_get_dirent(&r, &tmp);
-		self_check(b, vp_reader_finish(&r));
-	}
+	const struct field *f = fs_layout(type);
+	return f ? dec_msg(p, n, m, f, NULL) : -EBADMSG;
 }
 
 void vp_enc_fs_req(struct vp_buf *b, uint16_t type, const struct vp_fs_req *m)
 {
-	const uint8_t *f = fs_layout(type);
-	if (!f) {
-		if (!b->err)
-			b->err = -EINVAL;
-		return;
-	}
-	size_t s = b->len;
-	for (; *f != F_END; f++) {
-		switch (*f) {
-		case F_NODE: vp_put_u64(b, m->node); break;
-		case F_NODE2: vp_put_u64(b, m->node2); break;
-		case F_FH: vp_put_u64(b, m->fh); break;
-		case F_OFFSET: vp_put_u64(b, m->offset); break;
-		case F_NLOOKUP: vp_put_u64(b, m->nlookup); break;
-		case F_SIZE: vp_put_u32(b, m->size); break;
-		case F_FLAGS: vp_put_u32(b, m->flags); break;
-		case F_MODE: vp_put_u32(b, m->mode); break;
-		case F_RDEV: vp_put_u32(b, m->rdev); break;
-		case F_NAME: vp_put_str(b, m->name.p, m->name.len); break;
-		case F_NEWNAME:
-		case F_TARGET: vp_put_str(b, m->name2.p, m->name2.len); break;
-		case F_DATA: vp_put_str(b, m->data.p, m->data.len); break;
-		}
-	}
-	if (!b->err) {
-		struct vp_fs_req tmp;
-		self_check(b, vp_dec_fs_req(b->data + s, b->len - s, type, &tmp));
-	}
+	const struct field *f = fs_layout(type);
+	if (f)
+		enc_msg(b, m, f, NULL);
+	else if (!b->err)
+		b->err = -EINVAL;
 }
 
 /* ---- any message --------------------------------------------------------- */
@@ -996,41 +1014,29 @@ static int dec_dirents(const void *p, size_t n)
 int vp_validate(uint16_t type, const void *payload, size_t len)
 {
 	union {
-		struct vp_hello hello;
+		union msg_tmp m;
 		struct vp_exec exec;
-		struct vp_ready ready;
-		struct vp_error error;
-		struct vp_exec_started started;
-		struct vp_output output;
-		struct vp_exit exit;
-		struct vp_output_ack ack;
-		struct vp_stdin in;
-		struct vp_signal sig;
-		struct vp_attr attr;
 		struct vp_entry entry;
-		struct vp_setattr setattr;
-		struct vp_statfs statfs;
-		struct vp_fs_req fs;
 	} u;
 	struct vp_reader r;
 
 	if (len > VP_MAX_PAYLOAD)
 		return -EBADMSG;
 	switch (type) {
-	case VP_HELLO: return vp_dec_hello(payload, len, &u.hello);
-	case VP_READY: return vp_dec_ready(payload, len, &u.ready);
+	case VP_HELLO: return vp_dec_hello(payload, len, &u.m.hello);
+	case VP_READY: return vp_dec_ready(payload, len, &u.m.ready);
 	case VP_PING:
 	case VP_PONG: return dec_bytes_only(payload, len, VP_MAX_DATA);
-	case VP_ERROR: return vp_dec_error(payload, len, &u.error);
+	case VP_ERROR: return vp_dec_error(payload, len, &u.m.error);
 	case VP_OK: return len ? -EBADMSG : 0;
 	case VP_EXEC: return vp_dec_exec(payload, len, &u.exec);
-	case VP_EXEC_STARTED: return vp_dec_exec_started(payload, len, &u.started);
-	case VP_OUTPUT: return vp_dec_output(payload, len, &u.output);
-	case VP_EXIT: return vp_dec_exit(payload, len, &u.exit);
-	case VP_OUTPUT_ACK: return vp_dec_output_ack(payload, len, &u.ack);
-	case VP_STDIN: return vp_dec_stdin(payload, len, &u.in);
-	case VP_SIGNAL: return vp_dec_signal(payload, len, &u.sig);
-	case VP_FS_SETATTR: return vp_dec_setattr(payload, len, &u.setattr);
+	case VP_EXEC_STARTED: return vp_dec_exec_started(payload, len, &u.m.started);
+	case VP_OUTPUT: return vp_dec_output(payload, len, &u.m.output);
+	case VP_EXIT: return vp_dec_exit(payload, len, &u.m.exit);
+	case VP_OUTPUT_ACK: return vp_dec_output_ack(payload, len, &u.m.ack);
+	case VP_STDIN: return vp_dec_stdin(payload, len, &u.m.in);
+	case VP_SIGNAL: return vp_dec_signal(payload, len, &u.m.sig);
+	case VP_FS_SETATTR: return vp_dec_setattr(payload, len, &u.m.setattr);
 	case VP_FS_LOOKUP:
 	case VP_FS_FORGET:
 	case VP_FS_GETATTR:
@@ -1050,9 +1056,9 @@ int vp_validate(uint16_t type, const void *payload, size_t len)
 	case VP_FS_CLOSE:
 	case VP_FS_OPENDIR:
 	case VP_FS_READDIR:
-	case VP_FS_STATFS: return vp_dec_fs_req(payload, len, type, &u.fs);
+	case VP_FS_STATFS: return vp_dec_fs_req(payload, len, type, &u.m.fs);
 	case VP_FS_ENTRY: return vp_dec_entry(payload, len, &u.entry);
-	case VP_FS_ATTR: return vp_dec_attr(payload, len, &u.attr);
+	case VP_FS_ATTR: return vp_dec_attr(payload, len, &u.m.attr);
 	case VP_FS_DATA: return dec_bytes_only(payload, len, VP_MAX_DATA);
 	case VP_FS_HANDLE:
 		vp_reader_init(&r, payload, len);
@@ -1064,7 +1070,7 @@ int vp_validate(uint16_t type, const void *payload, size_t len)
 		check(&r, vp_get_u32(&r) <= VP_MAX_DATA);
 		return finish(&r);
 	case VP_FS_DIRENTS: return dec_dirents(payload, len);
-	case VP_FS_STATFS_REPLY: return vp_dec_statfs(payload, len, &u.statfs);
+	case VP_FS_STATFS_REPLY: return vp_dec_statfs(payload, len, &u.m.statfs);
 	}
 	return -EPROTO;
 }

@@ -254,6 +254,15 @@ static void destroy_list(struct pool *p, struct slist *l)
 	pthread_mutex_unlock(&p->mu);
 }
 
+static void evict_expired(struct pool *p)
+{
+	struct slist dead = { 0 };
+	pthread_mutex_lock(&p->mu);
+	take_expired_locked(p, &dead);
+	pthread_mutex_unlock(&p->mu);
+	destroy_list(p, &dead);
+}
+
 /* ---- background work ---- */
 
 static void worker_create(struct pool *p)
@@ -513,11 +522,7 @@ int pool_acquire(struct pool *p, void **machine)
 
 	/* Expired machines are destroyed before any wait, as the wait below
 	 * may be for a place that only their destroy frees. */
-	struct slist dead = { 0 };
-	pthread_mutex_lock(&p->mu);
-	take_expired_locked(p, &dead);
-	pthread_mutex_unlock(&p->mu);
-	destroy_list(p, &dead);
+	evict_expired(p);
 
 	struct slot *hit = NULL;
 	pthread_mutex_lock(&p->mu);
@@ -610,11 +615,7 @@ int pool_warm(struct pool *p, uint32_t count)
 	if (!p)
 		return -EINVAL;
 
-	struct slist dead = { 0 };
-	pthread_mutex_lock(&p->mu);
-	take_expired_locked(p, &dead);
-	pthread_mutex_unlock(&p->mu);
-	destroy_list(p, &dead);
+	evict_expired(p);
 
 	pthread_mutex_lock(&p->mu);
 	uint32_t target = min_u32(count, p->cfg.max_size);

@@ -51,11 +51,30 @@ vp_descendants() {
 	done
 }
 
+# A daemon that was stopped exited cleanly: its status RC is 0, none of
+# the processes KIDS (from vp_descendants) is left, and its LOG holds no
+# sanitizer report; else the log goes to stderr: vp_exited_clean RC KIDS LOG
+vp_exited_clean() {
+	local rc=$1 kids=$2 log=$3 i alive=
+	for i in $kids; do
+		kill -0 "$i" 2>/dev/null && alive="$alive $i"
+	done
+	if [ "$rc" != 0 ] || [ -n "$alive" ]; then
+		echo "vmpoolfs rc=$rc, processes left:${alive:- none}" >&2
+		cat "$log" >&2
+		return 1
+	fi
+	if grep -q "Sanitizer\|runtime error" "$log"; then
+		cat "$log" >&2
+		return 1
+	fi
+}
+
 # Release what is still acquired, unmount, and check that the daemon exited
 # 0 and left no process behind.
 vp_unmount() {
 	[ -n "${MNT:-}" ] || return 0
-	local kids d i alive=
+	local kids d i
 	kids=$(vp_descendants "$VPID")
 	for d in "$MNT"/pool/*/; do
 		[ -d "$d" ] && rmdir "$d" 2>/dev/null
@@ -65,21 +84,20 @@ vp_unmount() {
 		[ -e "$VP_DIR/rc" ] && break
 		sleep 0.05
 	done
-	local rc
-	rc=$(cat "$VP_DIR/rc" 2>/dev/null || echo none)
-	for i in $kids; do
-		kill -0 "$i" 2>/dev/null && alive="$alive $i"
-	done
-	if [ "$rc" != 0 ] || [ -n "$alive" ]; then
-		echo "vmpoolfs rc=$rc, processes left:${alive:- none}" >&2
-		cat "$VP_DIR/log" >&2
-		return 1
-	fi
-	if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$VP_DIR/log"; then
-		cat "$VP_DIR/log" >&2
-		return 1
-	fi
+	vp_exited_clean "$(cat "$VP_DIR/rc" 2>/dev/null || echo none)" "$kids" "$VP_DIR/log" || return 1
 	rm -rf "$VP_DIR"
+}
+
+# A second daemon beside the suite's mount, for a test that stops it itself:
+# vp_mount2 OPTIONS (-o, image= is added). Sets D2 (its directory, with
+# its log), MNT2 and PID2.
+vp_mount2() {
+	D2=$(mktemp -d /tmp/vpfs-bats-2.XXXXXX)
+	MNT2=$D2/mnt
+	mkdir "$MNT2"
+	"$VMPOOLFS" -f -o "$1,image=$VMPOOL_IMAGE" "$MNT2" > "$D2/log" 2>&1 &
+	PID2=$!
+	wait_for "mountpoint -q '$MNT2' && [ -e '$MNT2/config' ]"
 }
 
 # value of key in a key=value file: kv FILE KEY
@@ -87,9 +105,34 @@ kv() {
 	sed -n "s/^$2=//p" "$1" | head -n 1
 }
 
-# Run a command in machine $1 and wait for it: vp_run NAME 'CMD'
+# Run a command in machine $1 (a name in $MNT/pool, or a machine's
+# directory) and wait for it: vp_run NAME 'CMD'
 vp_run() {
-	echo "$2" > "$MNT/pool/$1/cmd" && cat "$MNT/pool/$1/exit" >/dev/null
+	local m=$1
+	[[ $m == */* ]] || m=$MNT/pool/$m
+	echo "$2" > "$m/cmd" && cat "$m/exit" >/dev/null
+}
+
+# Run CMD in machine directory DIR; it must end with exit code CODE and
+# stat state STATE: vp_run_ends DIR 'CMD' CODE STATE
+vp_run_ends() {
+	echo "$2" > "$1/cmd" &&
+		[ "$(timeout 20 cat "$1/exit")" = "$3" ] &&
+		[ "$(kv "$1/stat" state)" = "$4" ]
+}
+
+# Start CMD in machine directory DIR, send it `kill [SIG]` through ctl; it
+# must exit with CODE: vp_ctl_kill DIR 'CMD' SIG CODE (SIG '' for the default)
+vp_ctl_kill() {
+	echo "$2" > "$1/cmd" &&
+		echo "kill${3:+ $3}" > "$1/ctl" &&
+		[ "$(timeout 10 cat "$1/exit")" = "$4" ]
+}
+
+# SIGKILL the agent of machine directory DIR and give the daemon time to
+# notice: vp_kill_agent DIR
+vp_kill_agent() {
+	kill -9 "$(kv "$1/stat" host_pid)" && sleep 0.3
 }
 
 # Wait until a condition holds (up to ~10 s): wait_for 'test -s file'

@@ -21,9 +21,7 @@ setup() { M=$MNT/pool/s; }
 }
 
 @test "exit 3 gives 3" {
-	echo 'exit 3' > "$M/cmd"
-	[ "$(cat "$M/exit")" = 3 ]
-	[ "$(kv "$M/stat" state)" = exited ]
+	vp_run_ends "$M" 'exit 3' 3 exited
 	[ "$(kv "$M/stat" exit_code)" = 3 ]
 }
 
@@ -35,19 +33,15 @@ setup() { M=$MNT/pool/s; }
 }
 
 @test "kill -9 \$\$ gives 137 and state=signaled" {
-	echo 'kill -9 $$' > "$M/cmd"
-	[ "$(cat "$M/exit")" = 137 ]
-	[ "$(kv "$M/stat" state)" = signaled ]
+	vp_run_ends "$M" 'kill -9 $$' 137 signaled
 	[ "$(kv "$M/stat" signal)" = 9 ]
 }
 
 @test "a timeout gives 124 and state=timeout" {
 	echo 'timeout 1' > "$M/ctl"
-	echo 'sleep 30' > "$M/cmd"
 	local t0=$SECONDS
-	[ "$(timeout 20 cat "$M/exit")" = 124 ]
+	vp_run_ends "$M" 'sleep 30' 124 timeout
 	[ $((SECONDS - t0)) -lt 10 ]
-	[ "$(kv "$M/stat" state)" = timeout ]
 	[ "$(kv "$M/stat" exit_code)" = 124 ]
 	echo 'timeout 0' > "$M/ctl"
 }

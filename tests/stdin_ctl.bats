@@ -52,28 +52,18 @@ setup() { M=$MNT/pool/i; }
 }
 
 @test "ctl kill sends TERM by default" {
-	echo 'sleep 30' > "$M/cmd"
-	echo kill > "$M/ctl"
-	[ "$(timeout 10 cat "$M/exit")" = 143 ]
+	vp_ctl_kill "$M" 'sleep 30' '' 143
 	[ "$(kv "$M/stat" signal)" = 15 ]
 }
 
 @test "ctl kill takes a name or a number" {
-	echo 'sleep 30' > "$M/cmd"
-	echo 'kill INT' > "$M/ctl"
-	[ "$(timeout 10 cat "$M/exit")" = 130 ]
-	echo 'sleep 30' > "$M/cmd"
-	echo 'kill 9' > "$M/ctl"
-	[ "$(timeout 10 cat "$M/exit")" = 137 ]
-	echo 'sleep 30' > "$M/cmd"
-	echo 'kill SIGKILL' > "$M/ctl"
-	[ "$(timeout 10 cat "$M/exit")" = 137 ]
+	vp_ctl_kill "$M" 'sleep 30' INT 130
+	vp_ctl_kill "$M" 'sleep 30' 9 137
+	vp_ctl_kill "$M" 'sleep 30' SIGKILL 137
 }
 
 @test "ctl kill reaches the whole process tree" {
-	echo 'sleep 30 & sleep 30 & wait' > "$M/cmd"
-	echo 'kill KILL' > "$M/ctl"
-	[ "$(timeout 10 cat "$M/exit")" = 137 ]
+	vp_ctl_kill "$M" 'sleep 30 & sleep 30 & wait' KILL 137
 	echo 'ps -o comm 2>/dev/null | grep -c "^sleep" || true' > "$M/cmd"
 	[ "$(cat "$M/stdout")" = 0 ]
 }

@@ -11,49 +11,19 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "guest-agent/proto.h"
+#include "tests/common/tap.h"
+#include "tests/common/testutil.h"
 
-static int failures;
 static const char *agent_path;
-
-#define CHECK(cond, ...) check_((cond), __LINE__, #cond, __VA_ARGS__)
-static bool check_(bool ok, int line, const char *expr, const char *fmt, ...)
-{
-	if (ok)
-		return true;
-	failures++;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	printf("#   line %d: %s: %s\n", line, expr, msg);
-	fflush(stdout);
-	return false;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 /* ---- connection to one agent ------------------------------------------ */
 
@@ -110,14 +80,7 @@ static void frame_free(struct frame *f)
 /* The first frame with this id, waiting up to ms; NULL on timeout/EOF. */
 static struct frame *get_frame(struct conn *c, uint32_t id, int ms)
 {
-	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	struct timespec dl = deadline_ms(ms);
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		for (struct frame **pp = &c->head; *pp; pp = &(*pp)->next) {
@@ -156,8 +119,8 @@ static int send_raw(struct conn *c, uint16_t type, uint32_t id, const void *p, s
 static uint32_t send_buf(struct conn *c, uint16_t type, struct vp_buf *b)
 {
 	uint32_t id = ++c->next_id;
-	CHECK(b->err == 0, "encoding %s: %d", vp_type_name(type), b->err);
-	CHECK(send_raw(c, type, id, b->data, b->len) == 0, "send %s", vp_type_name(type));
+	CHECKF(b->err == 0, "encoding %s: %d", vp_type_name(type), b->err);
+	CHECKF(send_raw(c, type, id, b->data, b->len) == 0, "send %s", vp_type_name(type));
 	vp_buf_reset(b);
 	return id;
 }
@@ -185,11 +148,7 @@ static bool conn_open(struct conn *c, const char *root)
 	memset(c, 0, sizeof *c);
 	snprintf(c->root, sizeof c->root, "%s", root);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&c->cond);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return false;
@@ -207,8 +166,8 @@ static bool conn_open(struct conn *c, const char *root)
 	pthread_create(&c->reader, NULL, reader, c);
 	struct frame *f = get_frame(c, 0, 10000);
 	struct vp_ready r;
-	bool ok = CHECK(f && f->h.type == VP_READY, "first frame is READY") &&
-		  CHECK(vp_dec_ready(f->p, f->h.len, &r) == 0 && r.version == VP_PROTO_VERSION, "READY v1");
+	bool ok = CHECKF(f && f->h.type == VP_READY, "first frame is READY") &&
+		  CHECKF(vp_dec_ready(f->p, f->h.len, &r) == 0 && r.version == VP_PROTO_VERSION, "READY v1");
 	frame_free(f);
 	return ok;
 }
@@ -283,7 +242,7 @@ static int fs_entry(struct conn *c, uint16_t type, const struct vp_fs_req *q, st
 	struct frame *f;
 	int r = fs_req(c, type, q, VP_FS_ENTRY, &f);
 	if (r == 0) {
-		CHECK(vp_dec_entry(f->p, f->h.len, e) == 0, "ENTRY decodes");
+		CHECKF(vp_dec_entry(f->p, f->h.len, e) == 0, "ENTRY decodes");
 		frame_free(f);
 	}
 	return r;
@@ -301,7 +260,7 @@ static int getattr(struct conn *c, uint64_t node, struct vp_attr *a)
 	struct frame *f;
 	int r = fs_req(c, VP_FS_GETATTR, &q, VP_FS_ATTR, &f);
 	if (r == 0) {
-		CHECK(vp_dec_attr(f->p, f->h.len, a) == 0, "ATTR decodes");
+		CHECKF(vp_dec_attr(f->p, f->h.len, a) == 0, "ATTR decodes");
 		frame_free(f);
 	}
 	return r;
@@ -317,7 +276,7 @@ static int setattr(struct conn *c, const struct vp_setattr *sa, struct vp_attr *
 	struct frame *f;
 	int r = reply(c, id, VP_FS_ATTR, &f);
 	if (r == 0) {
-		CHECK(vp_dec_attr(f->p, f->h.len, a) == 0, "ATTR decodes");
+		CHECKF(vp_dec_attr(f->p, f->h.len, a) == 0, "ATTR decodes");
 		frame_free(f);
 	}
 	return r;
@@ -337,7 +296,7 @@ static int open_node(struct conn *c, uint16_t type, uint64_t node, uint32_t flag
 	struct frame *f;
 	int r = fs_req(c, type, &q, VP_FS_HANDLE, &f);
 	if (r == 0) {
-		CHECK(get_u64(f, fh) == 0 && *fh != 0, "HANDLE decodes");
+		CHECKF(get_u64(f, fh) == 0 && *fh != 0, "HANDLE decodes");
 		frame_free(f);
 	}
 	return r;
@@ -355,7 +314,7 @@ static int create(struct conn *c, uint64_t parent, const char *name, uint32_t fl
 		*fh = vp_get_u64(&rd);
 		e->node = vp_get_u64(&rd);
 		vp_get_attr(&rd, &e->attr);
-		CHECK(vp_reader_finish(&rd) == 0, "CREATED decodes");
+		CHECKF(vp_reader_finish(&rd) == 0, "CREATED decodes");
 		frame_free(f);
 	}
 	return r;
@@ -370,7 +329,7 @@ static int fs_write(struct conn *c, uint64_t fh, uint64_t off, const void *p, ui
 		struct vp_reader rd;
 		vp_reader_init(&rd, f->p, f->h.len);
 		*done = vp_get_u32(&rd);
-		CHECK(vp_reader_finish(&rd) == 0, "WRITTEN decodes");
+		CHECKF(vp_reader_finish(&rd) == 0, "WRITTEN decodes");
 		frame_free(f);
 	}
 	return r;
@@ -385,7 +344,7 @@ static int fs_data(struct conn *c, uint16_t type, const struct vp_fs_req *q, str
 		struct vp_reader rd;
 		vp_reader_init(&rd, (*f)->p, (*f)->h.len);
 		vp_get_str(&rd, p, n, VP_MAX_DATA);
-		CHECK(vp_reader_finish(&rd) == 0, "DATA decodes");
+		CHECKF(vp_reader_finish(&rd) == 0, "DATA decodes");
 	}
 	return r;
 }
@@ -414,7 +373,7 @@ static void forget(struct conn *c, uint64_t node, uint64_t n)
 	struct vp_buf b;
 	vp_buf_init(&b);
 	vp_enc_fs_req(&b, VP_FS_FORGET, &q);
-	CHECK(send_raw(c, VP_FS_FORGET, 0, b.data, b.len) == 0, "send FORGET");
+	CHECKF(send_raw(c, VP_FS_FORGET, 0, b.data, b.len) == 0, "send FORGET");
 	vp_buf_free(&b);
 }
 
@@ -433,7 +392,7 @@ static int list_dir(struct conn *c, uint64_t node, uint32_t max, char names[][25
 		r = fs_req(c, VP_FS_READDIR, &q, VP_FS_DIRENTS, &f);
 		if (r < 0)
 			break;
-		CHECK(f->h.len <= max, "DIRENTS within max_bytes (%u > %u)", f->h.len, max);
+		CHECKF(f->h.len <= max, "DIRENTS within max_bytes (%u > %u)", f->h.len, max);
 		struct vp_reader rd;
 		vp_reader_init(&rd, f->p, f->h.len);
 		uint32_t n = vp_get_u32(&rd);
@@ -449,13 +408,13 @@ static int list_dir(struct conn *c, uint64_t node, uint32_t max, char names[][25
 			(*count)++;
 			off = d.next_offset;
 		}
-		CHECK(vp_reader_finish(&rd) == 0, "DIRENTS decodes");
+		CHECKF(vp_reader_finish(&rd) == 0, "DIRENTS decodes");
 		frame_free(f);
 		if (n == 0)
 			break;
 	}
 	struct vp_fs_req q = { .fh = fh };
-	CHECK(fs_simple(c, VP_FS_CLOSE, &q) == 0, "CLOSE dir");
+	CHECKF(fs_simple(c, VP_FS_CLOSE, &q) == 0, "CLOSE dir");
 	return r;
 }
 
@@ -505,7 +464,7 @@ static void ack(struct conn *c, uint32_t exec_id, uint32_t bytes)
 	struct vp_buf b;
 	vp_buf_init(&b);
 	vp_enc_output_ack(&b, &a);
-	CHECK(send_raw(c, VP_OUTPUT_ACK, 0, b.data, b.len) == 0, "send ACK");
+	CHECKF(send_raw(c, VP_OUTPUT_ACK, 0, b.data, b.len) == 0, "send ACK");
 	vp_buf_free(&b);
 }
 
@@ -520,15 +479,15 @@ static bool exec_frame(struct conn *c, uint32_t id, struct frame *f, struct xres
 		break;
 	case VP_EXEC_STARTED: {
 		struct vp_exec_started s;
-		CHECK(vp_dec_exec_started(f->p, f->h.len, &s) == 0, "EXEC_STARTED decodes");
-		CHECK(x->pid == 0, "one EXEC_STARTED");
+		CHECKF(vp_dec_exec_started(f->p, f->h.len, &s) == 0, "EXEC_STARTED decodes");
+		CHECKF(x->pid == 0, "one EXEC_STARTED");
 		x->pid = s.pid;
 		break;
 	}
 	case VP_OUTPUT: {
 		struct vp_output o;
-		CHECK(vp_dec_output(f->p, f->h.len, &o) == 0, "OUTPUT decodes");
-		CHECK(x->pid != 0, "OUTPUT after EXEC_STARTED");
+		CHECKF(vp_dec_output(f->p, f->h.len, &o) == 0, "OUTPUT decodes");
+		CHECKF(x->pid != 0, "OUTPUT after EXEC_STARTED");
 		char *buf = o.stream == VP_STREAM_STDOUT ? x->out : x->errb;
 		size_t *len = o.stream == VP_STREAM_STDOUT ? &x->outlen : &x->errlen;
 		size_t n = o.data.len;
@@ -541,13 +500,13 @@ static bool exec_frame(struct conn *c, uint32_t id, struct frame *f, struct xres
 		break;
 	}
 	case VP_EXIT:
-		CHECK(vp_dec_exit(f->p, f->h.len, &x->ex) == 0, "EXIT decodes");
+		CHECKF(vp_dec_exit(f->p, f->h.len, &x->ex) == 0, "EXIT decodes");
 		x->exited = true;
 		x->exit_ms = now_ms();
 		done = true;
 		break;
 	default:
-		CHECK(0, "unexpected %s for an exec", vp_type_name(f->h.type));
+		CHECKF(0, "unexpected %s for an exec", vp_type_name(f->h.type));
 		done = true;
 	}
 	frame_free(f);
@@ -561,7 +520,7 @@ static bool exec_wait(struct conn *c, uint32_t id, struct xres *x, int ms)
 		uint64_t now = now_ms();
 		struct frame *f = now < end ? get_frame(c, id, (int)(end - now)) : NULL;
 		if (!f)
-			return CHECK(0, "exec %u: no EXIT within %d ms", id, ms);
+			return CHECKF(0, "exec %u: no EXIT within %d ms", id, ms);
 		if (exec_frame(c, id, f, x))
 			return true;
 	}
@@ -651,14 +610,14 @@ static void t_handshake(struct conn *c)
 	uint32_t id = send_buf(c, VP_HELLO, &b);
 	struct frame *f;
 	struct vp_ready r;
-	if (CHECK(reply(c, id, VP_READY, &f) == 0, "HELLO → READY")) {
-		CHECK(vp_dec_ready(f->p, f->h.len, &r) == 0 && r.version == 1, "version 1");
+	if (CHECKF(reply(c, id, VP_READY, &f) == 0, "HELLO → READY")) {
+		CHECKF(vp_dec_ready(f->p, f->h.len, &r) == 0 && r.version == 1, "version 1");
 		frame_free(f);
 	}
 	h = (struct vp_hello){ 2, 7 };
 	vp_enc_hello(&b, &h);
 	id = send_buf(c, VP_HELLO, &b);
-	CHECK(reply(c, id, VP_READY, NULL) == -EPROTONOSUPPORT, "no common version");
+	CHECKF(reply(c, id, VP_READY, NULL) == -EPROTONOSUPPORT, "no common version");
 	vp_buf_free(&b);
 }
 
@@ -686,8 +645,8 @@ static int ping(struct conn *c, const char *s)
 
 static void t_ping(struct conn *c)
 {
-	CHECK(ping(c, "hello agent") == 0, "PING echoes");
-	CHECK(ping(c, "") == 0, "empty PING");
+	CHECKF(ping(c, "hello agent") == 0, "PING echoes");
+	CHECKF(ping(c, "") == 0, "empty PING");
 }
 
 static void t_malformed(struct conn *c)
@@ -695,10 +654,10 @@ static void t_malformed(struct conn *c)
 	uint8_t junk[3] = { 1, 2, 3 };
 	uint32_t id = ++c->next_id;
 	send_raw(c, VP_PING, id, junk, sizeof junk);
-	CHECK(reply(c, id, VP_PONG, NULL) == -EBADMSG, "short PING → EBADMSG");
+	CHECKF(reply(c, id, VP_PONG, NULL) == -EBADMSG, "short PING → EBADMSG");
 	id = ++c->next_id;
 	send_raw(c, VP_FS_GETATTR, id, junk, sizeof junk);
-	CHECK(reply(c, id, VP_FS_ATTR, NULL) == -EBADMSG, "short GETATTR → EBADMSG");
+	CHECKF(reply(c, id, VP_FS_ATTR, NULL) == -EBADMSG, "short GETATTR → EBADMSG");
 	/* An EXEC whose command holds a NUL byte: refused by the codec. */
 	uint8_t ex[64];
 	size_t n = 0;
@@ -711,7 +670,7 @@ static void t_malformed(struct conn *c)
 	v = 0; memcpy(ex + n, &v, 4); n += 4; /* nenv */
 	id = ++c->next_id;
 	send_raw(c, VP_EXEC, id, ex, n);
-	CHECK(reply(c, id, VP_EXEC_STARTED, NULL) == -EBADMSG, "NUL in command → EBADMSG");
+	CHECKF(reply(c, id, VP_EXEC_STARTED, NULL) == -EBADMSG, "NUL in command → EBADMSG");
 	/* Names the codec refuses: "..", ".", "a/b". */
 	const char *bad[] = { "..", ".", "a/b" };
 	for (int i = 0; i < 3; i++) {
@@ -724,7 +683,7 @@ static void t_malformed(struct conn *c)
 		id = ++c->next_id;
 		send_raw(c, VP_FS_LOOKUP, id, p, 12 + len);
 		int r = reply(c, id, VP_FS_ENTRY, NULL);
-		CHECK(r == -EBADMSG || r == -EINVAL, "LOOKUP \"%s\" refused (%d)", bad[i], r);
+		CHECKF(r == -EBADMSG || r == -EINVAL, "LOOKUP \"%s\" refused (%d)", bad[i], r);
 	}
 	/* Unknown type (vp_frame_write refuses to send one: by hand), and a
 	 * known type the agent does not serve. */
@@ -733,12 +692,12 @@ static void t_malformed(struct conn *c)
 	struct vp_hdr h = { .len = sizeof junk, .type = 999, .id = id };
 	vp_hdr_encode(hdr, &h);
 	memcpy(hdr + VP_HDR_SIZE, junk, sizeof junk);
-	CHECK(write(c->fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr, "write");
-	CHECK(reply(c, id, VP_OK, NULL) == -ENOSYS, "unknown type → ENOSYS");
+	CHECKF(write(c->fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr, "write");
+	CHECKF(reply(c, id, VP_OK, NULL) == -ENOSYS, "unknown type → ENOSYS");
 	id = ++c->next_id;
 	send_raw(c, VP_OK, id, NULL, 0);
-	CHECK(reply(c, id, VP_OK, NULL) == -ENOSYS, "OK sent to the agent → ENOSYS");
-	CHECK(ping(c, "still alive") == 0, "agent still answers");
+	CHECKF(reply(c, id, VP_OK, NULL) == -ENOSYS, "OK sent to the agent → ENOSYS");
+	CHECKF(ping(c, "still alive") == 0, "agent still answers");
 }
 
 /* A header that cannot be framed, or a frame that cannot be answered:
@@ -760,10 +719,10 @@ static void t_fatal(const char *root)
 			continue;
 		uint8_t buf[VP_HDR_SIZE + 8] = { 0 };
 		memcpy(buf, cases[i].hdr, VP_HDR_SIZE);
-		CHECK(write(c.fd, buf, sizeof buf) == (ssize_t)sizeof buf, "write");
-		CHECK(conn_eof(&c, 5000), "%s: channel closed by the agent", cases[i].what);
+		CHECKF(write(c.fd, buf, sizeof buf) == (ssize_t)sizeof buf, "write");
+		CHECKF(conn_eof(&c, 5000), "%s: channel closed by the agent", cases[i].what);
 		int st = wait_agent(c.pid, 5000);
-		CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: agent exited with 2 (status %d)",
+		CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: agent exited with 2 (status %d)",
 		      cases[i].what, st);
 		c.pid = -1;
 		shutdown(c.fd, SHUT_RDWR);
@@ -781,28 +740,28 @@ static void t_fatal(const char *root)
 static void t_exec_basic(struct conn *c)
 {
 	struct xres *x = run(c, "echo hi", NULL, NULL, 0, 0);
-	CHECK(x->err == 0 && x->pid > 0, "started (err %d)", x->err);
-	CHECK(!strcmp(x->out, "hi\n"), "stdout \"%s\"", x->out);
-	CHECK(x->errlen == 0, "no stderr");
-	CHECK(x->exited && x->ex.code == 0 && x->ex.signal == 0 && !x->ex.timed_out, "exit 0");
+	CHECKF(x->err == 0 && x->pid > 0, "started (err %d)", x->err);
+	CHECKF(!strcmp(x->out, "hi\n"), "stdout \"%s\"", x->out);
+	CHECKF(x->errlen == 0, "no stderr");
+	CHECKF(x->exited && x->ex.code == 0 && x->ex.signal == 0 && !x->ex.timed_out, "exit 0");
 	free(x);
 
 	x = run(c, "exit 3", NULL, NULL, 0, 0);
-	CHECK(x->exited && x->ex.code == 3 && x->ex.signal == 0, "exit 3 (code %d)", x->ex.code);
+	CHECKF(x->exited && x->ex.code == 3 && x->ex.signal == 0, "exit 3 (code %d)", x->ex.code);
 	free(x);
 
 	x = run(c, "kill -TERM $$", NULL, NULL, 0, 0);
-	CHECK(x->exited && x->ex.code == -1 && x->ex.signal == SIGTERM, "signal 15 (code %d sig %d)", x->ex.code,
+	CHECKF(x->exited && x->ex.code == -1 && x->ex.signal == SIGTERM, "signal 15 (code %d sig %d)", x->ex.code,
 	      x->ex.signal);
 	free(x);
 
 	x = run(c, "echo out; echo err >&2; echo out2", NULL, NULL, 0, 0);
-	CHECK(!strcmp(x->out, "out\nout2\n") && !strcmp(x->errb, "err\n"), "streams apart: \"%s\" / \"%s\"", x->out,
+	CHECKF(!strcmp(x->out, "out\nout2\n") && !strcmp(x->errb, "err\n"), "streams apart: \"%s\" / \"%s\"", x->out,
 	      x->errb);
 	free(x);
 
 	x = run(c, "sleep 0.2", NULL, NULL, 0, 0);
-	CHECK(x->ex.duration_us >= 150000 && x->ex.duration_us < 5000000, "duration %llu us",
+	CHECKF(x->ex.duration_us >= 150000 && x->ex.duration_us < 5000000, "duration %llu us",
 	      (unsigned long long)x->ex.duration_us);
 	free(x);
 }
@@ -810,25 +769,25 @@ static void t_exec_basic(struct conn *c)
 static void t_exec_env_cwd(struct conn *c)
 {
 	char real[PATH_MAX], want[PATH_MAX + 256];
-	CHECK(realpath(c->root, real) != NULL, "realpath");
+	CHECKF(realpath(c->root, real) != NULL, "realpath");
 	const char *env[] = { "FOO=bar", "TERM=xterm", "TERM=dumb", "EMPTY=" };
 	struct xres *x = run(c, "echo \"$FOO|$(pwd -P)|$TERM|$HOME|${EMPTY-unset}|${VMPOOL_AGENT_HOST-unset}|$PATH\"",
 			     c->root, env, 4, 0);
 	snprintf(want, sizeof want, "bar|%s|dumb|/root||unset|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
 		 real);
-	CHECK(!strcmp(x->out, want), "env/cwd: \"%s\"", x->out);
+	CHECKF(!strcmp(x->out, want), "env/cwd: \"%s\"", x->out);
 	free(x);
 
 	x = run(c, "pwd", NULL, NULL, 0, 0);
-	CHECK(!strcmp(x->out, "/\n"), "default cwd /: \"%s\"", x->out);
+	CHECKF(!strcmp(x->out, "/\n"), "default cwd /: \"%s\"", x->out);
 	free(x);
 
 	x = run(c, "umask", NULL, NULL, 0, 0);
-	CHECK(!strcmp(x->out, "0022\n"), "umask 022: \"%s\"", x->out);
+	CHECKF(!strcmp(x->out, "0022\n"), "umask 022: \"%s\"", x->out);
 	free(x);
 
 	x = run(c, "echo never", "/nonexistent/dir", NULL, 0, 0);
-	CHECK(x->err == ENOENT && x->pid == 0 && x->outlen == 0, "bad cwd → ENOENT (%d)", x->err);
+	CHECKF(x->err == ENOENT && x->pid == 0 && x->outlen == 0, "bad cwd → ENOENT (%d)", x->err);
 	free(x);
 }
 
@@ -837,12 +796,12 @@ static void t_exec_timeout(struct conn *c)
 	uint64_t t0 = now_ms();
 	struct xres *x = run(c, "sleep 100 & echo $!; sleep 100", NULL, NULL, 0, 300);
 	uint64_t took = now_ms() - t0;
-	CHECK(x->exited && x->ex.timed_out == 1 && x->ex.signal == SIGKILL && x->ex.code == -1,
+	CHECKF(x->exited && x->ex.timed_out == 1 && x->ex.signal == SIGKILL && x->ex.code == -1,
 	      "timed out (t %d sig %d)", x->ex.timed_out, x->ex.signal);
-	CHECK(took >= 250 && took < 5000, "took %llu ms", (unsigned long long)took);
+	CHECKF(took >= 250 && took < 5000, "took %llu ms", (unsigned long long)took);
 	int bg = atoi(x->out);
-	CHECK(bg > 0 && pid_gone(bg, 3000), "background sleep %d killed too", bg);
-	CHECK(pid_gone((pid_t)x->pid, 3000), "shell gone");
+	CHECKF(bg > 0 && pid_gone(bg, 3000), "background sleep %d killed too", bg);
+	CHECKF(pid_gone((pid_t)x->pid, 3000), "shell gone");
 	free(x);
 }
 
@@ -853,8 +812,8 @@ static void t_exec_background(struct conn *c)
 	uint64_t t0 = now_ms();
 	struct xres *x = run(c, "sleep 5 & echo $!", NULL, NULL, 0, 0);
 	uint64_t took = now_ms() - t0;
-	CHECK(x->exited && x->ex.code == 0, "exit 0");
-	CHECK(took < 2000, "EXIT did not wait for the background process (%llu ms)", (unsigned long long)took);
+	CHECKF(x->exited && x->ex.code == 0, "exit 0");
+	CHECKF(took < 2000, "EXIT did not wait for the background process (%llu ms)", (unsigned long long)took);
 	int bg = atoi(x->out);
 	if (bg > 0)
 		kill(bg, SIGKILL);
@@ -866,14 +825,14 @@ static void t_exec_signal(struct conn *c)
 	uint32_t id = exec_send(c, "sleep 100", NULL, NULL, 0, 0, 0);
 	struct frame *f = get_frame(c, id, 10000);
 	struct xres *x = calloc(1, sizeof *x);
-	CHECK(f && f->h.type == VP_EXEC_STARTED, "started");
+	CHECKF(f && f->h.type == VP_EXEC_STARTED, "started");
 	if (f)
 		exec_frame(c, id, f, x);
-	CHECK(signal_exec(c, id, SIGTERM) == 0, "SIGNAL → OK");
+	CHECKF(signal_exec(c, id, SIGTERM) == 0, "SIGNAL → OK");
 	exec_wait(c, id, x, 5000);
-	CHECK(x->exited && x->ex.signal == SIGTERM, "ended by SIGTERM (%d)", x->ex.signal);
-	CHECK(signal_exec(c, id, SIGTERM) == -ESRCH, "SIGNAL after EXIT → ESRCH");
-	CHECK(signal_exec(c, 4242, SIGTERM) == -ESRCH, "unknown exec → ESRCH");
+	CHECKF(x->exited && x->ex.signal == SIGTERM, "ended by SIGTERM (%d)", x->ex.signal);
+	CHECKF(signal_exec(c, id, SIGTERM) == -ESRCH, "SIGNAL after EXIT → ESRCH");
+	CHECKF(signal_exec(c, 4242, SIGTERM) == -ESRCH, "unknown exec → ESRCH");
 	/* signo 0 and 65 are refused by the codec. */
 	uint8_t p[8];
 	for (int i = 0; i < 2; i++) {
@@ -883,7 +842,7 @@ static void t_exec_signal(struct conn *c)
 		memcpy(p + 4, &s, 4);
 		uint32_t rid = ++c->next_id;
 		send_raw(c, VP_SIGNAL, rid, p, 8);
-		CHECK(reply(c, rid, VP_OK, NULL) == -EBADMSG, "signo %d refused", s);
+		CHECKF(reply(c, rid, VP_OK, NULL) == -EBADMSG, "signo %d refused", s);
 	}
 	free(x);
 }
@@ -893,37 +852,37 @@ static void t_exec_stdin(struct conn *c)
 	uint32_t id = exec_send(c, "cat", NULL, NULL, 0, 0, VP_EXEC_STDIN);
 	struct xres *x = calloc(1, sizeof *x);
 	int rid = stdin_send(c, id, "hello\n", 6, false);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "STDIN → OK");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "STDIN → OK");
 	while (x->outlen < 6) {
 		struct frame *f = get_frame(c, id, 5000);
-		if (!CHECK(f != NULL, "output of cat"))
+		if (!CHECKF(f != NULL, "output of cat"))
 			break;
 		exec_frame(c, id, f, x);
 	}
-	CHECK(!strcmp(x->out, "hello\n"), "cat echoed \"%s\"", x->out);
+	CHECKF(!strcmp(x->out, "hello\n"), "cat echoed \"%s\"", x->out);
 	rid = stdin_send(c, id, "bye\n", 4, true);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "STDIN data+eof → OK");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "STDIN data+eof → OK");
 	exec_wait(c, id, x, 5000);
-	CHECK(x->exited && x->ex.code == 0 && !strcmp(x->out, "hello\nbye\n"), "cat ended at EOF: \"%s\"", x->out);
+	CHECKF(x->exited && x->ex.code == 0 && !strcmp(x->out, "hello\nbye\n"), "cat ended at EOF: \"%s\"", x->out);
 	rid = stdin_send(c, id, "late", 4, false);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == -ESRCH, "STDIN after EXIT → ESRCH");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == -ESRCH, "STDIN after EXIT → ESRCH");
 	free(x);
 
 	/* No stdin pipe; and a stdin the host closed already. */
 	id = exec_send(c, "cat; sleep 0.3", NULL, NULL, 0, 0, VP_EXEC_STDIN);
 	x = calloc(1, sizeof *x);
 	rid = stdin_send(c, id, NULL, 0, true);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "bare eof → OK");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "bare eof → OK");
 	rid = stdin_send(c, id, "x", 1, false);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == -EBADF, "after eof → EBADF");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == -EBADF, "after eof → EBADF");
 	exec_wait(c, id, x, 5000);
-	CHECK(x->exited && x->ex.code == 0, "ended");
+	CHECKF(x->exited && x->ex.code == 0, "ended");
 	free(x);
 
 	id = exec_send(c, "sleep 0.2", NULL, NULL, 0, 0, 0);
 	x = calloc(1, sizeof *x);
 	rid = stdin_send(c, id, "x", 1, false);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == -EBADF, "no stdin pipe → EBADF");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == -EBADF, "no stdin pipe → EBADF");
 	exec_wait(c, id, x, 5000);
 	free(x);
 
@@ -932,12 +891,12 @@ static void t_exec_stdin(struct conn *c)
 	x = calloc(1, sizeof *x);
 	while (x->outlen < 7) {
 		struct frame *f = get_frame(c, id, 5000);
-		if (!CHECK(f != NULL, "output"))
+		if (!CHECKF(f != NULL, "output"))
 			break;
 		exec_frame(c, id, f, x);
 	}
 	rid = stdin_send(c, id, "data", 4, false);
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == -EPIPE, "command closed stdin → EPIPE");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == -EPIPE, "command closed stdin → EPIPE");
 	exec_wait(c, id, x, 5000);
 	free(x);
 
@@ -950,12 +909,12 @@ static void t_exec_stdin(struct conn *c)
 	uint64_t t0 = now_ms();
 	rid = stdin_send(c, id, big, VP_MAX_DATA, true);
 	/* Meanwhile the agent serves other requests. */
-	CHECK(ping(c, "during stdin") == 0, "PING while STDIN is pending");
-	CHECK(now_ms() - t0 < 400, "PING not held up by STDIN");
-	CHECK(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "big STDIN → OK");
-	CHECK(now_ms() - t0 >= 350, "OK deferred until written (%llu ms)", (unsigned long long)(now_ms() - t0));
+	CHECKF(ping(c, "during stdin") == 0, "PING while STDIN is pending");
+	CHECKF(now_ms() - t0 < 400, "PING not held up by STDIN");
+	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "big STDIN → OK");
+	CHECKF(now_ms() - t0 >= 350, "OK deferred until written (%llu ms)", (unsigned long long)(now_ms() - t0));
 	exec_wait(c, id, x, 5000);
-	CHECK(atoi(x->out) == (int)VP_MAX_DATA, "wc -c: %s", x->out);
+	CHECKF(atoi(x->out) == (int)VP_MAX_DATA, "wc -c: %s", x->out);
 	free(big);
 	free(x);
 }
@@ -978,11 +937,11 @@ static void t_exec_flow(const char *root)
 	bool paused = false;
 	while (!exited) {
 		struct frame *f = get_frame(&c, id, 20000);
-		if (!CHECK(f != NULL, "frames keep coming (got %llu)", (unsigned long long)got))
+		if (!CHECKF(f != NULL, "frames keep coming (got %llu)", (unsigned long long)got))
 			break;
 		if (f->h.type == VP_OUTPUT) {
 			struct vp_output o;
-			CHECK(vp_dec_output(f->p, f->h.len, &o) == 0 && o.stream == 1, "stdout OUTPUT");
+			CHECKF(vp_dec_output(f->p, f->h.len, &o) == 0 && o.stream == 1, "stdout OUTPUT");
 			for (uint32_t i = 0; i < o.data.len && in_order; i++)
 				in_order = o.data.p[i] == ((got + i) % 2 ? '\n' : 'y');
 			got += o.data.len;
@@ -1005,7 +964,7 @@ static void t_exec_flow(const char *root)
 					if (q->h.id == id && q->h.type == VP_OUTPUT)
 						queued += q->h.len - 5;
 				pthread_mutex_unlock(&c.lock);
-				CHECK(unacked + queued <= VP_OUTPUT_WINDOW, "stalled at the window (%llu)",
+				CHECKF(unacked + queued <= VP_OUTPUT_WINDOW, "stalled at the window (%llu)",
 				      (unsigned long long)(unacked + queued));
 			}
 			if (unacked >= 256 * 1024) {
@@ -1014,22 +973,22 @@ static void t_exec_flow(const char *root)
 				unacked = 0;
 			}
 		} else if (f->h.type == VP_EXIT) {
-			CHECK(vp_dec_exit(f->p, f->h.len, &ex) == 0, "EXIT decodes");
+			CHECKF(vp_dec_exit(f->p, f->h.len, &ex) == 0, "EXIT decodes");
 			exited = true;
 		} else {
-			CHECK(f->h.type == VP_EXEC_STARTED, "unexpected %s", vp_type_name(f->h.type));
+			CHECKF(f->h.type == VP_EXEC_STARTED, "unexpected %s", vp_type_name(f->h.type));
 		}
 		frame_free(f);
 	}
-	CHECK(got == total, "all bytes arrived (%llu)", (unsigned long long)got);
-	CHECK(in_order, "bytes in order");
-	CHECK(max_unacked <= VP_OUTPUT_WINDOW, "unacked ≤ window (%llu)", (unsigned long long)max_unacked);
-	CHECK(exited && ex.code == 0, "exit 0 (%d)", ex.code);
+	CHECKF(got == total, "all bytes arrived (%llu)", (unsigned long long)got);
+	CHECKF(in_order, "bytes in order");
+	CHECKF(max_unacked <= VP_OUTPUT_WINDOW, "unacked ≤ window (%llu)", (unsigned long long)max_unacked);
+	CHECKF(exited && ex.code == 0, "exit 0 (%d)", ex.code);
 	long hwm = proc_kb(c.pid, "VmHWM");
 	printf("# agent RSS: start %ld kB, max sampled %ld kB, peak %ld kB\n", rss0, rss_max, hwm);
-	CHECK(hwm > 0 && hwm - rss0 < 32 * 1024, "agent memory bounded (peak %ld kB, start %ld kB)", hwm, rss0);
+	CHECKF(hwm > 0 && hwm - rss0 < 32 * 1024, "agent memory bounded (peak %ld kB, start %ld kB)", hwm, rss0);
 	int st = conn_close(&c);
-	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit (%d)", st);
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit (%d)", st);
 }
 
 static void t_exec_eof_kills(const char *root)
@@ -1041,15 +1000,15 @@ static void t_exec_eof_kills(const char *root)
 	struct xres *x = calloc(1, sizeof *x);
 	while (!strchr(x->out, '\n')) {
 		struct frame *f = get_frame(&c, id, 5000);
-		if (!CHECK(f != NULL, "output"))
+		if (!CHECKF(f != NULL, "output"))
 			break;
 		exec_frame(&c, id, f, x);
 	}
 	int bg = atoi(x->out);
 	int st = conn_close(&c);
-	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exits 0 at EOF (%d)", st);
-	CHECK(x->pid > 0 && pid_gone((pid_t)x->pid, 3000), "running command killed");
-	CHECK(bg > 0 && pid_gone(bg, 3000), "its background process killed");
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exits 0 at EOF (%d)", st);
+	CHECKF(x->pid > 0 && pid_gone((pid_t)x->pid, 3000), "running command killed");
+	CHECKF(bg > 0 && pid_gone(bg, 3000), "its background process killed");
 	free(x);
 }
 
@@ -1060,131 +1019,131 @@ static void t_fs_basic(struct conn *c)
 	struct vp_entry d, f, e;
 	struct vp_attr a;
 	struct vp_fs_req q;
-	CHECK(getattr(c, VP_ROOT_NODE, &a) == 0 && S_ISDIR(a.mode), "root is a directory");
+	CHECKF(getattr(c, VP_ROOT_NODE, &a) == 0 && S_ISDIR(a.mode), "root is a directory");
 
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .mode = 0750, .name = B("d") };
-	CHECK(fs_entry(c, VP_FS_MKDIR, &q, &d) == 0 && S_ISDIR(d.attr.mode) && (d.attr.mode & 07777) == 0750,
+	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &d) == 0 && S_ISDIR(d.attr.mode) && (d.attr.mode & 07777) == 0750,
 	      "MKDIR d (mode %o)", d.attr.mode);
-	CHECK(fs_entry(c, VP_FS_MKDIR, &q, &e) == -EEXIST, "MKDIR again → EEXIST");
+	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &e) == -EEXIST, "MKDIR again → EEXIST");
 
 	uint64_t fh;
-	CHECK(create(c, d.node, "f", O_RDWR, 0640, &fh, &f) == 0 && S_ISREG(f.attr.mode) &&
+	CHECKF(create(c, d.node, "f", O_RDWR, 0640, &fh, &f) == 0 && S_ISREG(f.attr.mode) &&
 		      (f.attr.mode & 07777) == 0640, "CREATE d/f");
 	uint32_t n;
-	CHECK(fs_write(c, fh, 0, "hello world", 11, &n) == 0 && n == 11, "WRITE");
+	CHECKF(fs_write(c, fh, 0, "hello world", 11, &n) == 0 && n == 11, "WRITE");
 	char buf[64] = "";
-	CHECK(fs_read(c, fh, 6, 64, buf, &n) == 0 && n == 5 && !memcmp(buf, "world", 5), "READ");
-	CHECK(fs_read(c, fh, 100, 64, buf, &n) == 0 && n == 0, "READ past EOF → empty");
+	CHECKF(fs_read(c, fh, 6, 64, buf, &n) == 0 && n == 5 && !memcmp(buf, "world", 5), "READ");
+	CHECKF(fs_read(c, fh, 100, 64, buf, &n) == 0 && n == 0, "READ past EOF → empty");
 	q = (struct vp_fs_req){ .fh = fh, .flags = 0 };
-	CHECK(fs_simple(c, VP_FS_FSYNC, &q) == 0, "FSYNC");
+	CHECKF(fs_simple(c, VP_FS_FSYNC, &q) == 0, "FSYNC");
 	q.flags = 1;
-	CHECK(fs_simple(c, VP_FS_FSYNC, &q) == 0, "FDATASYNC");
-	CHECK(getattr(c, f.node, &a) == 0 && a.size == 11, "GETATTR size 11");
+	CHECKF(fs_simple(c, VP_FS_FSYNC, &q) == 0, "FDATASYNC");
+	CHECKF(getattr(c, f.node, &a) == 0 && a.size == 11, "GETATTR size 11");
 
 	/* Same inode, same node: lookups are counted on it. */
-	CHECK(lookup(c, d.node, "f", &e) == 0 && e.node == f.node, "LOOKUP finds the same node");
-	CHECK(lookup(c, d.node, "nope", &e) == -ENOENT, "LOOKUP missing → ENOENT");
+	CHECKF(lookup(c, d.node, "f", &e) == 0 && e.node == f.node, "LOOKUP finds the same node");
+	CHECKF(lookup(c, d.node, "nope", &e) == -ENOENT, "LOOKUP missing → ENOENT");
 
 	/* RENAME keeps the node (identity, not path). */
 	q = (struct vp_fs_req){ .node = d.node, .node2 = VP_ROOT_NODE, .name = B("f"), .name2 = B("g") };
-	CHECK(fs_simple(c, VP_FS_RENAME, &q) == 0, "RENAME d/f → g");
-	CHECK(lookup(c, VP_ROOT_NODE, "g", &e) == 0 && e.node == f.node, "g is the same node");
-	CHECK(lookup(c, d.node, "f", &e) == -ENOENT, "d/f gone");
-	CHECK(getattr(c, f.node, &a) == 0 && a.size == 11, "node still valid after rename");
+	CHECKF(fs_simple(c, VP_FS_RENAME, &q) == 0, "RENAME d/f → g");
+	CHECKF(lookup(c, VP_ROOT_NODE, "g", &e) == 0 && e.node == f.node, "g is the same node");
+	CHECKF(lookup(c, d.node, "f", &e) == -ENOENT, "d/f gone");
+	CHECKF(getattr(c, f.node, &a) == 0 && a.size == 11, "node still valid after rename");
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .node2 = VP_ROOT_NODE, .flags = RENAME_NOREPLACE,
 				.name = B("g"), .name2 = B("d") };
-	CHECK(fs_simple(c, VP_FS_RENAME, &q) == -EEXIST, "RENAME_NOREPLACE → EEXIST");
+	CHECKF(fs_simple(c, VP_FS_RENAME, &q) == -EEXIST, "RENAME_NOREPLACE → EEXIST");
 
 	/* SYMLINK / READLINK */
 	struct vp_entry s;
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("s"), .name2 = B("g") };
-	CHECK(fs_entry(c, VP_FS_SYMLINK, &q, &s) == 0 && S_ISLNK(s.attr.mode), "SYMLINK s → g");
+	CHECKF(fs_entry(c, VP_FS_SYMLINK, &q, &s) == 0 && S_ISLNK(s.attr.mode), "SYMLINK s → g");
 	q = (struct vp_fs_req){ .node = s.node };
 	struct frame *fr;
 	const uint8_t *p;
 	uint32_t pl;
-	if (CHECK(fs_data(c, VP_FS_READLINK, &q, &fr, &p, &pl) == 0, "READLINK")) {
-		CHECK(pl == 1 && p[0] == 'g', "target g");
+	if (CHECKF(fs_data(c, VP_FS_READLINK, &q, &fr, &p, &pl) == 0, "READLINK")) {
+		CHECKF(pl == 1 && p[0] == 'g', "target g");
 		frame_free(fr);
 	}
-	CHECK(lookup(c, VP_ROOT_NODE, "s", &e) == 0 && e.node == s.node && S_ISLNK(e.attr.mode),
+	CHECKF(lookup(c, VP_ROOT_NODE, "s", &e) == 0 && e.node == s.node && S_ISLNK(e.attr.mode),
 	      "LOOKUP does not follow the symlink");
 	q = (struct vp_fs_req){ .node = f.node };
-	CHECK(fs_data(c, VP_FS_READLINK, &q, &fr, &p, &pl) == -EINVAL, "READLINK of a file → EINVAL");
+	CHECKF(fs_data(c, VP_FS_READLINK, &q, &fr, &p, &pl) == -EINVAL, "READLINK of a file → EINVAL");
 
 	/* LINK */
 	q = (struct vp_fs_req){ .node = f.node, .node2 = d.node, .name2 = B("h") };
-	CHECK(fs_entry(c, VP_FS_LINK, &q, &e) == 0 && e.node == f.node && e.attr.nlink == 2, "LINK d/h (nlink %u)",
+	CHECKF(fs_entry(c, VP_FS_LINK, &q, &e) == 0 && e.node == f.node && e.attr.nlink == 2, "LINK d/h (nlink %u)",
 	      e.attr.nlink);
 
 	/* SETATTR: chmod, chown, truncate (path and handle), utimens. */
 	struct vp_setattr sa = { .node = f.node, .valid = VP_SET_MODE, .mode = 0600 };
-	CHECK(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 0600 && S_ISREG(a.mode), "chmod 600 (%o)", a.mode);
+	CHECKF(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 0600 && S_ISREG(a.mode), "chmod 600 (%o)", a.mode);
 	if (geteuid() == 0) {
 		sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_UID | VP_SET_GID, .uid = 1234, .gid = 4321 };
-		CHECK(setattr(c, &sa, &a) == 0 && a.uid == 1234 && a.gid == 4321, "chown");
+		CHECKF(setattr(c, &sa, &a) == 0 && a.uid == 1234 && a.gid == 4321, "chown");
 	}
 	sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_SIZE, .size = 2 };
-	CHECK(setattr(c, &sa, &a) == 0 && a.size == 2, "truncate 2");
+	CHECKF(setattr(c, &sa, &a) == 0 && a.size == 2, "truncate 2");
 	sa = (struct vp_setattr){ .node = f.node, .fh = fh, .valid = VP_SET_SIZE, .size = 4096 };
-	CHECK(setattr(c, &sa, &a) == 0 && a.size == 4096, "ftruncate 4096");
+	CHECKF(setattr(c, &sa, &a) == 0 && a.size == 4096, "ftruncate 4096");
 	sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_ATIME | VP_SET_MTIME, .atime_sec = 1000,
 				  .atime_nsec = 5, .mtime_sec = 2000, .mtime_nsec = 7 };
-	CHECK(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.atime_nsec == 5 && a.mtime_sec == 2000 &&
+	CHECKF(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.atime_nsec == 5 && a.mtime_sec == 2000 &&
 		      a.mtime_nsec == 7, "utimens");
 	sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_MTIME | VP_SET_MTIME_NOW };
-	CHECK(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.mtime_sec > time(NULL) - 60, "utimens NOW");
+	CHECKF(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.mtime_sec > time(NULL) - 60, "utimens NOW");
 	sa = (struct vp_setattr){ .node = s.node, .valid = VP_SET_MTIME, .mtime_sec = 3000 };
 	int r = setattr(c, &sa, &a);
-	CHECK(r == 0 || r == -EINVAL || r == -EPERM, "utimens on a symlink (%d)", r);
-	CHECK(getattr(c, f.node, &a) == 0 && a.mtime_sec > 2000, "the target's times were not touched");
+	CHECKF(r == 0 || r == -EINVAL || r == -EPERM, "utimens on a symlink (%d)", r);
+	CHECKF(getattr(c, f.node, &a) == 0 && a.mtime_sec > 2000, "the target's times were not touched");
 
 	/* STATFS */
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE };
-	if (CHECK(fs_req(c, VP_FS_STATFS, &q, VP_FS_STATFS_REPLY, &fr) == 0, "STATFS")) {
+	if (CHECKF(fs_req(c, VP_FS_STATFS, &q, VP_FS_STATFS_REPLY, &fr) == 0, "STATFS")) {
 		struct vp_statfs st;
-		CHECK(vp_dec_statfs(fr->p, fr->h.len, &st) == 0 && st.bsize > 0 && st.namemax >= 255, "statfs values");
+		CHECKF(vp_dec_statfs(fr->p, fr->h.len, &st) == 0 && st.bsize > 0 && st.namemax >= 255, "statfs values");
 		frame_free(fr);
 	}
 
 	/* OPEN an existing file read-only; CLOSE twice. */
 	uint64_t fh2;
-	CHECK(open_node(c, VP_FS_OPEN, f.node, O_RDONLY, &fh2) == 0, "OPEN");
-	CHECK(fs_read(c, fh2, 0, 2, buf, &n) == 0 && n == 2 && !memcmp(buf, "he", 2), "READ via OPEN handle");
-	CHECK(fs_write(c, fh2, 0, "x", 1, &n) == -EBADF, "WRITE on O_RDONLY → EBADF");
-	CHECK(open_node(c, VP_FS_OPEN, d.node, O_WRONLY, &fh2) == -EISDIR, "OPEN dir for writing → EISDIR");
+	CHECKF(open_node(c, VP_FS_OPEN, f.node, O_RDONLY, &fh2) == 0, "OPEN");
+	CHECKF(fs_read(c, fh2, 0, 2, buf, &n) == 0 && n == 2 && !memcmp(buf, "he", 2), "READ via OPEN handle");
+	CHECKF(fs_write(c, fh2, 0, "x", 1, &n) == -EBADF, "WRITE on O_RDONLY → EBADF");
+	CHECKF(open_node(c, VP_FS_OPEN, d.node, O_WRONLY, &fh2) == -EISDIR, "OPEN dir for writing → EISDIR");
 	q = (struct vp_fs_req){ .fh = fh };
-	CHECK(fs_simple(c, VP_FS_CLOSE, &q) == 0, "CLOSE");
-	CHECK(fs_simple(c, VP_FS_CLOSE, &q) == -EBADF, "CLOSE again → EBADF");
-	CHECK(fs_read(c, fh, 0, 2, buf, &n) == -EBADF, "READ closed → EBADF");
+	CHECKF(fs_simple(c, VP_FS_CLOSE, &q) == 0, "CLOSE");
+	CHECKF(fs_simple(c, VP_FS_CLOSE, &q) == -EBADF, "CLOSE again → EBADF");
+	CHECKF(fs_read(c, fh, 0, 2, buf, &n) == -EBADF, "READ closed → EBADF");
 
 	/* READDIR includes . and .. */
 	char names[16][256];
 	int cnt = 0;
-	CHECK(list_dir(c, d.node, 4096, names, 16, &cnt) == 0 && cnt == 3 && has_name(names, cnt, ".") &&
+	CHECKF(list_dir(c, d.node, 4096, names, 16, &cnt) == 0 && cnt == 3 && has_name(names, cnt, ".") &&
 		      has_name(names, cnt, "..") && has_name(names, cnt, "h"), "READDIR d (%d entries)", cnt);
 
 	/* UNLINK / RMDIR */
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("d") };
-	CHECK(fs_simple(c, VP_FS_RMDIR, &q) == -ENOTEMPTY, "RMDIR non-empty → ENOTEMPTY");
+	CHECKF(fs_simple(c, VP_FS_RMDIR, &q) == -ENOTEMPTY, "RMDIR non-empty → ENOTEMPTY");
 	q = (struct vp_fs_req){ .node = d.node, .name = B("h") };
-	CHECK(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK d/h");
+	CHECKF(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK d/h");
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("d") };
-	CHECK(fs_simple(c, VP_FS_RMDIR, &q) == 0, "RMDIR d");
+	CHECKF(fs_simple(c, VP_FS_RMDIR, &q) == 0, "RMDIR d");
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("g") };
-	CHECK(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK g");
+	CHECKF(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK g");
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("s") };
-	CHECK(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK s");
-	CHECK(getattr(c, f.node, &a) == 0 && a.nlink == 0, "unlinked node still answers (nlink %u)", a.nlink);
+	CHECKF(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK s");
+	CHECKF(getattr(c, f.node, &a) == 0 && a.nlink == 0, "unlinked node still answers (nlink %u)", a.nlink);
 
 	/* FORGET: CREATE + LOOKUP + LOOKUP g + LINK = 4 lookups on f. */
 	forget(c, f.node, 3);
-	CHECK(getattr(c, f.node, &a) == 0, "node lives with 1 lookup left");
+	CHECKF(getattr(c, f.node, &a) == 0, "node lives with 1 lookup left");
 	forget(c, f.node, 1);
-	CHECK(getattr(c, f.node, &a) == -ESTALE, "forgotten node → ESTALE");
+	CHECKF(getattr(c, f.node, &a) == -ESTALE, "forgotten node → ESTALE");
 	forget(c, VP_ROOT_NODE, 1000);
-	CHECK(getattr(c, VP_ROOT_NODE, &a) == 0, "root is never forgotten");
-	CHECK(getattr(c, 987654321, &a) == -ESTALE, "unknown node → ESTALE");
+	CHECKF(getattr(c, VP_ROOT_NODE, &a) == 0, "root is never forgotten");
+	CHECKF(getattr(c, 987654321, &a) == -ESTALE, "unknown node → ESTALE");
 	forget(c, d.node, 1);
 	forget(c, s.node, 2);
 }
@@ -1193,28 +1152,28 @@ static void t_fs_mknod_readdir(struct conn *c)
 {
 	struct vp_entry d, e;
 	struct vp_fs_req q = { .node = VP_ROOT_NODE, .mode = 0755, .name = B("many") };
-	CHECK(fs_entry(c, VP_FS_MKDIR, &q, &d) == 0, "MKDIR many");
+	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &d) == 0, "MKDIR many");
 	char cmd[PATH_MAX + 128];
 	snprintf(cmd, sizeof cmd, "cd '%s/many' && for i in $(seq 1 300); do : > file-with-a-longish-name-$i; done",
 		 c->root);
 	struct xres *x = run(c, cmd, NULL, NULL, 0, 0);
-	CHECK(x->exited && x->ex.code == 0, "made 300 files");
+	CHECKF(x->exited && x->ex.code == 0, "made 300 files");
 	free(x);
 	static char names[400][256];
 	int cnt = 0;
 	/* Small pages: continuation through next_offset, nothing skipped or repeated. */
-	CHECK(list_dir(c, d.node, 200, names, 400, &cnt) == 0 && cnt == 302, "READDIR in small pages (%d)", cnt);
+	CHECKF(list_dir(c, d.node, 200, names, 400, &cnt) == 0 && cnt == 302, "READDIR in small pages (%d)", cnt);
 	bool dup = false;
 	for (int i = 0; i < cnt && i < 400; i++)
 		for (int j = i + 1; j < cnt && j < 400; j++)
 			dup |= !strcmp(names[i], names[j]);
-	CHECK(!dup, "no entry twice");
-	CHECK(has_name(names, cnt, "file-with-a-longish-name-300") && has_name(names, cnt, "."), "all there");
-	CHECK(list_dir(c, d.node, 1 << 20, names, 400, &cnt) == 0 && cnt == 302, "READDIR in one page (%d)", cnt);
+	CHECKF(!dup, "no entry twice");
+	CHECKF(has_name(names, cnt, "file-with-a-longish-name-300") && has_name(names, cnt, "."), "all there");
+	CHECKF(list_dir(c, d.node, 1 << 20, names, 400, &cnt) == 0 && cnt == 302, "READDIR in one page (%d)", cnt);
 	uint64_t fh;
-	if (CHECK(open_node(c, VP_FS_OPENDIR, d.node, 0, &fh) == 0, "OPENDIR")) {
+	if (CHECKF(open_node(c, VP_FS_OPENDIR, d.node, 0, &fh) == 0, "OPENDIR")) {
 		struct vp_fs_req rq = { .fh = fh, .size = 20 };
-		CHECK(fs_req(c, VP_FS_READDIR, &rq, VP_FS_DIRENTS, NULL) == -EINVAL, "max_bytes too small → EINVAL");
+		CHECKF(fs_req(c, VP_FS_READDIR, &rq, VP_FS_DIRENTS, NULL) == -EINVAL, "max_bytes too small → EINVAL");
 		rq = (struct vp_fs_req){ .fh = fh };
 		fs_simple(c, VP_FS_CLOSE, &rq);
 	}
@@ -1222,7 +1181,7 @@ static void t_fs_mknod_readdir(struct conn *c)
 	/* MKNOD a FIFO; an OPEN on it blocks in the agent until a writer
 	 * comes, and meanwhile other requests are served. */
 	q = (struct vp_fs_req){ .node = d.node, .mode = S_IFIFO | 0644, .name = B("fifo") };
-	CHECK(fs_entry(c, VP_FS_MKNOD, &q, &e) == 0 && S_ISFIFO(e.attr.mode), "MKNOD fifo");
+	CHECKF(fs_entry(c, VP_FS_MKNOD, &q, &e) == 0 && S_ISFIFO(e.attr.mode), "MKNOD fifo");
 	struct vp_fs_req oq = { .node = e.node, .flags = O_RDONLY };
 	struct vp_buf b;
 	vp_buf_init(&b);
@@ -1231,21 +1190,21 @@ static void t_fs_mknod_readdir(struct conn *c)
 	uint64_t t0 = now_ms();
 	struct vp_attr a;
 	for (int i = 0; i < 10; i++)
-		CHECK(getattr(c, VP_ROOT_NODE, &a) == 0, "GETATTR while an OPEN blocks");
-	CHECK(ping(c, "x") == 0, "PING while an OPEN blocks");
-	CHECK(now_ms() - t0 < 1000, "not held up");
-	CHECK(get_frame(c, open_id, 50) == NULL, "OPEN still blocked");
+		CHECKF(getattr(c, VP_ROOT_NODE, &a) == 0, "GETATTR while an OPEN blocks");
+	CHECKF(ping(c, "x") == 0, "PING while an OPEN blocks");
+	CHECKF(now_ms() - t0 < 1000, "not held up");
+	CHECKF(get_frame(c, open_id, 50) == NULL, "OPEN still blocked");
 	snprintf(cmd, sizeof cmd, "echo through-fifo > '%s/many/fifo'", c->root);
 	x = run(c, cmd, NULL, NULL, 0, 0);
-	CHECK(x->exited && x->ex.code == 0, "writer ran");
+	CHECKF(x->exited && x->ex.code == 0, "writer ran");
 	free(x);
 	struct frame *f;
-	if (CHECK(reply(c, open_id, VP_FS_HANDLE, &f) == 0, "OPEN completed")) {
+	if (CHECKF(reply(c, open_id, VP_FS_HANDLE, &f) == 0, "OPEN completed")) {
 		get_u64(f, &fh);
 		frame_free(f);
 		char buf[64];
 		uint32_t n;
-		CHECK(fs_read(c, fh, 0, 64, buf, &n) == 0 && n == 13 && !memcmp(buf, "through-fifo\n", 13),
+		CHECKF(fs_read(c, fh, 0, 64, buf, &n) == 0 && n == 13 && !memcmp(buf, "through-fifo\n", 13),
 		      "READ from the FIFO");
 		struct vp_fs_req cq = { .fh = fh };
 		fs_simple(c, VP_FS_CLOSE, &cq);
@@ -1261,17 +1220,17 @@ static void t_fs_confined(struct conn *c)
 {
 	struct vp_entry s, e;
 	struct vp_fs_req q = { .node = VP_ROOT_NODE, .name = B("esc"), .name2 = B("/etc") };
-	CHECK(fs_entry(c, VP_FS_SYMLINK, &q, &s) == 0, "SYMLINK esc → /etc");
-	CHECK(lookup(c, s.node, "passwd", &e) == -ENOTDIR, "LOOKUP through a symlink node → ENOTDIR");
+	CHECKF(fs_entry(c, VP_FS_SYMLINK, &q, &s) == 0, "SYMLINK esc → /etc");
+	CHECKF(lookup(c, s.node, "passwd", &e) == -ENOTDIR, "LOOKUP through a symlink node → ENOTDIR");
 	uint64_t fh;
-	CHECK(open_node(c, VP_FS_OPENDIR, s.node, 0, &fh) < 0, "OPENDIR a symlink fails");
-	CHECK(open_node(c, VP_FS_OPEN, s.node, O_RDONLY, &fh) == -ELOOP, "OPEN a symlink → ELOOP");
+	CHECKF(open_node(c, VP_FS_OPENDIR, s.node, 0, &fh) < 0, "OPENDIR a symlink fails");
+	CHECKF(open_node(c, VP_FS_OPEN, s.node, O_RDONLY, &fh) == -ELOOP, "OPEN a symlink → ELOOP");
 	struct vp_entry f;
-	CHECK(create(c, VP_ROOT_NODE, "esc", O_RDWR, 0644, &fh, &f) < 0, "CREATE does not follow a symlink");
-	CHECK(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &f) == 0, "CREATE O_EXCL");
+	CHECKF(create(c, VP_ROOT_NODE, "esc", O_RDWR, 0644, &fh, &f) < 0, "CREATE does not follow a symlink");
+	CHECKF(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &f) == 0, "CREATE O_EXCL");
 	struct vp_fs_req cq = { .fh = fh };
 	fs_simple(c, VP_FS_CLOSE, &cq);
-	CHECK(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &e) == -EEXIST, "CREATE O_EXCL again → EEXIST");
+	CHECKF(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &e) == -EEXIST, "CREATE O_EXCL again → EEXIST");
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("excl") };
 	fs_simple(c, VP_FS_UNLINK, &q);
 	forget(c, f.node, 1);
@@ -1286,35 +1245,35 @@ static void t_fs_big(struct conn *c)
 	uint8_t *buf = malloc(CHUNK), *back = malloc(CHUNK);
 	uint64_t fh;
 	struct vp_entry e;
-	if (!CHECK(create(c, VP_ROOT_NODE, "big", O_RDWR | O_TRUNC, 0644, &fh, &e) == 0, "CREATE big"))
+	if (!CHECKF(create(c, VP_ROOT_NODE, "big", O_RDWR | O_TRUNC, 0644, &fh, &e) == 0, "CREATE big"))
 		goto out;
 	uint64_t t0 = now_ms();
 	for (int i = 0; i < N; i++) {
 		for (int j = 0; j < CHUNK; j++)
 			buf[j] = (uint8_t)(i * 31 + j * 7 + (j >> 12));
 		uint32_t n;
-		if (!CHECK(fs_write(c, fh, (uint64_t)i * CHUNK, buf, CHUNK, &n) == 0 && n == CHUNK, "WRITE chunk %d", i))
+		if (!CHECKF(fs_write(c, fh, (uint64_t)i * CHUNK, buf, CHUNK, &n) == 0 && n == CHUNK, "WRITE chunk %d", i))
 			break;
 	}
 	struct vp_attr a;
-	CHECK(getattr(c, e.node, &a) == 0 && a.size == (uint64_t)N * CHUNK, "size 50 MiB");
+	CHECKF(getattr(c, e.node, &a) == 0 && a.size == (uint64_t)N * CHUNK, "size 50 MiB");
 	bool same = true;
 	for (int i = 0; i < N && same; i++) {
 		for (int j = 0; j < CHUNK; j++)
 			buf[j] = (uint8_t)(i * 31 + j * 7 + (j >> 12));
 		uint32_t n = 0;
-		if (!CHECK(fs_read(c, fh, (uint64_t)i * CHUNK, CHUNK, back, &n) == 0 && n == CHUNK, "READ chunk %d", i))
+		if (!CHECKF(fs_read(c, fh, (uint64_t)i * CHUNK, CHUNK, back, &n) == 0 && n == CHUNK, "READ chunk %d", i))
 			break;
 		same = !memcmp(buf, back, CHUNK);
 	}
-	CHECK(same, "50 MiB read back equal");
+	CHECKF(same, "50 MiB read back equal");
 	uint32_t n = 1;
-	CHECK(fs_read(c, fh, (uint64_t)N * CHUNK, CHUNK, back, &n) == 0 && n == 0, "READ at EOF → 0");
+	CHECKF(fs_read(c, fh, (uint64_t)N * CHUNK, CHUNK, back, &n) == 0 && n == 0, "READ at EOF → 0");
 	printf("# 50 MiB written and read back in %llu ms\n", (unsigned long long)(now_ms() - t0));
 	struct vp_fs_req q = { .fh = fh };
 	fs_simple(c, VP_FS_CLOSE, &q);
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("big") };
-	CHECK(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK big");
+	CHECKF(fs_simple(c, VP_FS_UNLINK, &q) == 0, "UNLINK big");
 	forget(c, e.node, 1);
 out:
 	free(buf);
@@ -1327,23 +1286,23 @@ static void t_exec_concurrent(struct conn *c)
 	uint32_t id = exec_send(c, "sleep 2", NULL, NULL, 0, 0, 0);
 	struct xres *x = calloc(1, sizeof *x);
 	struct frame *f = get_frame(c, id, 5000);
-	if (CHECK(f != NULL, "started"))
+	if (CHECKF(f != NULL, "started"))
 		exec_frame(c, id, f, x);
 	uint64_t worst = 0;
 	for (int i = 0; i < 20; i++) {
 		uint64_t t0 = now_ms();
 		struct vp_attr a;
 		struct vp_entry e;
-		CHECK(getattr(c, VP_ROOT_NODE, &a) == 0, "GETATTR during sleep 2");
-		CHECK(lookup(c, VP_ROOT_NODE, "nothing-here", &e) == -ENOENT, "LOOKUP during sleep 2");
+		CHECKF(getattr(c, VP_ROOT_NODE, &a) == 0, "GETATTR during sleep 2");
+		CHECKF(lookup(c, VP_ROOT_NODE, "nothing-here", &e) == -ENOENT, "LOOKUP during sleep 2");
 		uint64_t d = now_ms() - t0;
 		if (d > worst)
 			worst = d;
 	}
-	CHECK(worst < 500, "file requests answered quickly (worst %llu ms)", (unsigned long long)worst);
-	CHECK(get_frame(c, id, 0) == NULL, "sleep 2 still running");
+	CHECKF(worst < 500, "file requests answered quickly (worst %llu ms)", (unsigned long long)worst);
+	CHECKF(get_frame(c, id, 0) == NULL, "sleep 2 still running");
 	exec_wait(c, id, x, 10000);
-	CHECK(x->exited && x->ex.code == 0 && x->ex.duration_us >= 1900000, "sleep 2 ended");
+	CHECKF(x->exited && x->ex.code == 0 && x->ex.duration_us >= 1900000, "sleep 2 ended");
 	free(x);
 }
 
@@ -1363,9 +1322,8 @@ int main(void)
 	agent_path = getenv("VMPOOL_AGENT_HOST");
 	if (!agent_path || access(agent_path, X_OK) < 0) {
 		/* meson always builds and passes it: its absence is a broken build. */
-		printf("not ok - VMPOOL_AGENT_HOST (%s) is not an executable agent\n",
-		       agent_path ? agent_path : "unset");
-		return 1;
+		tap_ok(false, "VMPOOL_AGENT_HOST (%s) is not an executable agent", agent_path ? agent_path : "unset");
+		return tap_done();
 	}
 	signal(SIGPIPE, SIG_IGN);
 	char root[] = "/tmp/vmpool-agent-test.XXXXXX";
@@ -1375,10 +1333,9 @@ int main(void)
 	}
 
 	struct conn c;
-	int n = 0;
 	if (!conn_open(&c, root)) {
-		printf("not ok 1 - agent starts\n");
-		return 1;
+		tap_ok(false, "agent starts");
+		return tap_done();
 	}
 	static const struct {
 		const char *name;
@@ -1400,15 +1357,14 @@ int main(void)
 		{ "long exec vs file requests", t_exec_concurrent },
 	};
 	for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) {
-		int before = failures;
+		int mark = tap_mark();
 		shared[i].fn(&c);
-		printf("%s %d - %s\n", failures == before ? "ok" : "not ok", ++n, shared[i].name);
-		fflush(stdout);
+		tap_ok_since(mark, "%s", shared[i].name);
 	}
 	int st = conn_close(&c);
-	int before = failures;
-	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
-	printf("%s %d - agent exits 0 at channel EOF (no leaks under ASan)\n", failures == before ? "ok" : "not ok", ++n);
+	int mark = tap_mark();
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
+	tap_ok_since(mark, "agent exits 0 at channel EOF (no leaks under ASan)");
 
 	static const struct {
 		const char *name;
@@ -1419,12 +1375,10 @@ int main(void)
 		{ "fatal frames close the channel", t_fatal },
 	};
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
-		before = failures;
+		mark = tap_mark();
 		own[i].fn(root);
-		printf("%s %d - %s\n", failures == before ? "ok" : "not ok", ++n, own[i].name);
-		fflush(stdout);
+		tap_ok_since(mark, "%s", own[i].name);
 	}
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	printf("1..%d\n", n);
-	return failures ? 1 : 0;
+	return tap_done();
 }

@@ -11,24 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#define EXPECT(cond)                                                              \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			printf("#   %s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-			ok = false;                                               \
-		}                                                                 \
-	} while (0)
-#define EXPECT_EQ(a, b)                                                                         \
-	do {                                                                                    \
-		long long a_ = (long long)(a), b_ = (long long)(b);                             \
-		if (a_ != b_) {                                                                 \
-			printf("#   %s:%d: %s = %lld, expected %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-			ok = false;                                                             \
-		}                                                                               \
-	} while (0)
+#include "tests/common/tap.h"
+#include "tests/common/testutil.h"
+
 /* For the peer thread: counts failures instead of printing a verdict. */
 #define PEER_EXPECT(p, cond)                                                          \
 	do {                                                                          \
@@ -40,19 +27,6 @@
 
 #define FILE_LEN 3000000u
 #define NDIRENTS 10u
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 /* ---- the fake agent ------------------------------------------------------------ */
 
@@ -262,25 +236,36 @@ static void run_ready_serve(struct peer *p)
 	run_serve(p);
 }
 
+struct req {
+	struct vp_hdr h;
+	uint8_t *pl;
+};
+
+/* Reads a request, then up to max - 1 more that arrive close together;
+ * how many it read (0: the channel is gone). */
+static int read_batch(struct peer *p, struct req *batch, int max)
+{
+	if (peer_read(p, &batch[0].h, &batch[0].pl))
+		return 0;
+	int n = 1;
+	struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+	while (n < max && poll(&pf, 1, 2) > 0) {
+		if (peer_read(p, &batch[n].h, &batch[n].pl))
+			break;
+		n++;
+	}
+	return n;
+}
+
 /* Collects up to 64 requests that arrive close together, then answers
  * them newest first: replies always come out of order. */
 static void run_batch_reverse(struct peer *p)
 {
-	struct {
-		struct vp_hdr h;
-		uint8_t *pl;
-	} batch[64];
+	struct req batch[64];
 	for (;;) {
-		int n = 0;
-		if (peer_read(p, &batch[0].h, &batch[0].pl))
+		int n = read_batch(p, batch, 64);
+		if (n == 0)
 			return;
-		n = 1;
-		struct pollfd pf = { .fd = p->fd, .events = POLLIN };
-		while (n < 64 && poll(&pf, 1, 2) > 0) {
-			if (peer_read(p, &batch[n].h, &batch[n].pl))
-				break;
-			n++;
-		}
 		for (int i = n - 1; i >= 0; i--) {
 			fake_reply(p, &batch[i].h, batch[i].pl);
 			free(batch[i].pl);
@@ -421,17 +406,15 @@ static struct vp_exec simple_exec(const char *cmd)
 
 /* ---- tests: handshake ------------------------------------------------------------- */
 
-static bool test_handshake(void)
+static void test_handshake(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_ready_serve, NULL);
-	EXPECT(c != NULL);
-	EXPECT_EQ(vp_client_handshake(c, 2000), 0);
-	EXPECT_EQ(vp_ping(c), 0);
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
-	return ok;
+	CHECK(c != NULL);
+	CHECK_EQ(vp_client_handshake(c, 2000), 0);
+	CHECK_EQ(vp_ping(c), 0);
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
 }
 
 static void run_refuse_version(struct peer *p)
@@ -464,27 +447,25 @@ static void run_silent(struct peer *p)
 		free(pl);
 }
 
-static bool test_handshake_failures(void)
+static void test_handshake_failures(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_refuse_version, NULL);
-	EXPECT_EQ(vp_client_handshake(c, 2000), -EPROTONOSUPPORT);
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
+	CHECK_EQ(vp_client_handshake(c, 2000), -EPROTONOSUPPORT);
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
 
 	c = start(&p, run_refuse_version, (void *)1);
-	EXPECT_EQ(vp_client_handshake(c, 2000), -EPROTO);
-	EXPECT_EQ(finish(c, &p), 0);
+	CHECK_EQ(vp_client_handshake(c, 2000), -EPROTO);
+	CHECK_EQ(finish(c, &p), 0);
 
 	/* No READY at all. */
 	c = start(&p, run_silent, NULL);
 	double t0 = now_s();
-	EXPECT_EQ(vp_client_handshake(c, 200), -ETIMEDOUT);
+	CHECK_EQ(vp_client_handshake(c, 200), -ETIMEDOUT);
 	double dt = now_s() - t0;
-	EXPECT(dt >= 0.19 && dt < 1.5);
-	EXPECT_EQ(finish(c, &p), 0);
-	return ok;
+	CHECK(dt >= 0.19 && dt < 1.5);
+	CHECK_EQ(finish(c, &p), 0);
 }
 
 /* ---- tests: every call ------------------------------------------------------------ */
@@ -510,134 +491,130 @@ static int dir_fn(void *ctx, const struct vp_dirent *d)
 	return 0;
 }
 
-static bool test_calls(void)
+static void test_calls(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_ready_serve, NULL);
-	EXPECT_EQ(vp_client_handshake(c, 2000), 0);
+	CHECK_EQ(vp_client_handshake(c, 2000), 0);
 
 	struct vp_entry e;
-	EXPECT_EQ(vp_fs_lookup(c, 7, "abc", &e), 0);
-	EXPECT(e.node == 7003 && e.attr.ino == 7003 && e.attr.size == 14006);
+	CHECK_EQ(vp_fs_lookup(c, 7, "abc", &e), 0);
+	CHECK(e.node == 7003 && e.attr.ino == 7003 && e.attr.size == 14006);
 	struct vp_attr a;
-	EXPECT_EQ(vp_fs_getattr(c, 9, &a), 0);
-	EXPECT(a.ino == 9 && a.size == 18);
+	CHECK_EQ(vp_fs_getattr(c, 9, &a), 0);
+	CHECK(a.ino == 9 && a.size == 18);
 	struct vp_setattr sa = { .node = 4, .valid = VP_SET_SIZE | VP_SET_MODE, .size = 123, .mode = 0100600 };
-	EXPECT_EQ(vp_fs_setattr(c, &sa, &a), 0);
-	EXPECT(a.size == 123 && a.mode == 0100600);
+	CHECK_EQ(vp_fs_setattr(c, &sa, &a), 0);
+	CHECK(a.size == 123 && a.mode == 0100600);
 	char link[64];
-	EXPECT_EQ(vp_fs_readlink(c, 5, link, sizeof link), 0);
-	EXPECT(strcmp(link, "target-5") == 0);
-	EXPECT_EQ(vp_fs_readlink(c, 5, link, 8), -ENAMETOOLONG);
-	EXPECT_EQ(vp_fs_readlink(c, 5, link, 9), 0);
-	EXPECT_EQ(vp_fs_mknod(c, 1, "fifo", 010644, 0, &e), 0);
-	EXPECT_EQ(e.node, 500 + VP_FS_MKNOD);
-	EXPECT_EQ(vp_fs_mkdir(c, 1, "d", 040755, &e), 0);
-	EXPECT_EQ(e.node, 500 + VP_FS_MKDIR);
-	EXPECT_EQ(vp_fs_unlink(c, 1, "f"), 0);
-	EXPECT_EQ(vp_fs_rmdir(c, 1, "d"), 0);
-	EXPECT_EQ(vp_fs_symlink(c, 1, "l", "/a/b/../c", &e), 0);
-	EXPECT_EQ(e.node, 500 + VP_FS_SYMLINK);
-	EXPECT_EQ(vp_fs_rename(c, 1, "a", 2, "b", 0), 0);
-	EXPECT_EQ(vp_fs_link(c, 3, 1, "h", &e), 0);
-	EXPECT_EQ(e.node, 500 + VP_FS_LINK);
+	CHECK_EQ(vp_fs_readlink(c, 5, link, sizeof link), 0);
+	CHECK(strcmp(link, "target-5") == 0);
+	CHECK_EQ(vp_fs_readlink(c, 5, link, 8), -ENAMETOOLONG);
+	CHECK_EQ(vp_fs_readlink(c, 5, link, 9), 0);
+	CHECK_EQ(vp_fs_mknod(c, 1, "fifo", 010644, 0, &e), 0);
+	CHECK_EQ(e.node, 500 + VP_FS_MKNOD);
+	CHECK_EQ(vp_fs_mkdir(c, 1, "d", 040755, &e), 0);
+	CHECK_EQ(e.node, 500 + VP_FS_MKDIR);
+	CHECK_EQ(vp_fs_unlink(c, 1, "f"), 0);
+	CHECK_EQ(vp_fs_rmdir(c, 1, "d"), 0);
+	CHECK_EQ(vp_fs_symlink(c, 1, "l", "/a/b/../c", &e), 0);
+	CHECK_EQ(e.node, 500 + VP_FS_SYMLINK);
+	CHECK_EQ(vp_fs_rename(c, 1, "a", 2, "b", 0), 0);
+	CHECK_EQ(vp_fs_link(c, 3, 1, "h", &e), 0);
+	CHECK_EQ(e.node, 500 + VP_FS_LINK);
 	uint64_t fh = 0;
-	EXPECT_EQ(vp_fs_open(c, 5, 0, &fh), 0);
-	EXPECT_EQ(fh, 10005);
-	EXPECT_EQ(vp_fs_create(c, 1, "new", 0101, 0644, &fh, &e), 0);
-	EXPECT(fh == 777 && e.node == 778);
+	CHECK_EQ(vp_fs_open(c, 5, 0, &fh), 0);
+	CHECK_EQ(fh, 10005);
+	CHECK_EQ(vp_fs_create(c, 1, "new", 0101, 0644, &fh, &e), 0);
+	CHECK(fh == 777 && e.node == 778);
 
 	/* READ straight into the buffer, short at EOF, empty past it. */
 	uint8_t *buf = malloc(VP_MAX_DATA);
 	uint32_t got = 0;
-	EXPECT_EQ(vp_fs_read(c, 3, 1000, buf, 70000, &got), 0);
-	EXPECT_EQ(got, 70000);
+	CHECK_EQ(vp_fs_read(c, 3, 1000, buf, 70000, &got), 0);
+	CHECK_EQ(got, 70000);
 	bool same = true;
 	for (uint32_t i = 0; i < got; i++)
 		same &= buf[i] == pattern(3, 1000 + i);
-	EXPECT(same);
-	EXPECT_EQ(vp_fs_read(c, 3, FILE_LEN - 10, buf, VP_MAX_DATA, &got), 0);
-	EXPECT_EQ(got, 10);
-	EXPECT_EQ(buf[9], pattern(3, FILE_LEN - 1));
-	EXPECT_EQ(vp_fs_read(c, 3, FILE_LEN, buf, 100, &got), 0);
-	EXPECT_EQ(got, 0);
-	EXPECT_EQ(vp_fs_read(c, 3, 0, buf, VP_MAX_DATA, &got), 0);
-	EXPECT_EQ(got, VP_MAX_DATA);
-	EXPECT_EQ(vp_fs_read(c, 3, 0, buf, VP_MAX_DATA + 1, &got), -EINVAL);
+	CHECK(same);
+	CHECK_EQ(vp_fs_read(c, 3, FILE_LEN - 10, buf, VP_MAX_DATA, &got), 0);
+	CHECK_EQ(got, 10);
+	CHECK_EQ(buf[9], pattern(3, FILE_LEN - 1));
+	CHECK_EQ(vp_fs_read(c, 3, FILE_LEN, buf, 100, &got), 0);
+	CHECK_EQ(got, 0);
+	CHECK_EQ(vp_fs_read(c, 3, 0, buf, VP_MAX_DATA, &got), 0);
+	CHECK_EQ(got, VP_MAX_DATA);
+	CHECK_EQ(vp_fs_read(c, 3, 0, buf, VP_MAX_DATA + 1, &got), -EINVAL);
 
 	uint32_t w = 0;
 	for (uint32_t i = 0; i < VP_MAX_DATA; i++)
 		buf[i] = pattern(8, 50 + i);
-	EXPECT_EQ(vp_fs_write(c, 8, 50, buf, VP_MAX_DATA, &w), 0);
-	EXPECT_EQ(w, VP_MAX_DATA);
-	EXPECT_EQ(vp_fs_write(c, 8, 51, buf, 10, &w), -EIO); /* the fake checks the bytes */
-	EXPECT_EQ(vp_fs_write(c, 8, 0, buf, VP_MAX_DATA + 1, &w), -EINVAL);
+	CHECK_EQ(vp_fs_write(c, 8, 50, buf, VP_MAX_DATA, &w), 0);
+	CHECK_EQ(w, VP_MAX_DATA);
+	CHECK_EQ(vp_fs_write(c, 8, 51, buf, 10, &w), -EIO); /* the fake checks the bytes */
+	CHECK_EQ(vp_fs_write(c, 8, 0, buf, VP_MAX_DATA + 1, &w), -EINVAL);
 	free(buf);
 
-	EXPECT_EQ(vp_fs_fsync(c, 8, true), 0);
-	EXPECT_EQ(vp_fs_close(c, 8), 0);
-	EXPECT_EQ(vp_fs_opendir(c, 1, &fh), 0);
-	EXPECT_EQ(fh, 10001);
+	CHECK_EQ(vp_fs_fsync(c, 8, true), 0);
+	CHECK_EQ(vp_fs_close(c, 8), 0);
+	CHECK_EQ(vp_fs_opendir(c, 1, &fh), 0);
+	CHECK_EQ(fh, 10001);
 
 	struct dir_acc d = { 0 };
 	uint32_t cnt;
 	int rounds = 0;
 	do {
-		EXPECT_EQ(vp_fs_readdir(c, fh, d.next, 4096, dir_fn, &d, &cnt), 0);
+		CHECK_EQ(vp_fs_readdir(c, fh, d.next, 4096, dir_fn, &d, &cnt), 0);
 	} while (cnt && ++rounds < 20);
-	EXPECT_EQ(d.n, NDIRENTS);
-	EXPECT(strcmp(d.names[0], "e0") == 0 && strcmp(d.names[9], "e9") == 0);
+	CHECK_EQ(d.n, NDIRENTS);
+	CHECK(strcmp(d.names[0], "e0") == 0 && strcmp(d.names[9], "e9") == 0);
 	struct dir_acc d2 = { .stop_after = 2 };
-	EXPECT_EQ(vp_fs_readdir(c, fh, 0, 4096, dir_fn, &d2, &cnt), 0);
-	EXPECT(cnt == 2 && d2.n == 2 && d2.next == 2);
+	CHECK_EQ(vp_fs_readdir(c, fh, 0, 4096, dir_fn, &d2, &cnt), 0);
+	CHECK(cnt == 2 && d2.n == 2 && d2.next == 2);
 
 	struct vp_statfs sf;
-	EXPECT_EQ(vp_fs_statfs(c, 1, &sf), 0);
-	EXPECT(sf.blocks == 1 && sf.ffree == 5 && sf.namemax == 255);
+	CHECK_EQ(vp_fs_statfs(c, 1, &sf), 0);
+	CHECK(sf.blocks == 1 && sf.ffree == 5 && sf.namemax == 255);
 
 	/* Arguments refused before anything is sent. */
 	int before = atomic_load(&p.requests);
 	char longname[VP_MAX_NAME + 2];
 	memset(longname, 'x', sizeof longname - 1);
 	longname[sizeof longname - 1] = '\0';
-	EXPECT_EQ(vp_fs_lookup(c, 1, "a/b", &e), -EINVAL);
-	EXPECT_EQ(vp_fs_lookup(c, 1, ".", &e), -EINVAL);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "..", &e), -EINVAL);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "", &e), -EINVAL);
-	EXPECT_EQ(vp_fs_lookup(c, 1, longname, &e), -ENAMETOOLONG);
-	EXPECT_EQ(vp_fs_rename(c, 1, "ok", 1, "x/y", 0), -EINVAL);
-	EXPECT_EQ(vp_exec_signal(c, 1, 0), -EINVAL);
-	EXPECT_EQ(vp_fs_lookup(c, 0, "x", &e), -EINVAL); /* node 0 does not exist */
-	EXPECT_EQ(atomic_load(&p.requests), before);
+	CHECK_EQ(vp_fs_lookup(c, 1, "a/b", &e), -EINVAL);
+	CHECK_EQ(vp_fs_lookup(c, 1, ".", &e), -EINVAL);
+	CHECK_EQ(vp_fs_lookup(c, 1, "..", &e), -EINVAL);
+	CHECK_EQ(vp_fs_lookup(c, 1, "", &e), -EINVAL);
+	CHECK_EQ(vp_fs_lookup(c, 1, longname, &e), -ENAMETOOLONG);
+	CHECK_EQ(vp_fs_rename(c, 1, "ok", 1, "x/y", 0), -EINVAL);
+	CHECK_EQ(vp_exec_signal(c, 1, 0), -EINVAL);
+	CHECK_EQ(vp_fs_lookup(c, 0, "x", &e), -EINVAL); /* node 0 does not exist */
+	CHECK_EQ(atomic_load(&p.requests), before);
 
 	vp_fs_forget(c, 7003, 1);
 	vp_fs_forget(c, 778, 2);
 
-	EXPECT_EQ(vp_ping(c), 0); /* also orders the FORGETs before the count */
-	EXPECT_EQ(atomic_load(&p.forgets), 2);
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
-	return ok;
+	CHECK_EQ(vp_ping(c), 0); /* also orders the FORGETs before the count */
+	CHECK_EQ(atomic_load(&p.forgets), 2);
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
 }
 
-static bool test_error_mapping(void)
+static void test_error_mapping(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_serve, NULL);
 	struct vp_entry e;
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err2", &e), -ENOENT);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err13", &e), -EACCES);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err4095", &e), -4095);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err0", &e), -EIO);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err4096", &e), -EIO);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err-5", &e), -EIO);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "err2147483647", &e), -EIO);
-	EXPECT_EQ(vp_exec_signal(c, 0xdead, 9), -ESRCH);
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
-	return ok;
+	CHECK_EQ(vp_fs_lookup(c, 1, "err2", &e), -ENOENT);
+	CHECK_EQ(vp_fs_lookup(c, 1, "err13", &e), -EACCES);
+	CHECK_EQ(vp_fs_lookup(c, 1, "err4095", &e), -4095);
+	CHECK_EQ(vp_fs_lookup(c, 1, "err0", &e), -EIO);
+	CHECK_EQ(vp_fs_lookup(c, 1, "err4096", &e), -EIO);
+	CHECK_EQ(vp_fs_lookup(c, 1, "err-5", &e), -EIO);
+	CHECK_EQ(vp_fs_lookup(c, 1, "err2147483647", &e), -EIO);
+	CHECK_EQ(vp_exec_signal(c, 0xdead, 9), -ESRCH);
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
 }
 
 /* ---- tests: concurrency --------------------------------------------------------------- */
@@ -647,6 +624,23 @@ struct worker {
 	int idx;
 	int failures;
 };
+
+/* Runs fn on n (≤ 8) threads against c; their failures, summed. */
+static int run_workers(struct vp_client *c, void *(*fn)(void *), int n)
+{
+	struct worker w[8];
+	pthread_t t[8];
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct worker){ .c = c, .idx = i };
+		pthread_create(&t[i], NULL, fn, &w[i]);
+	}
+	int failures = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		failures += w[i].failures;
+	}
+	return failures;
+}
 
 static void *worker_main(void *arg)
 {
@@ -702,28 +696,14 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static bool test_concurrent_out_of_order(void)
+static void test_concurrent_out_of_order(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_batch_reverse, NULL);
-	enum { NW = 8 };
-	struct worker w[NW];
-	pthread_t t[NW];
-	for (int i = 0; i < NW; i++) {
-		w[i] = (struct worker){ .c = c, .idx = i };
-		pthread_create(&t[i], NULL, worker_main, &w[i]);
-	}
-	int failures = 0;
-	for (int i = 0; i < NW; i++) {
-		pthread_join(t[i], NULL);
-		failures += w[i].failures;
-	}
-	EXPECT_EQ(failures, 0);
-	EXPECT_EQ(atomic_load(&p.requests), NW * 300);
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
-	return ok;
+	CHECK_EQ(run_workers(c, worker_main, 8), 0);
+	CHECK_EQ(atomic_load(&p.requests), 8 * 300);
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
 }
 
 /* ---- tests: exec ------------------------------------------------------------------- */
@@ -796,9 +776,8 @@ static void run_exec(struct peer *p)
 	vp_buf_free(&b);
 }
 
-static bool test_exec(void)
+static void test_exec(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_exec, NULL);
 	struct exec_rec *r = malloc(sizeof *r);
@@ -808,49 +787,47 @@ static bool test_exec(void)
 	ex.env[0] = (struct vp_bytes){ (const uint8_t *)"A=B", 3 };
 	ex.flags = VP_EXEC_STDIN;
 	uint32_t id = 0;
-	EXPECT_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
-	EXPECT(id != 0);
-	EXPECT_EQ(r->started, 1); /* on_started ran before vp_exec_start returned */
-	EXPECT_EQ(r->pid, 321);
-	EXPECT_EQ(vp_exec_stdin(c, id, "input", 5, true), 0);
-	EXPECT_EQ(vp_exec_signal(c, id, SIGTERM), 0);
-	EXPECT_EQ(rec_wait_exit(r, 5000), 1);
-	EXPECT_EQ(r->exit_err, 0);
-	EXPECT(r->ex.code == 3 && r->ex.duration_us == 4242);
-	EXPECT_EQ(r->out_len, 12 + BIG_OUT);
-	EXPECT(memcmp(r->out, "line1\nline2\n", 12) == 0);
+	CHECK_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
+	CHECK(id != 0);
+	CHECK_EQ(r->started, 1); /* on_started ran before vp_exec_start returned */
+	CHECK_EQ(r->pid, 321);
+	CHECK_EQ(vp_exec_stdin(c, id, "input", 5, true), 0);
+	CHECK_EQ(vp_exec_signal(c, id, SIGTERM), 0);
+	CHECK_EQ(rec_wait_exit(r, 5000), 1);
+	CHECK_EQ(r->exit_err, 0);
+	CHECK(r->ex.code == 3 && r->ex.duration_us == 4242);
+	CHECK_EQ(r->out_len, 12 + BIG_OUT);
+	CHECK(memcmp(r->out, "line1\nline2\n", 12) == 0);
 	bool same = true;
 	for (uint32_t i = 0; i < BIG_OUT; i++)
 		same &= r->out[12 + i] == (char)('a' + i % 26);
-	EXPECT(same);
-	EXPECT(r->err_len == 10 && memcmp(r->err, "err1\nerr2\n", 10) == 0);
+	CHECK(same);
+	CHECK(r->err_len == 10 && memcmp(r->err, "err1\nerr2\n", 10) == 0);
 
 	/* Refused: -errno and no callback. */
 	struct exec_rec *r2 = malloc(sizeof *r2);
 	rec_init(r2);
 	struct vp_exec bad = simple_exec("nope");
-	EXPECT_EQ(vp_exec_start(c, &bad, &rec_cb, r2, &id), -ENOENT);
-	EXPECT(r2->started == 0 && r2->exits == 0);
+	CHECK_EQ(vp_exec_start(c, &bad, &rec_cb, r2, &id), -ENOENT);
+	CHECK(r2->started == 0 && r2->exits == 0);
 	struct vp_exec_cb nocb = { NULL, NULL, on_exit_cb };
-	EXPECT_EQ(vp_exec_start(c, &ex, &nocb, r2, &id), -EINVAL);
+	CHECK_EQ(vp_exec_start(c, &ex, &nocb, r2, &id), -EINVAL);
 
-	EXPECT_EQ(vp_ping(c), 0);
-	EXPECT_EQ(finish(c, &p), 0);
-	EXPECT_EQ(r->exits, 1);
-	EXPECT_EQ(r->after_exit, 0);
-	EXPECT(r2->started == 0 && r2->exits == 0);
+	CHECK_EQ(vp_ping(c), 0);
+	CHECK_EQ(finish(c, &p), 0);
+	CHECK_EQ(r->exits, 1);
+	CHECK_EQ(r->after_exit, 0);
+	CHECK(r2->started == 0 && r2->exits == 0);
 	rec_destroy(r);
 	rec_destroy(r2);
 	free(r);
 	free(r2);
-	return ok;
 }
 
 /* A callback that makes a synchronous call would wait for a reply that only
  * its own thread can read: refused with -EDEADLK instead of hanging. */
-static bool test_callback_deadlock_refused(void)
+static void test_callback_deadlock_refused(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_exec, NULL);
 	struct exec_rec *r = malloc(sizeof *r);
@@ -860,14 +837,13 @@ static bool test_callback_deadlock_refused(void)
 	ex.nenv = 1;
 	ex.env[0] = (struct vp_bytes){ (const uint8_t *)"A=B", 3 };
 	uint32_t id;
-	EXPECT_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
-	EXPECT_EQ(vp_exec_stdin(c, id, "input", 5, true), 0);
-	EXPECT_EQ(rec_wait_exit(r, 5000), 1);
-	EXPECT_EQ(r->nested, -EDEADLK);
-	EXPECT_EQ(finish(c, &p), 0);
+	CHECK_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
+	CHECK_EQ(vp_exec_stdin(c, id, "input", 5, true), 0);
+	CHECK_EQ(rec_wait_exit(r, 5000), 1);
+	CHECK_EQ(r->nested, -EDEADLK);
+	CHECK_EQ(finish(c, &p), 0);
 	rec_destroy(r);
 	free(r);
-	return ok;
 }
 
 /* ---- tests: timeouts and late replies ---------------------------------------------- */
@@ -890,59 +866,59 @@ static void answer_ping(struct peer *p)
 	free(pl);
 }
 
+/* Answers a request of this type once the client gave up on it, then the
+ * PING that the client sends after a timeout. */
+static void answer_late(struct peer *p, uint16_t type)
+{
+	struct vp_hdr h;
+	uint8_t *pl;
+	expect_frame(p, type, &h, &pl);
+	sleep_ms(400);
+	fake_reply(p, &h, pl);
+	free(pl);
+	answer_ping(p);
+}
+
+/* Reads a file request of this type into *m. */
+static void expect_fs_req(struct peer *p, uint16_t type, struct vp_hdr *h, struct vp_fs_req *m)
+{
+	uint8_t *pl;
+	expect_frame(p, type, h, &pl);
+	PEER_EXPECT(p, vp_dec_fs_req(pl, h->len, type, m) == 0);
+	free(pl);
+}
+
 static void run_late(struct peer *p)
 {
 	struct vp_hdr h;
 	uint8_t *pl;
+	struct vp_fs_req m;
 	struct vp_buf b;
 	vp_buf_init(&b);
 
 	/* 1. GETATTR answered too late: simply dropped. */
-	expect_frame(p, VP_FS_GETATTR, &h, &pl);
-	sleep_ms(400);
-	fake_reply(p, &h, pl);
-	free(pl);
-	expect_frame(p, VP_PING, &h, &pl);
-	fake_reply(p, &h, pl);
-	free(pl);
+	answer_late(p, VP_FS_GETATTR);
 
 	/* 2. LOOKUP too late: the client forgets the entry it never returned.
 	 * (Each timed-out call is followed by a PING from the client, and the
 	 * cleanup reaches the wire before the PONG is read.) */
-	expect_frame(p, VP_FS_LOOKUP, &h, &pl);
-	sleep_ms(400);
-	fake_reply(p, &h, pl);
-	free(pl);
-	answer_ping(p);
-	expect_frame(p, VP_FS_FORGET, &h, &pl);
-	struct vp_fs_req m;
-	PEER_EXPECT(p, vp_dec_fs_req(pl, h.len, VP_FS_FORGET, &m) == 0 && m.node == 1003 && m.nlookup == 1);
-	free(pl);
+	answer_late(p, VP_FS_LOOKUP);
+	expect_fs_req(p, VP_FS_FORGET, &h, &m);
+	PEER_EXPECT(p, m.node == 1003 && m.nlookup == 1);
 
 	/* 3. OPEN too late: the client closes the handle. */
-	expect_frame(p, VP_FS_OPEN, &h, &pl);
-	sleep_ms(400);
-	fake_reply(p, &h, pl);
-	free(pl);
-	answer_ping(p);
-	expect_frame(p, VP_FS_CLOSE, &h, &pl);
-	PEER_EXPECT(p, vp_dec_fs_req(pl, h.len, VP_FS_CLOSE, &m) == 0 && m.fh == 10006);
+	answer_late(p, VP_FS_OPEN);
+	expect_fs_req(p, VP_FS_CLOSE, &h, &m);
+	PEER_EXPECT(p, m.fh == 10006);
 	peer_ok(p, h.id);
-	free(pl);
 
 	/* 4. CREATE too late: forget + close. */
-	expect_frame(p, VP_FS_CREATE, &h, &pl);
-	sleep_ms(400);
-	fake_reply(p, &h, pl);
-	free(pl);
-	answer_ping(p);
-	expect_frame(p, VP_FS_FORGET, &h, &pl);
-	PEER_EXPECT(p, vp_dec_fs_req(pl, h.len, VP_FS_FORGET, &m) == 0 && m.node == 778);
-	free(pl);
-	expect_frame(p, VP_FS_CLOSE, &h, &pl);
-	PEER_EXPECT(p, vp_dec_fs_req(pl, h.len, VP_FS_CLOSE, &m) == 0 && m.fh == 777);
+	answer_late(p, VP_FS_CREATE);
+	expect_fs_req(p, VP_FS_FORGET, &h, &m);
+	PEER_EXPECT(p, m.node == 778);
+	expect_fs_req(p, VP_FS_CLOSE, &h, &m);
+	PEER_EXPECT(p, m.fh == 777);
 	peer_error(p, h.id, EBADF); /* an error for a cleanup is dropped as well */
-	free(pl);
 
 	/* 5. EXEC_STARTED too late: the client kills it, acks and drops its output. */
 	expect_frame(p, VP_EXEC, &h, &pl);
@@ -980,53 +956,51 @@ static void run_late(struct peer *p)
 	run_serve(p);
 }
 
-static bool test_timeout_late_reply(void)
+static void test_timeout_late_reply(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_late, NULL);
 	vp_client_set_timeout(c, 150);
 	struct vp_attr a;
 	double t0 = now_s();
-	EXPECT_EQ(vp_fs_getattr(c, 3, &a), -ETIMEDOUT);
+	CHECK_EQ(vp_fs_getattr(c, 3, &a), -ETIMEDOUT);
 	double dt = now_s() - t0;
-	EXPECT(dt >= 0.14 && dt < 1.0);
+	CHECK(dt >= 0.14 && dt < 1.0);
 	vp_client_set_timeout(c, 5000);
-	EXPECT_EQ(vp_ping(c), 0); /* the late ATTR arrived before PONG and was dropped */
+	CHECK_EQ(vp_ping(c), 0); /* the late ATTR arrived before PONG and was dropped */
 
 	/* Each timeout is followed by a PING that the peer expects. */
 	struct vp_entry e;
 	uint64_t fh;
 	vp_client_set_timeout(c, 150);
-	EXPECT_EQ(vp_fs_lookup(c, 1, "abc", &e), -ETIMEDOUT);
+	CHECK_EQ(vp_fs_lookup(c, 1, "abc", &e), -ETIMEDOUT);
 	vp_client_set_timeout(c, 5000);
-	EXPECT_EQ(vp_ping(c), 0);
+	CHECK_EQ(vp_ping(c), 0);
 	vp_client_set_timeout(c, 150);
-	EXPECT_EQ(vp_fs_open(c, 6, 0, &fh), -ETIMEDOUT);
+	CHECK_EQ(vp_fs_open(c, 6, 0, &fh), -ETIMEDOUT);
 	vp_client_set_timeout(c, 5000);
-	EXPECT_EQ(vp_ping(c), 0);
+	CHECK_EQ(vp_ping(c), 0);
 	vp_client_set_timeout(c, 150);
-	EXPECT_EQ(vp_fs_create(c, 1, "f", 0, 0644, &fh, &e), -ETIMEDOUT);
+	CHECK_EQ(vp_fs_create(c, 1, "f", 0, 0644, &fh, &e), -ETIMEDOUT);
 	vp_client_set_timeout(c, 5000);
-	EXPECT_EQ(vp_ping(c), 0);
+	CHECK_EQ(vp_ping(c), 0);
 
 	struct exec_rec *r = malloc(sizeof *r);
 	rec_init(r);
 	struct vp_exec ex = simple_exec("sleep 1");
 	uint32_t id;
 	vp_client_set_timeout(c, 150);
-	EXPECT_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), -ETIMEDOUT);
+	CHECK_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), -ETIMEDOUT);
 	vp_client_set_timeout(c, 5000);
-	EXPECT_EQ(vp_ping(c), 0);
+	CHECK_EQ(vp_ping(c), 0);
 	/* The peer only serves again after the whole late sequence. */
-	EXPECT_EQ(vp_fs_getattr(c, 11, &a), 0);
-	EXPECT_EQ(a.ino, 11);
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
-	EXPECT(r->started == 0 && r->exits == 0 && r->out_len == 0);
+	CHECK_EQ(vp_fs_getattr(c, 11, &a), 0);
+	CHECK_EQ(a.ino, 11);
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
+	CHECK(r->started == 0 && r->exits == 0 && r->out_len == 0);
 	rec_destroy(r);
 	free(r);
-	return ok;
 }
 
 /* ---- tests: the channel dies -------------------------------------------------------- */
@@ -1142,9 +1116,8 @@ static void *blocked_main(void *arg)
 	return NULL;
 }
 
-static bool test_death(enum death how)
+static void test_death(enum death how)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_death, (void *)(intptr_t)how);
 	vp_client_set_timeout(c, 30000);
@@ -1152,7 +1125,7 @@ static bool test_death(enum death how)
 	rec_init(r);
 	struct vp_exec ex = simple_exec("sleep 100");
 	uint32_t id;
-	EXPECT_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
+	CHECK_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
 	struct blocked b[NBLOCKED + 1];
 	pthread_t t[NBLOCKED + 1];
 	for (int i = 0; i <= NBLOCKED; i++) {
@@ -1162,7 +1135,7 @@ static bool test_death(enum death how)
 	/* Let every request reach the peer before it breaks the channel. */
 	for (int i = 0; i < 400 && atomic_load(&p.requests) < NBLOCKED + 2; i++)
 		sleep_ms(5);
-	EXPECT_EQ(atomic_load(&p.requests), NBLOCKED + 2);
+	CHECK_EQ(atomic_load(&p.requests), NBLOCKED + 2);
 	double t0 = now_s();
 	if (how == D_SHUTDOWN)
 		vp_client_shutdown(c);
@@ -1172,50 +1145,32 @@ static bool test_death(enum death how)
 	}
 	for (int i = 0; i <= NBLOCKED; i++) {
 		pthread_join(t[i], NULL);
-		EXPECT_EQ(b[i].result, -ECONNRESET);
-		EXPECT(b[i].done_at - t0 < 2.0);
+		CHECK_EQ(b[i].result, -ECONNRESET);
+		CHECK(b[i].done_at - t0 < 2.0);
 	}
-	EXPECT_EQ(rec_wait_exit(r, 2000), 1);
-	EXPECT_EQ(r->exit_err, -ECONNRESET);
-	EXPECT(now_s() - t0 < 2.0);
+	CHECK_EQ(rec_wait_exit(r, 2000), 1);
+	CHECK_EQ(r->exit_err, -ECONNRESET);
+	CHECK(now_s() - t0 < 2.0);
 	if (c) {
-		EXPECT(!vp_client_alive(c));
+		CHECK(!vp_client_alive(c));
 		/* Later calls fail at once. */
 		struct vp_attr a;
 		double t1 = now_s();
-		EXPECT_EQ(vp_fs_getattr(c, 1, &a), -ECONNRESET);
-		EXPECT_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), -ECONNRESET);
-		EXPECT_EQ(vp_client_handshake(c, 1000), -ECONNRESET);
-		EXPECT(now_s() - t1 < 0.5);
-		EXPECT_EQ(finish(c, &p), 0);
+		CHECK_EQ(vp_fs_getattr(c, 1, &a), -ECONNRESET);
+		CHECK_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), -ECONNRESET);
+		CHECK_EQ(vp_client_handshake(c, 1000), -ECONNRESET);
+		CHECK(now_s() - t1 < 0.5);
+		CHECK_EQ(finish(c, &p), 0);
 	} else {
 		pthread_join(p.thread, NULL);
 		close(p.fd);
-		EXPECT_EQ(atomic_load(&p.errors), 0);
+		CHECK_EQ(atomic_load(&p.errors), 0);
 	}
-	EXPECT_EQ(r->exits, 1);
-	EXPECT_EQ(r->after_exit, 0);
+	CHECK_EQ(r->exits, 1);
+	CHECK_EQ(r->after_exit, 0);
 	rec_destroy(r);
 	free(r);
-	return ok;
 }
-
-#define DEATH_TEST(n)                        \
-	static bool test_death_##n(void)     \
-	{                                    \
-		return test_death(n);        \
-	}
-DEATH_TEST(D_CLOSE_MID_FRAME)
-DEATH_TEST(D_GARBAGE)
-DEATH_TEST(D_OVERSIZE)
-DEATH_TEST(D_UNKNOWN_ID)
-DEATH_TEST(D_BAD_PAYLOAD)
-DEATH_TEST(D_WRONG_TYPE)
-DEATH_TEST(D_ID0)
-DEATH_TEST(D_BAD_FLAGS)
-DEATH_TEST(D_READ_TOO_LONG)
-DEATH_TEST(D_SHUTDOWN)
-DEATH_TEST(D_FREE)
 
 /* A waiter in the handshake is woken by free too. */
 static void *handshake_main(void *arg)
@@ -1226,9 +1181,8 @@ static void *handshake_main(void *arg)
 	return NULL;
 }
 
-static bool test_free_during_handshake(void)
+static void test_free_during_handshake(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct vp_client *c = start(&p, run_silent, NULL);
 	struct blocked b = { .c = c, .result = 1 };
@@ -1238,12 +1192,11 @@ static bool test_free_during_handshake(void)
 	double t0 = now_s();
 	vp_client_free(c);
 	pthread_join(t, NULL);
-	EXPECT_EQ(b.result, -ECONNRESET);
-	EXPECT(b.done_at - t0 < 2.0);
+	CHECK_EQ(b.result, -ECONNRESET);
+	CHECK(b.done_at - t0 < 2.0);
 	pthread_join(p.thread, NULL);
 	close(p.fd);
 	vp_client_free(NULL);
-	return ok;
 }
 
 /* ---- ids wrap (built with a 4-bit id space) ------------------------------------ */
@@ -1261,21 +1214,11 @@ static void run_wrap(struct peer *p)
 	struct wrap_state *ws = p->arg;
 	struct vp_buf b;
 	vp_buf_init(&b);
-	struct {
-		struct vp_hdr h;
-		uint8_t *pl;
-	} batch[16];
+	struct req batch[16];
 	for (;;) {
-		int n = 0;
-		if (peer_read(p, &batch[0].h, &batch[0].pl))
+		int n = read_batch(p, batch, 8);
+		if (n == 0)
 			break;
-		n = 1;
-		struct pollfd pf = { .fd = p->fd, .events = POLLIN };
-		while (n < 8 && poll(&pf, 1, 2) > 0) {
-			if (peer_read(p, &batch[n].h, &batch[n].pl))
-				break;
-			n++;
-		}
 		for (int i = 0; i < n; i++) {
 			uint32_t id = batch[i].h.id;
 			PEER_EXPECT(p, id != 0 && id < 16);
@@ -1307,9 +1250,8 @@ static void *pinger(void *arg)
 	return NULL;
 }
 
-static bool test_id_wrap(void)
+static void test_id_wrap(void)
 {
-	bool ok = true;
 	struct peer p;
 	struct wrap_state *ws = calloc(1, sizeof *ws);
 	struct vp_client *c = start(&p, run_wrap, ws);
@@ -1318,34 +1260,21 @@ static bool test_id_wrap(void)
 	struct vp_exec ex = simple_exec("sleep 100");
 	ex.flags = VP_EXEC_STDIN;
 	uint32_t id = 0;
-	EXPECT_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
-	EXPECT_EQ(id, 1);
-	enum { NW = 4 };
-	struct worker w[NW];
-	pthread_t t[NW];
-	for (int i = 0; i < NW; i++) {
-		w[i] = (struct worker){ .c = c, .idx = i };
-		pthread_create(&t[i], NULL, pinger, &w[i]);
-	}
-	int failures = 0;
-	for (int i = 0; i < NW; i++) {
-		pthread_join(t[i], NULL);
-		failures += w[i].failures;
-	}
-	EXPECT_EQ(failures, 0);
-	EXPECT_EQ(vp_exec_stdin(c, id, "x", 1, true), 0); /* the exec still answers to its id */
-	EXPECT(vp_client_alive(c));
-	EXPECT_EQ(finish(c, &p), 0);
-	EXPECT_EQ(ws->seen[0], 0);
-	EXPECT_EQ(ws->seen[1], 1); /* only the EXEC itself */
+	CHECK_EQ(vp_exec_start(c, &ex, &rec_cb, r, &id), 0);
+	CHECK_EQ(id, 1);
+	CHECK_EQ(run_workers(c, pinger, 4), 0);
+	CHECK_EQ(vp_exec_stdin(c, id, "x", 1, true), 0); /* the exec still answers to its id */
+	CHECK(vp_client_alive(c));
+	CHECK_EQ(finish(c, &p), 0);
+	CHECK_EQ(ws->seen[0], 0);
+	CHECK_EQ(ws->seen[1], 1); /* only the EXEC itself */
 	for (int i = 2; i < 16; i++)
-		EXPECT(ws->seen[i] >= 5); /* 161 requests over 14 ids: wrapped many times */
-	EXPECT_EQ(r->exits, 1);
-	EXPECT_EQ(r->exit_err, -ECONNRESET);
+		CHECK(ws->seen[i] >= 5); /* 161 requests over 14 ids: wrapped many times */
+	CHECK_EQ(r->exits, 1);
+	CHECK_EQ(r->exit_err, -ECONNRESET);
 	rec_destroy(r);
 	free(r);
 	free(ws);
-	return ok;
 }
 
 #endif
@@ -1355,10 +1284,7 @@ static bool test_id_wrap(void)
 int main(void)
 {
 	alarm(100); /* a hang is a failure */
-	static const struct {
-		const char *name;
-		bool (*fn)(void);
-	} tests[] = {
+	static const struct tap_test tests[] = {
 		{ "handshake", test_handshake },
 		{ "handshake refused, bad version, no READY", test_handshake_failures },
 		{ "every call against the fake agent", test_calls },
@@ -1372,26 +1298,13 @@ int main(void)
 		{ "ids wrap, skip 0 and ids in use", test_id_wrap },
 #endif
 	};
-	bool (*const deaths[])(void) = {
-		test_death_D_CLOSE_MID_FRAME, test_death_D_GARBAGE, test_death_D_OVERSIZE,
-		test_death_D_UNKNOWN_ID, test_death_D_BAD_PAYLOAD, test_death_D_WRONG_TYPE,
-		test_death_D_ID0, test_death_D_BAD_FLAGS, test_death_D_READ_TOO_LONG,
-		test_death_D_SHUTDOWN, test_death_D_FREE,
-	};
 	size_t n = sizeof tests / sizeof tests[0];
-	printf("1..%zu\n", n + D_COUNT);
-	int failed = 0, k = 0;
-	for (size_t i = 0; i < n; i++) {
-		bool ok = tests[i].fn();
-		printf("%s %d - %s\n", ok ? "ok" : "not ok", ++k, tests[i].name);
-		fflush(stdout);
-		failed += !ok;
-	}
+	tap_plan((int)(n + D_COUNT));
+	tap_run_all(tests, n);
 	for (int i = 0; i < D_COUNT; i++) {
-		bool ok = deaths[i]();
-		printf("%s %d - channel dies: %s\n", ok ? "ok" : "not ok", ++k, death_names[i]);
-		fflush(stdout);
-		failed += !ok;
+		int mark = tap_mark();
+		test_death((enum death)i);
+		tap_ok_since(mark, "channel dies: %s", death_names[i]);
 	}
-	return failed ? 1 : 0;
+	return tap_done();
 }

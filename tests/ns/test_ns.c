@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,28 +18,8 @@
 
 #include "guest-agent/client.h"
 #include "vmm/machine.h"
-
-static int failures, checks;
-
-static void check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s %d - ", ok ? "ok" : "not ok", ++checks);
-	vprintf(fmt, ap);
-	printf("\n");
-	fflush(stdout);
-	va_end(ap);
-	if (!ok)
-		failures++;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "tests/common/tap.h"
+#include "tests/common/testutil.h"
 
 /* ---- exec helper ---------------------------------------------------------- */
 
@@ -100,11 +79,7 @@ static void run_init(struct run *r)
 {
 	memset(r, 0, sizeof *r);
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&r->cv);
 	out_add(&r->o, "", 0);
 	out_add(&r->e, "", 0);
 }
@@ -141,14 +116,7 @@ static int run_start(struct vp_client *c, const char *cmd, uint32_t timeout_ms, 
 /* 0 once on_exit ran; -ETIMEDOUT when it did not within limit_ms. */
 static int run_wait(struct run *r, int limit_ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += limit_ms / 1000;
-	ts.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = deadline_ms(limit_ms);
 	pthread_mutex_lock(&r->mu);
 	int rc = 0;
 	while (!r->done && rc == 0)
@@ -336,59 +304,69 @@ static bool guest_has_sleep(struct vp_client *c)
 
 /* ---- tests ----------------------------------------------------------------- */
 
+/* The default config, on the ns backend over this image. */
+static struct machine_config ns_config(const char *image)
+{
+	struct machine_config cfg;
+	machine_config_defaults(&cfg);
+	cfg.kind = MACHINE_NS;
+	cfg.image_dir = image;
+	return cfg;
+}
+
 static void test_backend_choice(const char *image)
 {
 	struct machine_config cfg;
 	machine_config_defaults(&cfg);
-	check(cfg.kind == MACHINE_AUTO && cfg.mem_bytes == 2ull << 30 && cfg.disk_bytes == 1ull << 30 &&
-		      cfg.pids_max == 1024 && cfg.ready_timeout_ms == 10000,
-	      "config defaults");
+	tap_ok(cfg.kind == MACHINE_AUTO && cfg.mem_bytes == 2ull << 30 && cfg.disk_bytes == 1ull << 30 &&
+		       cfg.pids_max == 1024 && cfg.ready_timeout_ms == 10000,
+	       "config defaults");
 	cfg.image_dir = image;
 	struct machine_backend *b = NULL;
 	cfg.kind = MACHINE_KVM;
-	check(machine_backend_open(&cfg, &b) == -ENOSYS, "kvm backend: ENOSYS in this build");
+	tap_ok(machine_backend_open(&cfg, &b) == -ENOSYS, "kvm backend: ENOSYS in this build");
 	cfg.kind = MACHINE_AUTO;
 	int err = machine_backend_open(&cfg, &b);
-	check(err == 0, "auto backend opens (%d)", err);
+	tap_ok(err == 0, "auto backend opens (%d)", err);
 	if (!err) {
-		check(strcmp(machine_backend_name(b), "ns") == 0, "auto chooses ns");
-		check(strcmp(machine_backend_reason(b), "kvm monitor not available in this build") == 0,
-		      "auto reason: %s", machine_backend_reason(b));
+		tap_ok(strcmp(machine_backend_name(b), "ns") == 0, "auto chooses ns");
+		tap_ok(strcmp(machine_backend_reason(b), "kvm monitor not available in this build") == 0,
+		       "auto reason: %s", machine_backend_reason(b));
 		machine_backend_close(b);
 	}
 	cfg.image_dir = "/nonexistent";
 	cfg.kind = MACHINE_NS;
-	check(machine_backend_open(&cfg, &b) == -ENOENT, "missing image: ENOENT");
+	tap_ok(machine_backend_open(&cfg, &b) == -ENOENT, "missing image: ENOENT");
 }
 
 static void test_exec(struct vp_client *c)
 {
 	struct run r;
 	int err = run_cmd(c, "echo hi", &r);
-	check(err == 0 && strcmp(r.o.p, "hi\n") == 0 && r.ex.code == 0 && r.ex.signal == 0,
-	      "echo hi → \"hi\\n\", exit 0 (err %d, out '%s')", err, r.o.p);
+	tap_ok(err == 0 && strcmp(r.o.p, "hi\n") == 0 && r.ex.code == 0 && r.ex.signal == 0,
+	       "echo hi → \"hi\\n\", exit 0 (err %d, out '%s')", err, r.o.p);
 	run_free(&r);
 
 	err = run_cmd(c, "exit 3", &r);
-	check(err == 0 && r.ex.code == 3, "exit 3 → code 3 (%d)", r.ex.code);
+	tap_ok(err == 0 && r.ex.code == 3, "exit 3 → code 3 (%d)", r.ex.code);
 	run_free(&r);
 
 	err = run_cmd(c, "kill -TERM $$", &r);
-	check(err == 0 && r.ex.signal == SIGTERM, "kill -TERM $$ → signal 15 (%d)", r.ex.signal);
+	tap_ok(err == 0 && r.ex.signal == SIGTERM, "kill -TERM $$ → signal 15 (%d)", r.ex.signal);
 	run_free(&r);
 
 	err = run_cmd(c, "echo out; echo err >&2", &r);
-	check(err == 0 && strcmp(r.o.p, "out\n") == 0 && strcmp(r.e.p, "err\n") == 0,
-	      "stdout and stderr are separate ('%s' / '%s')", r.o.p, r.e.p);
+	tap_ok(err == 0 && strcmp(r.o.p, "out\n") == 0 && strcmp(r.e.p, "err\n") == 0,
+	       "stdout and stderr are separate ('%s' / '%s')", r.o.p, r.e.p);
 	run_free(&r);
 
-	int64_t t0 = now_ms();
+	uint64_t t0 = now_ms();
 	err = run_start(c, "sleep 100 & sleep 100; echo never", 500, 0, &r);
 	int w = err ? err : run_wait(&r, 20000);
-	int64_t dt = now_ms() - t0;
-	check(w == 0 && r.err == 0 && r.ex.timed_out && strstr(r.o.p, "never") == NULL,
-	      "timeout 500 ms kills the command (timed_out %d, %lld ms)", r.ex.timed_out, (long long)dt);
-	check(dt < 10000, "timeout is prompt (%lld ms)", (long long)dt);
+	uint64_t dt = now_ms() - t0;
+	tap_ok(w == 0 && r.err == 0 && r.ex.timed_out && strstr(r.o.p, "never") == NULL,
+	       "timeout 500 ms kills the command (timed_out %d, %lld ms)", r.ex.timed_out, (long long)dt);
+	tap_ok(dt < 10000, "timeout is prompt (%lld ms)", (long long)dt);
 	run_free(&r);
 	/* The background sleep was in the same process group. */
 	bool left = true;
@@ -397,7 +375,7 @@ static void test_exec(struct vp_client *c)
 		if (left)
 			usleep(20000);
 	}
-	check(!left, "timeout killed the whole process tree");
+	tap_ok(!left, "timeout killed the whole process tree");
 }
 
 static void test_big_file(struct vp_client *c)
@@ -413,9 +391,9 @@ static void test_big_file(struct vp_client *c)
 		x ^= x << 17;
 		buf[i] = (unsigned char)x;
 	}
-	int64_t t0 = now_ms();
+	uint64_t t0 = now_ms();
 	int err = put_file(c, "big50", buf, size, 0644);
-	check(err == 0, "50 MiB written with vp_fs_create/write (%d, %lld ms)", err, (long long)(now_ms() - t0));
+	tap_ok(err == 0, "50 MiB written with vp_fs_create/write (%d, %lld ms)", err, (long long)(now_ms() - t0));
 	struct vp_entry e;
 	uint64_t fh = 0;
 	err = vp_fs_lookup(c, VP_ROOT_NODE, "big50", &e);
@@ -431,8 +409,8 @@ static void test_big_file(struct vp_client *c)
 	}
 	if (fh)
 		vp_fs_close(c, fh);
-	check(err == 0 && off == size && e.attr.size == size && memcmp(buf, back, size) == 0,
-	      "50 MiB read back identical (%d, %zu bytes)", err, off);
+	tap_ok(err == 0 && off == size && e.attr.size == size && memcmp(buf, back, size) == 0,
+	       "50 MiB read back identical (%d, %zu bytes)", err, off);
 	if (!err)
 		vp_fs_forget(c, e.node, 1);
 	vp_fs_unlink(c, VP_ROOT_NODE, "big50");
@@ -445,19 +423,19 @@ static void test_isolation(struct vp_client *a, struct vp_client *b)
 	int err = put_file(a, "only_in_a", "a\n", 2, 0644);
 	struct vp_entry e;
 	int lb = vp_fs_lookup(b, VP_ROOT_NODE, "only_in_a", &e);
-	check(err == 0 && lb == -ENOENT, "file made in A is absent in B (%d, %d)", err, lb);
+	tap_ok(err == 0 && lb == -ENOENT, "file made in A is absent in B (%d, %d)", err, lb);
 	struct run bg;
 	err = run_start(a, "sleep 100", 0, 0, &bg);
 	usleep(100000);
-	check(err == 0 && guest_has_sleep(a), "A runs sleep");
-	check(!guest_has_sleep(b), "B does not see A's sleep");
+	tap_ok(err == 0 && guest_has_sleep(a), "A runs sleep");
+	tap_ok(!guest_has_sleep(b), "B does not see A's sleep");
 	struct run r;
 	const char *o = sh(b, "ps", &r);
-	check(strstr(o, "sleep") == NULL, "ps in B shows no sleep");
+	tap_ok(strstr(o, "sleep") == NULL, "ps in B shows no sleep");
 	run_free(&r);
 	if (!err) {
 		vp_exec_signal(a, bg.exec_id, SIGKILL);
-		check(run_wait(&bg, 10000) == 0 && bg.ex.signal == SIGKILL, "A's sleep killed by signal");
+		tap_ok(run_wait(&bg, 10000) == 0 && bg.ex.signal == SIGKILL, "A's sleep killed by signal");
 	}
 	run_free(&bg);
 }
@@ -468,24 +446,24 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 	/* A real module of the image: loading it must fail. */
 	int err = run_cmd(c, "m=$(find /lib/modules -name '*.ko*' | head -n1); [ -n \"$m\" ] || m=/init; "
 			     "insmod $m; echo rc=$?", &r);
-	check(err == 0 && strstr(r.o.p, "rc=0") == NULL && strstr(r.o.p, "rc=") != NULL,
-	      "insmod fails in the guest (%s)", r.e.p);
+	tap_ok(err == 0 && strstr(r.o.p, "rc=0") == NULL && strstr(r.o.p, "rc=") != NULL,
+	       "insmod fails in the guest (%s)", r.e.p);
 	run_free(&r);
 
 	err = run_cmd(c, "mknod /sda b 8 0; echo mknod=$?; mkdir -p /mnt; mount /sda /mnt; echo mount=$?", &r);
-	check(err == 0 && strstr(r.o.p, "mknod=0") == NULL && strstr(r.o.p, "mount=0") == NULL,
-	      "mknod + mount of a host block device fail (%s)", r.o.p);
+	tap_ok(err == 0 && strstr(r.o.p, "mknod=0") == NULL && strstr(r.o.p, "mount=0") == NULL,
+	       "mknod + mount of a host block device fail (%s)", r.o.p);
 	run_free(&r);
 
 	size_t len = 0;
 	char *probe = read_host_file(probe_path, &len);
-	check(probe != NULL, "probe binary %s", probe_path);
+	tap_ok(probe != NULL, "probe binary %s", probe_path);
 	if (probe) {
 		err = put_file(c, "ns_probe", probe, len, 0755);
-		check(err == 0, "probe copied into the guest (%d)", err);
+		tap_ok(err == 0, "probe copied into the guest (%d)", err);
 		free(probe);
 		err = run_cmd(c, "/ns_probe", &r);
-		check(err == 0 && r.ex.code == 0, "probe ran (%d, %d: %s)", err, r.ex.code, r.e.p);
+		tap_ok(err == 0 && r.ex.code == 0, "probe ran (%d, %d: %s)", err, r.ex.code, r.e.p);
 		static const char *const refused[] = {"finit_module", "init_module", "delete_module",
 						      "kexec_load", "bpf", "keyctl", "perf_event_open",
 						      "userfaultfd", "syslog", "open_by_handle_at",
@@ -493,16 +471,16 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 		for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
 			char want[64];
 			snprintf(want, sizeof want, "%s %d\n", refused[i], EPERM);
-			check(strstr(r.o.p, want) != NULL, "guest root: %s refused with EPERM", refused[i]);
+			tap_ok(strstr(r.o.p, want) != NULL, "guest root: %s refused with EPERM", refused[i]);
 		}
-		check(strstr(r.o.p, "personality_query 0\n") && strstr(r.o.p, "getpid 0\n"),
-		      "allowed calls still work");
-		check(strstr(r.o.p, "mount_block 0\n") == NULL, "block device mount fails");
+		tap_ok(strstr(r.o.p, "personality_query 0\n") && strstr(r.o.p, "getpid 0\n"),
+		       "allowed calls still work");
+		tap_ok(strstr(r.o.p, "mount_block 0\n") == NULL, "block device mount fails");
 		run_free(&r);
 	}
 
 	const char *o = sh(c, "cat /proc/self/status", &r);
-	check(strstr(o, "NoNewPrivs:\t1") && strstr(o, "Seccomp:\t2"), "no_new_privs and seccomp filter set");
+	tap_ok(strstr(o, "NoNewPrivs:\t1") && strstr(o, "Seccomp:\t2"), "no_new_privs and seccomp filter set");
 	run_free(&r);
 
 	/* Host processes: only the guest's own pids exist in its /proc. */
@@ -516,13 +494,13 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 		p = strchr(p, '\n');
 		p = p ? p + 1 : "";
 	}
-	check(n >= 1 && n < 20, "guest /proc lists only guest processes (%d)", n);
+	tap_ok(n >= 1 && n < 20, "guest /proc lists only guest processes (%d)", n);
 	char mine[32];
 	snprintf(mine, sizeof mine, "%d\n", (int)getpid());
-	check(getpid() > maxpid || strstr(o, mine) == NULL, "the daemon's pid %d is not visible", (int)getpid());
+	tap_ok(getpid() > maxpid || strstr(o, mine) == NULL, "the daemon's pid %d is not visible", (int)getpid());
 	run_free(&r);
 	o = sh(c, "cat /proc/1/cmdline", &r);
-	check(strncmp(o, "/init", 5) == 0, "guest pid 1 is the agent (%s)", o);
+	tap_ok(strncmp(o, "/init", 5) == 0, "guest pid 1 is the agent (%s)", o);
 	run_free(&r);
 }
 
@@ -530,10 +508,10 @@ static void test_network(struct vp_client *c)
 {
 	struct run r;
 	const char *o = sh(c, "ls /sys/class/net", &r);
-	check(strcmp(o, "lo\n") == 0, "only lo in /sys/class/net ('%s')", o);
+	tap_ok(strcmp(o, "lo\n") == 0, "only lo in /sys/class/net ('%s')", o);
 	run_free(&r);
 	int err = run_cmd(c, "ping -c1 -W2 127.0.0.1", &r);
-	check(err == 0 && r.ex.code == 0, "ping 127.0.0.1 works (%d: %s)", r.ex.code, r.e.p);
+	tap_ok(err == 0 && r.ex.code == 0, "ping 127.0.0.1 works (%d: %s)", r.ex.code, r.e.p);
 	run_free(&r);
 }
 
@@ -546,18 +524,18 @@ static void test_reset(struct machine *m)
 	struct run bg;
 	int bgerr = run_start(c, "sleep 100", 0, 0, &bg);
 	usleep(100000);
-	check(err == 0 && bgerr == 0 && guest_has_sleep(c), "before reset: file and sleep exist");
+	tap_ok(err == 0 && bgerr == 0 && guest_has_sleep(c), "before reset: file and sleep exist");
 	err = machine_reset(m);
-	check(err == 0, "reset (%d)", err);
-	check(run_wait(&bg, 10000) == 0 && bg.err < 0, "exec running at reset ends with an error (%d)", bg.err);
+	tap_ok(err == 0, "reset (%d)", err);
+	tap_ok(run_wait(&bg, 10000) == 0 && bg.err < 0, "exec running at reset ends with an error (%d)", bg.err);
 	run_free(&bg);
 	c = machine_client(m);
 	machine_get_info(m, &after);
-	check(c && machine_is_alive(m) && after.id == before.id && after.host_pid != before.host_pid,
-	      "same machine, new agent (pid %d → %d)", before.host_pid, after.host_pid);
+	tap_ok(c && machine_is_alive(m) && after.id == before.id && after.host_pid != before.host_pid,
+	       "same machine, new agent (pid %d → %d)", before.host_pid, after.host_pid);
 	struct vp_entry e;
-	check(c && vp_fs_lookup(c, VP_ROOT_NODE, "survivor", &e) == -ENOENT, "reset wiped the file");
-	check(c && !guest_has_sleep(c), "reset wiped the processes");
+	tap_ok(c && vp_fs_lookup(c, VP_ROOT_NODE, "survivor", &e) == -ENOENT, "reset wiped the file");
+	tap_ok(c && !guest_has_sleep(c), "reset wiped the processes");
 }
 
 struct stdin_call {
@@ -587,7 +565,7 @@ static void test_kill_agent(struct machine *m)
 	struct vp_client *c = machine_client(m);
 	struct run r;
 	int err = run_start(c, "sleep 100", 0, VP_EXEC_STDIN, &r);
-	check(err == 0, "exec with stdin started (%d)", err);
+	tap_ok(err == 0, "exec with stdin started (%d)", err);
 	struct stdin_call s = {.c = c, .exec_id = r.exec_id};
 	pthread_t t;
 	pthread_create(&t, NULL, stdin_thread, &s);
@@ -595,58 +573,55 @@ static void test_kill_agent(struct machine *m)
 	bool pending = !s.done;
 	struct machine_info info;
 	machine_get_info(m, &info);
-	int64_t t0 = now_ms();
+	uint64_t t0 = now_ms();
 	kill(info.host_pid, SIGKILL);
 	int w = run_wait(&r, 10000);
-	check(w == 0 && r.err < 0, "running exec fails with an errno (%d) in %lld ms", r.err,
-	      (long long)(now_ms() - t0));
+	tap_ok(w == 0 && r.err < 0, "running exec fails with an errno (%d) in %lld ms", r.err,
+	       (long long)(now_ms() - t0));
 	for (int i = 0; i < 1000 && !s.done; i++)
 		usleep(10000);
-	check(s.done, "pending call returned (%s at kill time)", pending ? "pending" : "already done");
+	tap_ok(s.done, "pending call returned (%s at kill time)", pending ? "pending" : "already done");
 	if (s.done)
 		pthread_join(t, NULL);
-	check(!pending || s.err < 0, "pending call failed with an errno (%d)", s.err);
+	tap_ok(!pending || s.err < 0, "pending call failed with an errno (%d)", s.err);
 	int perr = vp_ping(c);
-	check(perr < 0, "later calls fail at once (%d)", perr);
+	tap_ok(perr < 0, "later calls fail at once (%d)", perr);
 	bool alive = true;
 	for (int i = 0; i < 100 && alive; i++) {
 		alive = machine_is_alive(m);
 		if (alive)
 			usleep(10000);
 	}
-	check(!alive, "is_alive turns false (%lld ms)", (long long)(now_ms() - t0));
+	tap_ok(!alive, "is_alive turns false (%lld ms)", (long long)(now_ms() - t0));
 	run_free(&r);
 }
 
 static void test_limits(const char *image)
 {
-	struct machine_config cfg;
-	machine_config_defaults(&cfg);
-	cfg.kind = MACHINE_NS;
-	cfg.image_dir = image;
+	struct machine_config cfg = ns_config(image);
 	cfg.mem_bytes = 64u << 20;
 	cfg.disk_bytes = 32u << 20;
 	struct machine_backend *b;
 	int err = machine_backend_open(&cfg, &b);
-	check(err == 0, "backend with 64 MiB memory, 32 MiB disk (%d)", err);
+	tap_ok(err == 0, "backend with 64 MiB memory, 32 MiB disk (%d)", err);
 	if (err)
 		return;
 	struct machine *m;
 	err = machine_create(b, &m);
-	check(err == 0, "create (%d)", err);
+	tap_ok(err == 0, "create (%d)", err);
 	if (!err) {
 		struct vp_client *c = machine_client(m);
 		struct run r;
 		err = run_cmd(c, "head -c 1073741824 /dev/zero | tail", &r);
-		check(err == 0 && (r.ex.code == 137 || r.ex.signal == SIGKILL),
-		      "memory hog killed (code %d, signal %d)", r.ex.code, r.ex.signal);
+		tap_ok(err == 0 && (r.ex.code == 137 || r.ex.signal == SIGKILL),
+		       "memory hog killed (code %d, signal %d)", r.ex.code, r.ex.signal);
 		run_free(&r);
 		struct machine_info info;
 		machine_get_info(m, &info);
-		check(info.oom_kills >= 1, "oom_kills counted (%llu)", (unsigned long long)info.oom_kills);
-		check(machine_is_alive(m), "the agent survived the OOM kill");
+		tap_ok(info.oom_kills >= 1, "oom_kills counted (%llu)", (unsigned long long)info.oom_kills);
+		tap_ok(machine_is_alive(m), "the agent survived the OOM kill");
 		err = run_cmd(c, "echo still", &r);
-		check(err == 0 && strcmp(r.o.p, "still\n") == 0, "machine still serves commands");
+		tap_ok(err == 0 && strcmp(r.o.p, "still\n") == 0, "machine still serves commands");
 		run_free(&r);
 
 		/* Past disk_bytes the writable layer is full. */
@@ -666,10 +641,10 @@ static void test_limits(const char *image)
 		}
 		if (!err)
 			vp_fs_close(c, fh);
-		check(err == 0 && werr == -ENOSPC, "writing past disk_bytes gives ENOSPC (%d after %llu bytes)", werr,
-		      (unsigned long long)off);
+		tap_ok(err == 0 && werr == -ENOSPC, "writing past disk_bytes gives ENOSPC (%d after %llu bytes)", werr,
+		       (unsigned long long)off);
 		err = run_cmd(c, "dd if=/dev/zero of=/fill2 bs=1024 count=1024", &r);
-		check(err == 0 && r.ex.code != 0 && strstr(r.e.p, "No space left"), "dd sees ENOSPC too");
+		tap_ok(err == 0 && r.ex.code != 0 && strstr(r.e.p, "No space left"), "dd sees ENOSPC too");
 		run_free(&r);
 		free(buf);
 		machine_destroy(m);
@@ -685,18 +660,18 @@ static void test_leaks(struct machine_backend *b)
 	for (int i = 0; i < 4; i++)
 		if (machine_create(b, &ms[i]) == 0)
 			ok++;
-	check(ok == 4, "4 machines created");
-	check(count_children() >= ch0 + ok, "their agents are children of this process");
-	check(count_cgroups() >= cg0 + ok, "each has a cgroup");
+	tap_ok(ok == 4, "4 machines created");
+	tap_ok(count_children() >= ch0 + ok, "their agents are children of this process");
+	tap_ok(count_cgroups() >= cg0 + ok, "each has a cgroup");
 	if (ms[1])
 		machine_reset(ms[1]);
 	for (int i = 0; i < 4; i++)
 		machine_destroy(ms[i]);
 	int ch1 = count_children(), fd1 = count_fds(), mn1 = count_mounts(), cg1 = count_cgroups();
-	check(ch1 == ch0, "no process left (%d → %d)", ch0, ch1);
-	check(fd1 == fd0, "no fd left (%d → %d)", fd0, fd1);
-	check(mn1 == mn0, "no host mount left (%d → %d)", mn0, mn1);
-	check(cg1 == cg0, "no cgroup left (%d → %d)", cg0, cg1);
+	tap_ok(ch1 == ch0, "no process left (%d → %d)", ch0, ch1);
+	tap_ok(fd1 == fd0, "no fd left (%d → %d)", fd0, fd1);
+	tap_ok(mn1 == mn0, "no host mount left (%d → %d)", mn0, mn1);
+	tap_ok(cg1 == cg0, "no cgroup left (%d → %d)", cg0, cg1);
 }
 
 int main(void)
@@ -722,32 +697,29 @@ int main(void)
 	int cg_before = count_cgroups(), mn_before = count_mounts(), fd_before = count_fds();
 	test_backend_choice(image);
 
-	struct machine_config cfg;
-	machine_config_defaults(&cfg);
-	cfg.kind = MACHINE_NS;
-	cfg.image_dir = image;
+	struct machine_config cfg = ns_config(image);
 	struct machine_backend *b;
 	int err = machine_backend_open(&cfg, &b);
-	check(err == 0, "ns backend opens (%d)", err);
+	tap_ok(err == 0, "ns backend opens (%d)", err);
 	if (err)
 		return 1;
 	struct machine *a = NULL, *bm = NULL;
 	err = machine_create(b, &a);
-	check(err == 0, "machine A created (%d)", err);
+	tap_ok(err == 0, "machine A created (%d)", err);
 	if (err)
 		return 1;
 	struct machine_info info;
 	machine_get_info(a, &info);
-	check(info.host_pid > 0 && info.boot_us > 0 && info.oom_kills == 0, "info: pid %d, boot %llu us",
-	      info.host_pid, (unsigned long long)info.boot_us);
-	check(machine_is_alive(a), "A is alive");
+	tap_ok(info.host_pid > 0 && info.boot_us > 0 && info.oom_kills == 0, "info: pid %d, boot %llu us",
+	       info.host_pid, (unsigned long long)info.boot_us);
+	tap_ok(machine_is_alive(a), "A is alive");
 	struct vp_client *ca = machine_client(a);
 	vp_client_set_timeout(ca, 30000);
 
 	test_exec(ca);
 	test_big_file(ca);
 	err = machine_create(b, &bm);
-	check(err == 0, "machine B created (%d)", err);
+	tap_ok(err == 0, "machine B created (%d)", err);
 	if (!err) {
 		test_isolation(ca, machine_client(bm));
 		machine_destroy(bm);
@@ -757,18 +729,15 @@ int main(void)
 	test_reset(a);
 	test_kill_agent(a);
 	err = machine_reset(a);
-	check(err == 0 && machine_is_alive(a), "a dead machine comes back with reset (%d)", err);
+	tap_ok(err == 0 && machine_is_alive(a), "a dead machine comes back with reset (%d)", err);
 	machine_destroy(a);
 
 	test_leaks(b);
 	machine_backend_close(b);
 	test_limits(image);
 
-	check(count_cgroups() == cg_before, "backend close removes its cgroups");
-	check(count_mounts() == mn_before, "no host mounts left");
-	check(count_fds() == fd_before, "no fds left (%d → %d)", fd_before, count_fds());
-	printf("1..%d\n", checks);
-	if (failures)
-		printf("# %d of %d checks failed\n", failures, checks);
-	return failures ? 1 : 0;
+	tap_ok(count_cgroups() == cg_before, "backend close removes its cgroups");
+	tap_ok(count_mounts() == mn_before, "no host mounts left");
+	tap_ok(count_fds() == fd_before, "no fds left (%d → %d)", fd_before, count_fds());
+	return tap_done();
 }

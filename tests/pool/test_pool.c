@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "tests/common/tap.h"
+#include "tests/common/testutil.h"
+
 #define MAX_IDS 4096
 
 struct fake {
@@ -30,20 +33,6 @@ struct fm {
 	atomic_bool alive;
 	atomic_int users; /* > 1 means two callers held it at once */
 };
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Consumes one injected failure, if any is armed. */
 static bool take_failure(int *n)
@@ -180,23 +169,6 @@ static void fake_fini(struct fake *f)
 		pthread_mutex_unlock(&(f)->mu);                                                    \
 	} while (0)
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			printf("# %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
-			return 1;                                                                  \
-		}                                                                                  \
-	} while (0)
-#define CHECK_EQ(a, b)                                                                             \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (a_ != b_) {                                                                    \
-			printf("# %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__,   \
-			       #a, a_, #b, b_);                                                    \
-			return 1;                                                                  \
-		}                                                                                  \
-	} while (0)
-
 static struct pool_config cfg_with(uint32_t min, uint32_t max, uint32_t max_machines)
 {
 	struct pool_config c;
@@ -219,112 +191,123 @@ static struct pool_stats stats(struct pool *p)
 	return s;
 }
 
+/* A pool over a fresh fake; pool_new's result. */
+static int start(struct fake *f, const struct pool_config *c, const struct pool_machine_ops *ops,
+		 struct pool **p)
+{
+	fake_init(f);
+	return pool_new(c, ops, f, p);
+}
+
+/* Frees the pool, which must destroy every machine the fake made. */
+static void stop(struct fake *f, struct pool *p)
+{
+	pool_free(p);
+	CHECK_EQ(f->live, 0);
+	fake_fini(f);
+}
+
+/* Releases m and waits until the pool is done with it (reset or evicted). */
+static void release_sync(struct pool *p, void *m)
+{
+	pool_release(p, m);
+	pool_quiesce(p);
+}
+
 /* ---- tests ---- */
 
-static int t_config(void)
+static void t_config(void)
 {
 	struct pool_config c;
 	pool_config_defaults(&c);
-	CHECK_EQ(c.min_size, 1);
-	CHECK_EQ(c.max_size, 16);
-	CHECK_EQ(c.max_idle_ms, 30000);
-	CHECK_EQ(c.health_check_interval, 0);
-	CHECK_EQ(c.max_machines, 64);
-	CHECK_EQ(pool_config_validate(&c), 0);
+	REQUIRE_EQ(c.min_size, 1);
+	REQUIRE_EQ(c.max_size, 16);
+	REQUIRE_EQ(c.max_idle_ms, 30000);
+	REQUIRE_EQ(c.health_check_interval, 0);
+	REQUIRE_EQ(c.max_machines, 64);
+	REQUIRE_EQ(pool_config_validate(&c), 0);
 
 	struct fake f;
 	fake_init(&f);
 	struct pool *p = (struct pool *)&f; /* must be overwritten with NULL */
 	struct pool_config bad = c;
 	bad.max_size = 0;
-	CHECK_EQ(pool_config_validate(&bad), -EINVAL);
-	CHECK_EQ(pool_new(&bad, &fake_ops, &f, &p), -EINVAL);
-	CHECK(p == NULL);
+	REQUIRE_EQ(pool_config_validate(&bad), -EINVAL);
+	REQUIRE_EQ(pool_new(&bad, &fake_ops, &f, &p), -EINVAL);
+	REQUIRE(p == NULL);
 	bad = c;
 	bad.min_size = 5;
 	bad.max_size = 4;
-	CHECK_EQ(pool_config_validate(&bad), -EINVAL);
-	CHECK_EQ(pool_new(&bad, &fake_ops, &f, &p), -EINVAL);
+	REQUIRE_EQ(pool_config_validate(&bad), -EINVAL);
+	REQUIRE_EQ(pool_new(&bad, &fake_ops, &f, &p), -EINVAL);
 	bad = c;
 	bad.min_size = 3;
 	bad.max_machines = 2;
-	CHECK_EQ(pool_config_validate(&bad), -EINVAL);
-	CHECK_EQ(pool_new(&bad, &fake_ops, &f, &p), -EINVAL);
+	REQUIRE_EQ(pool_config_validate(&bad), -EINVAL);
+	REQUIRE_EQ(pool_new(&bad, &fake_ops, &f, &p), -EINVAL);
 	/* max_machines 0 means no cap, whatever min_size. */
 	bad.max_machines = 0;
-	CHECK_EQ(pool_config_validate(&bad), 0);
+	REQUIRE_EQ(pool_config_validate(&bad), 0);
 	/* min_size == max_size is valid, as in the reference. */
 	bad = c;
 	bad.min_size = bad.max_size = 4;
-	CHECK_EQ(pool_config_validate(&bad), 0);
-	CHECK_EQ(pool_config_validate(NULL), -EINVAL);
+	REQUIRE_EQ(pool_config_validate(&bad), 0);
+	REQUIRE_EQ(pool_config_validate(NULL), -EINVAL);
 
 	struct pool_machine_ops no_create = fake_ops;
 	no_create.create = NULL;
-	CHECK_EQ(pool_new(&c, &no_create, &f, &p), -EINVAL);
-	CHECK_EQ(pool_new(&c, NULL, &f, &p), -EINVAL);
-	CHECK_EQ(f.creates, 0);
+	REQUIRE_EQ(pool_new(&c, &no_create, &f, &p), -EINVAL);
+	REQUIRE_EQ(pool_new(&c, NULL, &f, &p), -EINVAL);
+	REQUIRE_EQ(f.creates, 0);
 
 	/* A valid config is kept as given. */
 	struct pool_config good = cfg_with(0, 3, 7);
 	good.max_idle_ms = 1234;
 	good.health_check_interval = 5;
-	CHECK_EQ(pool_new(&good, &fake_ops, &f, &p), 0);
+	REQUIRE_EQ(pool_new(&good, &fake_ops, &f, &p), 0);
 	const struct pool_config *got = pool_get_config(p);
-	CHECK(memcmp(got, &good, sizeof(good)) == 0);
+	REQUIRE(memcmp(got, &good, sizeof(good)) == 0);
 	pool_free(p);
 	fake_fini(&f);
-	return 0;
 }
 
-static int t_warm_lifo(void)
+static void t_warm_lifo(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_config c = cfg_with(0, 4, 0);
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
-	CHECK_EQ(pool_warm(p, 3), 3);
-	CHECK_EQ(stats(p).idle, 3);
-	CHECK_EQ(pool_warm(p, 2), 0); /* already there */
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
+	REQUIRE_EQ(pool_warm(p, 3), 3);
+	REQUIRE_EQ(stats(p).idle, 3);
+	REQUIRE_EQ(pool_warm(p, 2), 0); /* already there */
 	void *a, *b, *d;
-	CHECK_EQ(pool_acquire(p, &a), 0);
-	CHECK_EQ(pool_acquire(p, &b), 0);
-	CHECK_EQ(id_of(a), 3); /* most recently pushed first */
-	CHECK_EQ(id_of(b), 2);
-	pool_release(p, b);
-	pool_quiesce(p);
-	pool_release(p, a);
-	pool_quiesce(p);
+	REQUIRE_EQ(pool_acquire(p, &a), 0);
+	REQUIRE_EQ(pool_acquire(p, &b), 0);
+	REQUIRE_EQ(id_of(a), 3); /* most recently pushed first */
+	REQUIRE_EQ(id_of(b), 2);
+	release_sync(p, b);
+	release_sync(p, a);
 	/* Released last, taken first. */
-	CHECK_EQ(pool_acquire(p, &d), 0);
-	CHECK(d == a);
-	pool_release(p, d);
-	pool_quiesce(p);
+	REQUIRE_EQ(pool_acquire(p, &d), 0);
+	REQUIRE(d == a);
+	release_sync(p, d);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.hits, 3);
-	CHECK_EQ(s.misses, 0);
-	CHECK_EQ(f.creates, 3);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.hits, 3);
+	REQUIRE_EQ(s.misses, 0);
+	REQUIRE_EQ(f.creates, 3);
+	stop(&f, p);
 }
 
-static int t_warm_capped(void)
+static void t_warm_capped(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 2, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
-	CHECK_EQ(pool_warm(p, 5), 2);
-	CHECK_EQ(FAKE_GET(&f, creates), 2);
-	CHECK_EQ(stats(p).idle, 2);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	struct pool_config c = cfg_with(0, 2, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
+	REQUIRE_EQ(pool_warm(p, 5), 2);
+	REQUIRE_EQ(FAKE_GET(&f, creates), 2);
+	REQUIRE_EQ(stats(p).idle, 2);
+	stop(&f, p);
 }
 
 struct warm_arg {
@@ -341,59 +324,50 @@ static void *warm_thread(void *arg)
 
 /* Releases fill idle while warm is still booting: warm keeps what fits
  * under max_size and destroys the rest, as the reference. */
-static int t_warm_extras(void)
+static void t_warm_extras(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 2, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 2, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	void *a, *b;
-	CHECK_EQ(pool_acquire(p, &a), 0);
-	CHECK_EQ(pool_acquire(p, &b), 0);
+	REQUIRE_EQ(pool_acquire(p, &a), 0);
+	REQUIRE_EQ(pool_acquire(p, &b), 0);
 	FAKE_SET(&f, create_delay_ms, 100);
 	struct warm_arg w = { p, -1 };
 	pthread_t t;
-	CHECK_EQ(pthread_create(&t, NULL, warm_thread, &w), 0);
+	REQUIRE_EQ(pthread_create(&t, NULL, warm_thread, &w), 0);
 	sleep_ms(40);
 	pool_release(p, a);
-	pool_release(p, b);
-	pool_quiesce(p);
+	release_sync(p, b);
 	pthread_join(t, NULL);
-	CHECK_EQ(w.rc, 0);
-	CHECK_EQ(stats(p).idle, 2);
-	CHECK_EQ(FAKE_GET(&f, creates), 4);
-	CHECK_EQ(FAKE_GET(&f, live), 2);
-	CHECK(!f.destroyed[1] && !f.destroyed[2]);
-	CHECK(f.destroyed[3] && f.destroyed[4]);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(w.rc, 0);
+	REQUIRE_EQ(stats(p).idle, 2);
+	REQUIRE_EQ(FAKE_GET(&f, creates), 4);
+	REQUIRE_EQ(FAKE_GET(&f, live), 2);
+	REQUIRE(!f.destroyed[1] && !f.destroyed[2]);
+	REQUIRE(f.destroyed[3] && f.destroyed[4]);
+	stop(&f, p);
 }
 
-static int t_warm_failure(void)
+static void t_warm_failure(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
-	CHECK_EQ(pool_warm(p, 1), 1);
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
+	REQUIRE_EQ(pool_warm(p, 1), 1);
 	FAKE_SET(&f, fail_create, 1);
 	FAKE_SET(&f, create_err, -ENOSPC);
-	CHECK_EQ(pool_warm(p, 3), -ENOSPC);
+	REQUIRE_EQ(pool_warm(p, 3), -ENOSPC);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.idle, 1);
-	CHECK_EQ(s.creating, 0);
-	CHECK_EQ(s.create_failures, 1);
-	CHECK_EQ(FAKE_GET(&f, live), 1);
+	REQUIRE_EQ(s.idle, 1);
+	REQUIRE_EQ(s.creating, 0);
+	REQUIRE_EQ(s.create_failures, 1);
+	REQUIRE_EQ(FAKE_GET(&f, live), 1);
 	FAKE_SET(&f, fail_create, 0);
-	CHECK_EQ(pool_warm(p, 2), 1);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(pool_warm(p, 2), 1);
+	stop(&f, p);
 }
 
 /* A create that fails after others succeeded in the same warm drops them. */
@@ -408,409 +382,350 @@ static int fail_second_create(void *ctx, void **out)
 	return fake_create(ctx, out);
 }
 
-static int t_warm_partial_failure(void)
+static void t_warm_partial_failure(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool_machine_ops ops = fake_ops;
 	ops.create = fail_second_create;
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &ops, &f, &p), 0);
-	CHECK_EQ(pool_warm(p, 3), -EMFILE);
-	CHECK_EQ(stats(p).idle, 0);
-	CHECK_EQ(stats(p).creates, 1);
-	CHECK_EQ(stats(p).create_failures, 1);
-	CHECK_EQ(FAKE_GET(&f, live), 0);
-	pool_free(p);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(start(&f, &c, &ops, &p), 0);
+	REQUIRE_EQ(pool_warm(p, 3), -EMFILE);
+	REQUIRE_EQ(stats(p).idle, 0);
+	REQUIRE_EQ(stats(p).creates, 1);
+	REQUIRE_EQ(stats(p).create_failures, 1);
+	REQUIRE_EQ(FAKE_GET(&f, live), 0);
+	stop(&f, p);
 }
 
-static int t_miss(void)
+static void t_miss(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	void *m;
-	CHECK_EQ(pool_acquire(p, &m), 0);
-	CHECK(m != NULL);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
+	REQUIRE(m != NULL);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.misses, 1);
-	CHECK_EQ(s.hits, 0);
-	CHECK_EQ(s.in_use, 1);
-	CHECK_EQ(s.creates, 1);
-	CHECK_EQ(FAKE_GET(&f, creates), 1);
-	pool_release(p, m);
-	pool_quiesce(p);
+	REQUIRE_EQ(s.misses, 1);
+	REQUIRE_EQ(s.hits, 0);
+	REQUIRE_EQ(s.in_use, 1);
+	REQUIRE_EQ(s.creates, 1);
+	REQUIRE_EQ(FAKE_GET(&f, creates), 1);
+	release_sync(p, m);
 	s = stats(p);
-	CHECK_EQ(s.in_use, 0);
-	CHECK_EQ(s.idle, 1);
-	CHECK_EQ(s.resets, 1);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.in_use, 0);
+	REQUIRE_EQ(s.idle, 1);
+	REQUIRE_EQ(s.resets, 1);
+	stop(&f, p);
 }
 
-static int t_create_failure(void)
+static void t_create_failure(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	FAKE_SET(&f, fail_create, 1);
 	FAKE_SET(&f, create_err, -ENOMEM);
 	void *m = (void *)&f;
-	CHECK_EQ(pool_acquire(p, &m), -ENOMEM);
-	CHECK(m == NULL);
+	REQUIRE_EQ(pool_acquire(p, &m), -ENOMEM);
+	REQUIRE(m == NULL);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.in_use, 0);
-	CHECK_EQ(s.misses, 1);
-	CHECK_EQ(s.create_failures, 1);
-	CHECK_EQ(s.creates, 0);
+	REQUIRE_EQ(s.in_use, 0);
+	REQUIRE_EQ(s.misses, 1);
+	REQUIRE_EQ(s.create_failures, 1);
+	REQUIRE_EQ(s.creates, 0);
 	/* Next one works. */
-	CHECK_EQ(pool_acquire(p, &m), 0);
-	CHECK_EQ(stats(p).in_use, 1);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(stats(p).in_use, 1);
 	pool_release(p, m);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	stop(&f, p);
 }
 
-static int t_expiry(void)
+static void t_expiry(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_config c = cfg_with(0, 4, 0);
 	c.max_idle_ms = 1000;
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops_clock, &f, &p), 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops_clock, &p), 0);
 	void *a, *b, *m3;
-	CHECK_EQ(pool_acquire(p, &a), 0);
-	CHECK_EQ(pool_acquire(p, &b), 0);
-	CHECK_EQ(pool_acquire(p, &m3), 0);
+	REQUIRE_EQ(pool_acquire(p, &a), 0);
+	REQUIRE_EQ(pool_acquire(p, &b), 0);
+	REQUIRE_EQ(pool_acquire(p, &m3), 0);
 	FAKE_SET(&f, now, 10000);
-	pool_release(p, a);
-	pool_quiesce(p);
+	release_sync(p, a);
 	FAKE_SET(&f, now, 10500);
-	pool_release(p, b);
-	pool_quiesce(p);
+	release_sync(p, b);
 	FAKE_SET(&f, now, 10700);
-	pool_release(p, m3);
-	pool_quiesce(p);
-	CHECK_EQ(stats(p).idle, 3);
+	release_sync(p, m3);
+	REQUIRE_EQ(stats(p).idle, 3);
 
 	/* a has been idle exactly max_idle: evicted (≥, as the reference). */
 	FAKE_SET(&f, now, 11000);
 	void *x;
-	CHECK_EQ(pool_acquire(p, &x), 0);
-	CHECK(x == m3);
+	REQUIRE_EQ(pool_acquire(p, &x), 0);
+	REQUIRE(x == m3);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.evictions, 1);
-	CHECK_EQ(s.idle, 1);
-	CHECK_EQ(s.hits, 1);
-	CHECK(f.destroyed[1]);
-	CHECK(!f.destroyed[2]);
+	REQUIRE_EQ(s.evictions, 1);
+	REQUIRE_EQ(s.idle, 1);
+	REQUIRE_EQ(s.hits, 1);
+	REQUIRE(f.destroyed[1]);
+	REQUIRE(!f.destroyed[2]);
 
 	/* b (released at 10500) expires at 11500: next acquire is a miss. */
 	FAKE_SET(&f, now, 11500);
 	void *y;
-	CHECK_EQ(pool_acquire(p, &y), 0);
+	REQUIRE_EQ(pool_acquire(p, &y), 0);
 	s = stats(p);
-	CHECK_EQ(s.evictions, 2);
-	CHECK_EQ(s.idle, 0);
-	CHECK_EQ(s.misses, 4);
-	CHECK(f.destroyed[2]);
-	CHECK(!f.destroyed[3]);
+	REQUIRE_EQ(s.evictions, 2);
+	REQUIRE_EQ(s.idle, 0);
+	REQUIRE_EQ(s.misses, 4);
+	REQUIRE(f.destroyed[2]);
+	REQUIRE(!f.destroyed[3]);
 
 	/* warm evicts expired ones too. */
-	pool_release(p, x);
-	pool_quiesce(p);
+	release_sync(p, x);
 	FAKE_SET(&f, now, 20000);
-	CHECK_EQ(pool_warm(p, 1), 1);
-	CHECK_EQ(stats(p).evictions, 3);
-	CHECK(f.destroyed[3]);
+	REQUIRE_EQ(pool_warm(p, 1), 1);
+	REQUIRE_EQ(stats(p).evictions, 3);
+	REQUIRE(f.destroyed[3]);
 
 	pool_release(p, y);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	stop(&f, p);
 }
 
-static int t_max_size_eviction(void)
+static void t_max_size_eviction(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 2, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 2, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	void *m[3];
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ(pool_acquire(p, &m[i]), 0);
+		REQUIRE_EQ(pool_acquire(p, &m[i]), 0);
 	for (int i = 0; i < 3; i++) {
-		pool_release(p, m[i]);
-		pool_quiesce(p);
+		release_sync(p, m[i]);
 	}
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.idle, 2);
-	CHECK_EQ(s.evictions, 1);
-	CHECK(f.destroyed[1]); /* the oldest */
-	CHECK(!f.destroyed[2] && !f.destroyed[3]);
-	CHECK_EQ(FAKE_GET(&f, live), 2);
+	REQUIRE_EQ(s.idle, 2);
+	REQUIRE_EQ(s.evictions, 1);
+	REQUIRE(f.destroyed[1]); /* the oldest */
+	REQUIRE(!f.destroyed[2] && !f.destroyed[3]);
+	REQUIRE_EQ(FAKE_GET(&f, live), 2);
 	void *x;
-	CHECK_EQ(pool_acquire(p, &x), 0);
-	CHECK(x == m[2]);
+	REQUIRE_EQ(pool_acquire(p, &x), 0);
+	REQUIRE(x == m[2]);
 	pool_release(p, x);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	stop(&f, p);
 }
 
 /* min 2 under a cap of 2: taking one leaves no room to refill, so the only
  * create afterwards is the replacement of the dead machine. */
-static int t_dead_release(void)
+static void t_dead_release(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(2, 4, 2);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(2, 4, 2);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	pool_quiesce(p);
-	CHECK_EQ(stats(p).idle, 2);
+	REQUIRE_EQ(stats(p).idle, 2);
 	void *m;
-	CHECK_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
 	pool_quiesce(p);
-	CHECK_EQ(stats(p).idle, 1);
-	CHECK_EQ(FAKE_GET(&f, creates), 2);
+	REQUIRE_EQ(stats(p).idle, 1);
+	REQUIRE_EQ(FAKE_GET(&f, creates), 2);
 	atomic_store(&((struct fm *)m)->alive, false);
 	int id = id_of(m);
-	pool_release(p, m);
-	pool_quiesce(p);
+	release_sync(p, m);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.evictions, 1);
-	CHECK_EQ(s.resets, 0); /* a dead machine is not reset */
-	CHECK_EQ(FAKE_GET(&f, resets), 0);
-	CHECK(f.destroyed[id]);
-	CHECK_EQ(s.idle, 2); /* replaced */
-	CHECK_EQ(FAKE_GET(&f, creates), 3);
-	CHECK_EQ(FAKE_GET(&f, live), 2);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.evictions, 1);
+	REQUIRE_EQ(s.resets, 0); /* a dead machine is not reset */
+	REQUIRE_EQ(FAKE_GET(&f, resets), 0);
+	REQUIRE(f.destroyed[id]);
+	REQUIRE_EQ(s.idle, 2); /* replaced */
+	REQUIRE_EQ(FAKE_GET(&f, creates), 3);
+	REQUIRE_EQ(FAKE_GET(&f, live), 2);
+	stop(&f, p);
 }
 
-static int t_health_check(void)
+static void t_health_check(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_config c = cfg_with(1, 4, 1);
 	c.health_check_interval = 2;
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	pool_quiesce(p);
 	void *m;
 	for (int i = 1; i <= 4; i++) {
-		CHECK_EQ(pool_acquire(p, &m), 0);
-		pool_release(p, m);
-		pool_quiesce(p);
-		CHECK_EQ(stats(p).health_checks, (unsigned)i / 2);
-		CHECK_EQ(FAKE_GET(&f, health_checks), (unsigned)i / 2);
+		REQUIRE_EQ(pool_acquire(p, &m), 0);
+		release_sync(p, m);
+		REQUIRE_EQ(stats(p).health_checks, (unsigned)i / 2);
+		REQUIRE_EQ(FAKE_GET(&f, health_checks), (unsigned)i / 2);
 	}
-	CHECK_EQ(stats(p).resets, 4);
-	CHECK_EQ(FAKE_GET(&f, creates), 1);
+	REQUIRE_EQ(stats(p).resets, 4);
+	REQUIRE_EQ(FAKE_GET(&f, creates), 1);
 
 	/* Release 5: no check, so the armed failure waits; release 6 fails. */
 	FAKE_SET(&f, fail_health, 1);
-	CHECK_EQ(pool_acquire(p, &m), 0);
-	pool_release(p, m);
-	pool_quiesce(p);
-	CHECK_EQ(stats(p).health_failures, 0);
-	CHECK_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
+	release_sync(p, m);
+	REQUIRE_EQ(stats(p).health_failures, 0);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
 	int id = id_of(m);
-	pool_release(p, m);
-	pool_quiesce(p);
+	release_sync(p, m);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.health_checks, 3);
-	CHECK_EQ(s.health_failures, 1);
-	CHECK_EQ(s.evictions, 1);
-	CHECK_EQ(s.resets, 5); /* unhealthy: destroyed, not reset */
-	CHECK(f.destroyed[id]);
-	CHECK_EQ(s.idle, 1); /* replenished */
-	CHECK_EQ(FAKE_GET(&f, creates), 2);
-	CHECK_EQ(FAKE_GET(&f, live), 1);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.health_checks, 3);
+	REQUIRE_EQ(s.health_failures, 1);
+	REQUIRE_EQ(s.evictions, 1);
+	REQUIRE_EQ(s.resets, 5); /* unhealthy: destroyed, not reset */
+	REQUIRE(f.destroyed[id]);
+	REQUIRE_EQ(s.idle, 1); /* replenished */
+	REQUIRE_EQ(FAKE_GET(&f, creates), 2);
+	REQUIRE_EQ(FAKE_GET(&f, live), 1);
+	stop(&f, p);
 }
 
-static int t_reset_failure(void)
+static void t_reset_failure(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	void *m;
-	CHECK_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
 	FAKE_SET(&f, fail_reset, 1);
-	pool_release(p, m);
-	pool_quiesce(p);
+	release_sync(p, m);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.reset_failures, 1);
-	CHECK_EQ(s.resets, 0);
-	CHECK_EQ(s.evictions, 1);
-	CHECK_EQ(s.idle, 0);
-	CHECK_EQ(FAKE_GET(&f, live), 0);
-	pool_free(p);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.reset_failures, 1);
+	REQUIRE_EQ(s.resets, 0);
+	REQUIRE_EQ(s.evictions, 1);
+	REQUIRE_EQ(s.idle, 0);
+	REQUIRE_EQ(FAKE_GET(&f, live), 0);
+	stop(&f, p);
 }
 
-static int t_release_async(void)
+static void t_release_async(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	void *m;
-	CHECK_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
 	FAKE_SET(&f, reset_delay_ms, 200);
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = now_ms();
 	pool_release(p, m);
-	uint64_t dt = mono_ms() - t0;
-	CHECK(dt < 100);
+	uint64_t dt = now_ms() - t0;
+	REQUIRE(dt < 100);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.resetting, 1);
-	CHECK_EQ(s.idle, 0);
-	CHECK_EQ(s.in_use, 0);
+	REQUIRE_EQ(s.resetting, 1);
+	REQUIRE_EQ(s.idle, 0);
+	REQUIRE_EQ(s.in_use, 0);
 	pool_quiesce(p);
 	s = stats(p);
-	CHECK_EQ(s.resetting, 0);
-	CHECK_EQ(s.idle, 1);
-	CHECK_EQ(s.resets, 1);
-	CHECK(s.reset_us_last >= 150000);
-	CHECK_EQ(s.reset_us_avg, s.reset_us_last);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.resetting, 0);
+	REQUIRE_EQ(s.idle, 1);
+	REQUIRE_EQ(s.resets, 1);
+	REQUIRE(s.reset_us_last >= 150000);
+	REQUIRE_EQ(s.reset_us_avg, s.reset_us_last);
+	stop(&f, p);
 }
 
 /* With no idle machine and a reset running, acquire waits for that reset
  * rather than booting (boots here take 300 ms, the reset 50 ms). */
-static int t_wait_for_reset(void)
+static void t_wait_for_reset(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	FAKE_SET(&f, create_delay_ms, 300);
 	FAKE_SET(&f, reset_delay_ms, 50);
 	void *m, *x;
-	CHECK_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
 	pool_release(p, m);
 	sleep_ms(10); /* let a worker start the reset */
-	uint64_t t0 = mono_ms();
-	CHECK_EQ(pool_acquire(p, &x), 0);
-	uint64_t dt = mono_ms() - t0;
-	CHECK(x == m);
-	CHECK(dt < 250);
+	uint64_t t0 = now_ms();
+	REQUIRE_EQ(pool_acquire(p, &x), 0);
+	uint64_t dt = now_ms() - t0;
+	REQUIRE(x == m);
+	REQUIRE(dt < 250);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.hits, 1);
-	CHECK_EQ(s.misses, 1);
-	CHECK_EQ(s.creates, 1);
+	REQUIRE_EQ(s.hits, 1);
+	REQUIRE_EQ(s.misses, 1);
+	REQUIRE_EQ(s.creates, 1);
 	pool_release(p, x);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	stop(&f, p);
 }
 
-static int t_refill_after_hit(void)
+static void t_refill_after_hit(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(2, 4, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(2, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	pool_quiesce(p);
-	CHECK_EQ(stats(p).idle, 2); /* warmed in the background at pool_new */
-	CHECK_EQ(stats(p).creates, 2);
+	REQUIRE_EQ(stats(p).idle, 2); /* warmed in the background at pool_new */
+	REQUIRE_EQ(stats(p).creates, 2);
 	void *m;
-	CHECK_EQ(pool_acquire(p, &m), 0);
-	CHECK_EQ(stats(p).hits, 1);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
+	REQUIRE_EQ(stats(p).hits, 1);
 	pool_quiesce(p);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.idle, 2);
-	CHECK_EQ(s.creates, 3);
-	CHECK_EQ(s.in_use, 1);
-	CHECK_EQ(s.misses, 0);
+	REQUIRE_EQ(s.idle, 2);
+	REQUIRE_EQ(s.creates, 3);
+	REQUIRE_EQ(s.in_use, 1);
+	REQUIRE_EQ(s.misses, 0);
 	/* A hit never waits for the refill's boot. */
 	FAKE_SET(&f, create_delay_ms, 300);
 	void *a, *b;
-	uint64_t t0 = mono_ms();
-	CHECK_EQ(pool_acquire(p, &a), 0);
-	CHECK_EQ(pool_acquire(p, &b), 0);
-	CHECK(mono_ms() - t0 < 150);
-	CHECK_EQ(stats(p).hits, 3);
+	uint64_t t0 = now_ms();
+	REQUIRE_EQ(pool_acquire(p, &a), 0);
+	REQUIRE_EQ(pool_acquire(p, &b), 0);
+	REQUIRE(now_ms() - t0 < 150);
+	REQUIRE_EQ(stats(p).hits, 3);
 	pool_release(p, a);
 	pool_release(p, b);
-	pool_release(p, m);
-	pool_quiesce(p);
+	release_sync(p, m);
 	/* Releases go back idle up to max_size. */
 	s = stats(p);
-	CHECK_EQ(s.idle, 4);
-	CHECK_EQ(s.evictions, 1);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.idle, 4);
+	REQUIRE_EQ(s.evictions, 1);
+	stop(&f, p);
 }
 
-static int t_max_machines(void)
+static void t_max_machines(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(0, 4, 2);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(0, 4, 2);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	void *a, *b, *x = NULL;
-	CHECK_EQ(pool_acquire(p, &a), 0);
-	CHECK_EQ(pool_acquire(p, &b), 0);
-	uint64_t t0 = mono_ms();
-	CHECK_EQ(pool_acquire(p, &x), -EAGAIN);
-	CHECK(mono_ms() - t0 < 100);
-	CHECK(x == NULL);
+	REQUIRE_EQ(pool_acquire(p, &a), 0);
+	REQUIRE_EQ(pool_acquire(p, &b), 0);
+	uint64_t t0 = now_ms();
+	REQUIRE_EQ(pool_acquire(p, &x), -EAGAIN);
+	REQUIRE(now_ms() - t0 < 100);
+	REQUIRE(x == NULL);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.misses, 2);
-	CHECK_EQ(s.in_use, 2);
-	CHECK_EQ(FAKE_GET(&f, creates), 2);
-	CHECK_EQ(pool_warm(p, 1), -EAGAIN);
+	REQUIRE_EQ(s.misses, 2);
+	REQUIRE_EQ(s.in_use, 2);
+	REQUIRE_EQ(FAKE_GET(&f, creates), 2);
+	REQUIRE_EQ(pool_warm(p, 1), -EAGAIN);
 	/* At the cap, a machine being reset is waited for, not refused. */
 	FAKE_SET(&f, reset_delay_ms, 50);
 	pool_release(p, a);
-	CHECK_EQ(pool_acquire(p, &x), 0);
-	CHECK(x == a);
-	CHECK_EQ(stats(p).hits, 1);
+	REQUIRE_EQ(pool_acquire(p, &x), 0);
+	REQUIRE(x == a);
+	REQUIRE_EQ(stats(p).hits, 1);
 	pool_release(p, x);
-	pool_release(p, b);
-	pool_quiesce(p);
-	CHECK_EQ(FAKE_GET(&f, max_live), 2);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	release_sync(p, b);
+	REQUIRE_EQ(FAKE_GET(&f, max_live), 2);
+	stop(&f, p);
 }
 
 struct stress {
@@ -850,14 +765,13 @@ static void *stress_thread(void *arg)
 	return NULL;
 }
 
-static int t_concurrent(void)
+static void t_concurrent(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_config c = cfg_with(1, 2, 3);
 	c.health_check_interval = 7;
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	FAKE_SET(&f, create_delay_ms, 2);
 	FAKE_SET(&f, reset_delay_ms, 1);
 	FAKE_SET(&f, fail_reset, 0);
@@ -867,7 +781,7 @@ static int t_concurrent(void)
 	for (int i = 0; i < 8; i++) {
 		st[i] = (struct stress){ p, &f, (unsigned)i * 7919u + 1, 150, &got, &eagain,
 					 &errors, &shared };
-		CHECK_EQ(pthread_create(&t[i], NULL, stress_thread, &st[i]), 0);
+		REQUIRE_EQ(pthread_create(&t[i], NULL, stress_thread, &st[i]), 0);
 	}
 	for (int i = 0; i < 8; i++)
 		pthread_join(t[i], NULL);
@@ -877,46 +791,42 @@ static int t_concurrent(void)
 	       atomic_load(&got), atomic_load(&eagain), (unsigned long long)s.hits,
 	       (unsigned long long)s.misses, (unsigned long long)s.evictions,
 	       (unsigned long long)s.creates, FAKE_GET(&f, max_live));
-	CHECK_EQ(atomic_load(&errors), 0);
-	CHECK_EQ(atomic_load(&shared), 0);
-	CHECK(atomic_load(&got) > 0);
-	CHECK_EQ(atomic_load(&got) + atomic_load(&eagain), 8 * 150);
-	CHECK(FAKE_GET(&f, max_live) <= 3);
-	CHECK_EQ(s.in_use, 0);
-	CHECK_EQ(s.creating, 0);
-	CHECK_EQ(s.resetting, 0);
-	CHECK_EQ(s.hits + s.misses, (uint64_t)atomic_load(&got));
-	CHECK(s.idle >= 1 && s.idle <= 2);
-	CHECK_EQ(FAKE_GET(&f, live), (int)s.idle);
-	CHECK_EQ(s.creates, FAKE_GET(&f, creates));
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(atomic_load(&errors), 0);
+	REQUIRE_EQ(atomic_load(&shared), 0);
+	REQUIRE(atomic_load(&got) > 0);
+	REQUIRE_EQ(atomic_load(&got) + atomic_load(&eagain), 8 * 150);
+	REQUIRE(FAKE_GET(&f, max_live) <= 3);
+	REQUIRE_EQ(s.in_use, 0);
+	REQUIRE_EQ(s.creating, 0);
+	REQUIRE_EQ(s.resetting, 0);
+	REQUIRE_EQ(s.hits + s.misses, (uint64_t)atomic_load(&got));
+	REQUIRE(s.idle >= 1 && s.idle <= 2);
+	REQUIRE_EQ(FAKE_GET(&f, live), (int)s.idle);
+	REQUIRE_EQ(s.creates, FAKE_GET(&f, creates));
+	stop(&f, p);
 }
 
 /* Every counter after a scripted sequence. */
-static int t_stats(void)
+static void t_stats(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_config c = cfg_with(0, 2, 0);
 	c.health_check_interval = 3;
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	FAKE_SET(&f, create_delay_ms, 2);
-	CHECK_EQ(pool_warm(p, 1), 1);          /* creates 1 */
+	REQUIRE_EQ(pool_warm(p, 1), 1);          /* creates 1 */
 	void *a, *b, *d, *e;
-	CHECK_EQ(pool_acquire(p, &a), 0);      /* hit 1 */
-	CHECK_EQ(pool_acquire(p, &b), 0);      /* miss 1, creates 2 */
+	REQUIRE_EQ(pool_acquire(p, &a), 0);      /* hit 1 */
+	REQUIRE_EQ(pool_acquire(p, &b), 0);      /* miss 1, creates 2 */
 	pool_release(p, a);                    /* release 1: reset 1 */
 	pool_release(p, b);                    /* release 2: reset 2 */
 	pool_quiesce(p);
-	CHECK_EQ(pool_acquire(p, &a), 0);      /* hit 2 */
-	CHECK_EQ(pool_acquire(p, &b), 0);      /* hit 3 */
+	REQUIRE_EQ(pool_acquire(p, &a), 0);      /* hit 2 */
+	REQUIRE_EQ(pool_acquire(p, &b), 0);      /* hit 3 */
 	FAKE_SET(&f, fail_create, 1);
-	CHECK_EQ(pool_acquire(p, &d), -EIO);   /* miss 2, create failure 1 */
-	CHECK_EQ(pool_acquire(p, &d), 0);      /* miss 3, creates 3 */
+	REQUIRE_EQ(pool_acquire(p, &d), -EIO);   /* miss 2, create failure 1 */
+	REQUIRE_EQ(pool_acquire(p, &d), 0);      /* miss 3, creates 3 */
 	FAKE_SET(&f, fail_reset, 1);
 	pool_release(p, a);                    /* release 3: check ok, reset fails: evict 1 */
 	pool_quiesce(p);
@@ -924,107 +834,94 @@ static int t_stats(void)
 	pool_quiesce(p);
 	pool_release(p, d);                    /* release 5: reset 4 */
 	pool_quiesce(p);
-	CHECK_EQ(pool_acquire(p, &e), 0);      /* hit 4 */
+	REQUIRE_EQ(pool_acquire(p, &e), 0);      /* hit 4 */
 	atomic_store(&((struct fm *)e)->alive, false);
 	pool_release(p, e);                    /* release 6: dead: evict 2 */
 	pool_quiesce(p);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.hits, 4);
-	CHECK_EQ(s.misses, 3);
-	CHECK_EQ(s.evictions, 2);
-	CHECK_EQ(s.idle, 1);
-	CHECK_EQ(s.in_use, 0);
-	CHECK_EQ(s.creating, 0);
-	CHECK_EQ(s.resetting, 0);
-	CHECK_EQ(s.creates, 3);
-	CHECK_EQ(s.create_failures, 1);
-	CHECK_EQ(s.resets, 4);
-	CHECK_EQ(s.reset_failures, 1);
-	CHECK_EQ(s.health_checks, 1);
-	CHECK_EQ(s.health_failures, 0);
-	CHECK(s.boot_us_last >= 2000);
-	CHECK(s.boot_us_avg >= 2000);
-	CHECK(s.reset_us_avg <= s.boot_us_avg);
-	CHECK_EQ(FAKE_GET(&f, live), 1);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.hits, 4);
+	REQUIRE_EQ(s.misses, 3);
+	REQUIRE_EQ(s.evictions, 2);
+	REQUIRE_EQ(s.idle, 1);
+	REQUIRE_EQ(s.in_use, 0);
+	REQUIRE_EQ(s.creating, 0);
+	REQUIRE_EQ(s.resetting, 0);
+	REQUIRE_EQ(s.creates, 3);
+	REQUIRE_EQ(s.create_failures, 1);
+	REQUIRE_EQ(s.resets, 4);
+	REQUIRE_EQ(s.reset_failures, 1);
+	REQUIRE_EQ(s.health_checks, 1);
+	REQUIRE_EQ(s.health_failures, 0);
+	REQUIRE(s.boot_us_last >= 2000);
+	REQUIRE(s.boot_us_avg >= 2000);
+	REQUIRE(s.reset_us_avg <= s.boot_us_avg);
+	REQUIRE_EQ(FAKE_GET(&f, live), 1);
+	stop(&f, p);
 }
 
 /* pool_free with machines idle, resetting, queued for reset and being
  * created: the fake's live count must come back to 0. */
-static int t_free_everything(void)
+static void t_free_everything(void)
 {
 	struct fake f;
-	fake_init(&f);
-	struct pool_config c = cfg_with(2, 16, 0);
 	struct pool *p;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	struct pool_config c = cfg_with(2, 16, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	pool_quiesce(p);
 	void *m[8];
 	for (int i = 0; i < 8; i++)
-		CHECK_EQ(pool_acquire(p, &m[i]), 0);
+		REQUIRE_EQ(pool_acquire(p, &m[i]), 0);
 	pool_quiesce(p);
 	FAKE_SET(&f, reset_delay_ms, 100);
 	for (int i = 0; i < 8; i++)
 		pool_release(p, m[i]);
 	sleep_ms(20);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.resetting, 8);
-	CHECK_EQ(s.idle, 2);
+	REQUIRE_EQ(s.resetting, 8);
+	REQUIRE_EQ(s.idle, 2);
 	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	CHECK_EQ(f.destroys, f.creates);
+	REQUIRE_EQ(f.live, 0);
+	REQUIRE_EQ(f.destroys, f.creates);
 
 	/* Refill creates still running or queued at free. */
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	REQUIRE_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
 	FAKE_SET(&f, create_delay_ms, 50);
 	pool_free(p);
-	CHECK_EQ(f.live, 0);
+	REQUIRE_EQ(f.live, 0);
 	c.min_size = 8;
-	CHECK_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
+	REQUIRE_EQ(pool_new(&c, &fake_ops, &f, &p), 0);
 	sleep_ms(10);
-	CHECK(stats(p).creating > 0);
+	REQUIRE(stats(p).creating > 0);
 	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	CHECK_EQ(f.destroys, f.creates);
+	REQUIRE_EQ(f.live, 0);
+	REQUIRE_EQ(f.destroys, f.creates);
 	fake_fini(&f);
-	return 0;
 }
 
 /* A backend with only create and destroy: no reset, no checks. */
-static int t_minimal_ops(void)
+static void t_minimal_ops(void)
 {
 	struct fake f;
-	fake_init(&f);
+	struct pool *p;
 	struct pool_machine_ops ops = { .create = fake_create, .destroy = fake_destroy };
 	struct pool_config c = cfg_with(1, 2, 0);
 	c.health_check_interval = 1;
-	struct pool *p;
-	CHECK_EQ(pool_new(&c, &ops, &f, &p), 0);
+	REQUIRE_EQ(start(&f, &c, &ops, &p), 0);
 	pool_quiesce(p);
 	void *m;
-	CHECK_EQ(pool_acquire(p, &m), 0);
-	pool_release(p, m);
-	pool_quiesce(p);
+	REQUIRE_EQ(pool_acquire(p, &m), 0);
+	release_sync(p, m);
 	struct pool_stats s = stats(p);
-	CHECK_EQ(s.hits, 1);
-	CHECK_EQ(s.idle, 2);
-	CHECK_EQ(s.health_checks, 0);
-	CHECK_EQ(s.resets, 0);
-	pool_free(p);
-	CHECK_EQ(f.live, 0);
-	fake_fini(&f);
-	return 0;
+	REQUIRE_EQ(s.hits, 1);
+	REQUIRE_EQ(s.idle, 2);
+	REQUIRE_EQ(s.health_checks, 0);
+	REQUIRE_EQ(s.resets, 0);
+	stop(&f, p);
 }
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(void);
-	} tests[] = {
+	static const struct tap_test tests[] = {
 		{ "invalid configs rejected, valid kept", t_config },
 		{ "warm then hits in LIFO order", t_warm_lifo },
 		{ "warm capped by max_size", t_warm_capped },
@@ -1047,15 +944,5 @@ int main(void)
 		{ "pool_free destroys everything", t_free_everything },
 		{ "backend with only create and destroy", t_minimal_ops },
 	};
-	int n = (int)(sizeof(tests) / sizeof(tests[0]));
-	int failed = 0;
-	printf("1..%d\n", n);
-	for (int i = 0; i < n; i++) {
-		int rc = tests[i].fn();
-		printf("%s %d - %s\n", rc ? "not ok" : "ok", i + 1, tests[i].name);
-		fflush(stdout);
-		if (rc)
-			failed++;
-	}
-	return failed ? 1 : 0;
+	return tap_main(tests, sizeof tests / sizeof tests[0]);
 }

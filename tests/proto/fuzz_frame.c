@@ -4,60 +4,40 @@
  * encoder and decoder can never disagree about a message.
  * Seeds: tests/proto/corpus (written by `test_proto --write-corpus DIR`). */
 #include "guest-agent/proto.h"
+#include "all_types.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const uint16_t types[] = {
-	VP_HELLO, VP_READY, VP_PING, VP_PONG, VP_ERROR, VP_OK, VP_EXEC, VP_EXEC_STARTED, VP_OUTPUT, VP_EXIT,
-	VP_OUTPUT_ACK, VP_STDIN, VP_SIGNAL, VP_FS_LOOKUP, VP_FS_FORGET, VP_FS_GETATTR, VP_FS_SETATTR,
-	VP_FS_READLINK, VP_FS_MKNOD, VP_FS_MKDIR, VP_FS_UNLINK, VP_FS_RMDIR, VP_FS_SYMLINK, VP_FS_RENAME,
-	VP_FS_LINK, VP_FS_OPEN, VP_FS_CREATE, VP_FS_READ, VP_FS_WRITE, VP_FS_FSYNC, VP_FS_CLOSE,
-	VP_FS_OPENDIR, VP_FS_READDIR, VP_FS_STATFS, VP_FS_ENTRY, VP_FS_ATTR, VP_FS_DATA, VP_FS_HANDLE,
-	VP_FS_CREATED, VP_FS_WRITTEN, VP_FS_DIRENTS, VP_FS_STATFS_REPLY,
-};
+/* Decodes p as T and, when that succeeds, encodes it again into b. */
+#define ROUND_TRIP(T, dec, enc)              \
+	do {                                 \
+		T m_;                        \
+		if (dec(p, n, &m_) == 0)     \
+			enc(b, &m_);         \
+	} while (0)
 
 /* Re-encodes a payload that vp_validate accepted. */
 static void reencode(uint16_t t, const uint8_t *p, size_t n, struct vp_buf *b)
 {
-	union {
-		struct vp_hello hello;
-		struct vp_ready ready;
-		struct vp_error error;
-		struct vp_exec exec;
-		struct vp_exec_started started;
-		struct vp_output output;
-		struct vp_exit exit;
-		struct vp_output_ack ack;
-		struct vp_stdin in;
-		struct vp_signal sig;
-		struct vp_attr attr;
-		struct vp_entry entry;
-		struct vp_setattr setattr;
-		struct vp_statfs statfs;
-		struct vp_fs_req fs;
-	} u;
 	struct vp_reader r;
 	switch (t) {
-	case VP_HELLO: if (!vp_dec_hello(p, n, &u.hello)) vp_enc_hello(b, &u.hello); return;
-	case VP_READY: if (!vp_dec_ready(p, n, &u.ready)) vp_enc_ready(b, &u.ready); return;
-	case VP_ERROR: if (!vp_dec_error(p, n, &u.error)) vp_enc_error(b, &u.error); return;
-	case VP_EXEC: if (!vp_dec_exec(p, n, &u.exec)) vp_enc_exec(b, &u.exec); return;
-	case VP_EXEC_STARTED:
-		if (!vp_dec_exec_started(p, n, &u.started))
-			vp_enc_exec_started(b, &u.started);
-		return;
-	case VP_OUTPUT: if (!vp_dec_output(p, n, &u.output)) vp_enc_output(b, &u.output); return;
-	case VP_EXIT: if (!vp_dec_exit(p, n, &u.exit)) vp_enc_exit(b, &u.exit); return;
-	case VP_OUTPUT_ACK: if (!vp_dec_output_ack(p, n, &u.ack)) vp_enc_output_ack(b, &u.ack); return;
-	case VP_STDIN: if (!vp_dec_stdin(p, n, &u.in)) vp_enc_stdin(b, &u.in); return;
-	case VP_SIGNAL: if (!vp_dec_signal(p, n, &u.sig)) vp_enc_signal(b, &u.sig); return;
-	case VP_FS_SETATTR: if (!vp_dec_setattr(p, n, &u.setattr)) vp_enc_setattr(b, &u.setattr); return;
-	case VP_FS_ENTRY: if (!vp_dec_entry(p, n, &u.entry)) vp_enc_entry(b, &u.entry); return;
-	case VP_FS_ATTR: if (!vp_dec_attr(p, n, &u.attr)) vp_enc_attr(b, &u.attr); return;
-	case VP_FS_STATFS_REPLY: if (!vp_dec_statfs(p, n, &u.statfs)) vp_enc_statfs(b, &u.statfs); return;
+	case VP_HELLO: ROUND_TRIP(struct vp_hello, vp_dec_hello, vp_enc_hello); return;
+	case VP_READY: ROUND_TRIP(struct vp_ready, vp_dec_ready, vp_enc_ready); return;
+	case VP_ERROR: ROUND_TRIP(struct vp_error, vp_dec_error, vp_enc_error); return;
+	case VP_EXEC: ROUND_TRIP(struct vp_exec, vp_dec_exec, vp_enc_exec); return;
+	case VP_EXEC_STARTED: ROUND_TRIP(struct vp_exec_started, vp_dec_exec_started, vp_enc_exec_started); return;
+	case VP_OUTPUT: ROUND_TRIP(struct vp_output, vp_dec_output, vp_enc_output); return;
+	case VP_EXIT: ROUND_TRIP(struct vp_exit, vp_dec_exit, vp_enc_exit); return;
+	case VP_OUTPUT_ACK: ROUND_TRIP(struct vp_output_ack, vp_dec_output_ack, vp_enc_output_ack); return;
+	case VP_STDIN: ROUND_TRIP(struct vp_stdin, vp_dec_stdin, vp_enc_stdin); return;
+	case VP_SIGNAL: ROUND_TRIP(struct vp_signal, vp_dec_signal, vp_enc_signal); return;
+	case VP_FS_SETATTR: ROUND_TRIP(struct vp_setattr, vp_dec_setattr, vp_enc_setattr); return;
+	case VP_FS_ENTRY: ROUND_TRIP(struct vp_entry, vp_dec_entry, vp_enc_entry); return;
+	case VP_FS_ATTR: ROUND_TRIP(struct vp_attr, vp_dec_attr, vp_enc_attr); return;
+	case VP_FS_STATFS_REPLY: ROUND_TRIP(struct vp_statfs, vp_dec_statfs, vp_enc_statfs); return;
 	case VP_OK: return;
 	case VP_PING:
 	case VP_PONG:
@@ -78,12 +58,13 @@ static void reencode(uint16_t t, const uint8_t *p, size_t n, struct vp_buf *b)
 		vp_put_u32(b, vp_get_u32(&r));
 		return;
 	case VP_FS_CREATED: {
+		struct vp_entry e;
 		vp_reader_init(&r, p, n);
 		uint64_t fh = vp_get_u64(&r);
-		u.entry.node = vp_get_u64(&r);
-		vp_get_attr(&r, &u.entry.attr);
+		e.node = vp_get_u64(&r);
+		vp_get_attr(&r, &e.attr);
 		vp_put_u64(b, fh);
-		vp_enc_entry(b, &u.entry);
+		vp_enc_entry(b, &e);
 		return;
 	}
 	case VP_FS_DIRENTS: {
@@ -97,10 +78,12 @@ static void reencode(uint16_t t, const uint8_t *p, size_t n, struct vp_buf *b)
 		}
 		return;
 	}
-	default:
-		if (!vp_dec_fs_req(p, n, t, &u.fs))
-			vp_enc_fs_req(b, t, &u.fs);
+	default: {
+		struct vp_fs_req m;
+		if (!vp_dec_fs_req(p, n, t, &m))
+			vp_enc_fs_req(b, t, &m);
 		return;
+	}
 	}
 }
 
@@ -130,8 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* The whole input as the payload of every type, and with an arbitrary
 	 * type taken from its first two bytes (unknown types included). */
-	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-		check_payload(types[i], data, size, &b);
+	for (size_t i = 0; i < VP_NTYPES; i++)
+		check_payload(vp_all_types[i], data, size, &b);
 	if (size >= 2)
 		(void)vp_validate((uint16_t)(data[0] | data[1] << 8), data + 2, size - 2);
 

@@ -15,21 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXPECT(cond)                                                              \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			printf("#   %s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-			ok = false;                                               \
-		}                                                                 \
-	} while (0)
-#define EXPECT_EQ(a, b)                                                                         \
-	do {                                                                                    \
-		long long a_ = (long long)(a), b_ = (long long)(b);                             \
-		if (a_ != b_) {                                                                 \
-			printf("#   %s:%d: %s = %lld, expected %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-			ok = false;                                                             \
-		}                                                                               \
-	} while (0)
+#include "all_types.h"
+#include "tests/common/tap.h"
 
 #define B(s) ((struct vp_bytes){ (const uint8_t *)(s), (uint32_t)(sizeof(s) - 1) })
 
@@ -39,16 +26,6 @@ static bool bytes_eq(struct vp_bytes a, struct vp_bytes b)
 }
 
 /* ---- samples: one valid payload of every type -------------------------------- */
-
-static const uint16_t all_types[] = {
-	VP_HELLO, VP_READY, VP_PING, VP_PONG, VP_ERROR, VP_OK, VP_EXEC, VP_EXEC_STARTED, VP_OUTPUT, VP_EXIT,
-	VP_OUTPUT_ACK, VP_STDIN, VP_SIGNAL, VP_FS_LOOKUP, VP_FS_FORGET, VP_FS_GETATTR, VP_FS_SETATTR,
-	VP_FS_READLINK, VP_FS_MKNOD, VP_FS_MKDIR, VP_FS_UNLINK, VP_FS_RMDIR, VP_FS_SYMLINK, VP_FS_RENAME,
-	VP_FS_LINK, VP_FS_OPEN, VP_FS_CREATE, VP_FS_READ, VP_FS_WRITE, VP_FS_FSYNC, VP_FS_CLOSE,
-	VP_FS_OPENDIR, VP_FS_READDIR, VP_FS_STATFS, VP_FS_ENTRY, VP_FS_ATTR, VP_FS_DATA, VP_FS_HANDLE,
-	VP_FS_CREATED, VP_FS_WRITTEN, VP_FS_DIRENTS, VP_FS_STATFS_REPLY,
-};
-#define NTYPES (sizeof all_types / sizeof all_types[0])
 
 static const struct vp_attr sample_attr = {
 	.ino = 0x1122334455667788ull, .size = 1ull << 40, .blocks = 9,
@@ -153,187 +130,180 @@ static bool attr_eq(const struct vp_attr *a, const struct vp_attr *b)
 	       a->blksize == b->blksize;
 }
 
-static bool test_samples_validate(void)
+static void test_samples_validate(void)
 {
-	bool ok = true;
-	for (size_t i = 0; i < NTYPES; i++) {
+	for (size_t i = 0; i < VP_NTYPES; i++) {
 		struct vp_buf b;
 		vp_buf_init(&b);
-		sample(all_types[i], &b);
-		EXPECT_EQ(b.err, 0);
-		int e = vp_validate(all_types[i], b.data, b.len);
+		sample(vp_all_types[i], &b);
+		CHECK_EQ(b.err, 0);
+		int e = vp_validate(vp_all_types[i], b.data, b.len);
 		if (e)
-			printf("#   %s: %d\n", vp_type_name(all_types[i]), e);
-		EXPECT_EQ(e, 0);
-		EXPECT(vp_type_known(all_types[i]));
-		EXPECT(strcmp(vp_type_name(all_types[i]), "?") != 0);
+			printf("#   %s: %d\n", vp_type_name(vp_all_types[i]), e);
+		CHECK_EQ(e, 0);
+		CHECK(vp_type_known(vp_all_types[i]));
+		CHECK(strcmp(vp_type_name(vp_all_types[i]), "?") != 0);
 		vp_buf_free(&b);
 	}
-	EXPECT(!vp_type_known(0));
-	EXPECT(!vp_type_known(7));
-	EXPECT(!vp_type_known(72));
-	EXPECT(strcmp(vp_type_name(999), "?") == 0);
-	EXPECT_EQ(vp_validate(999, NULL, 0), -EPROTO);
-	return ok;
+	CHECK(!vp_type_known(0));
+	CHECK(!vp_type_known(7));
+	CHECK(!vp_type_known(72));
+	CHECK(strcmp(vp_type_name(999), "?") == 0);
+	CHECK_EQ(vp_validate(999, NULL, 0), -EPROTO);
 }
 
-static bool test_roundtrip_session(void)
+static void test_roundtrip_session(void)
 {
-	bool ok = true;
 	struct vp_buf b;
 	vp_buf_init(&b);
 
 	vp_enc_hello(&b, &(struct vp_hello){ 1, 7 });
 	struct vp_hello h;
-	EXPECT_EQ(vp_dec_hello(b.data, b.len, &h), 0);
-	EXPECT(h.min_version == 1 && h.max_version == 7);
-	EXPECT_EQ(b.len, 8);
-	EXPECT(b.data[0] == 1 && b.data[4] == 7); /* little-endian on the wire */
+	CHECK_EQ(vp_dec_hello(b.data, b.len, &h), 0);
+	CHECK(h.min_version == 1 && h.max_version == 7);
+	CHECK_EQ(b.len, 8);
+	CHECK(b.data[0] == 1 && b.data[4] == 7); /* little-endian on the wire */
 
 	vp_buf_reset(&b);
 	vp_enc_ready(&b, &(struct vp_ready){ 1, 0xdeadbeef, B("info") });
 	struct vp_ready r;
-	EXPECT_EQ(vp_dec_ready(b.data, b.len, &r), 0);
-	EXPECT(r.version == 1 && r.features == 0xdeadbeef && bytes_eq(r.info, B("info")));
-	EXPECT(b.data[4] == 0xef && b.data[7] == 0xde);
+	CHECK_EQ(vp_dec_ready(b.data, b.len, &r), 0);
+	CHECK(r.version == 1 && r.features == 0xdeadbeef && bytes_eq(r.info, B("info")));
+	CHECK(b.data[4] == 0xef && b.data[7] == 0xde);
 
 	vp_buf_reset(&b);
 	vp_enc_error(&b, &(struct vp_error){ EPROTONOSUPPORT, B("") });
 	struct vp_error er;
-	EXPECT_EQ(vp_dec_error(b.data, b.len, &er), 0);
-	EXPECT(er.err == EPROTONOSUPPORT && er.message.len == 0);
+	CHECK_EQ(vp_dec_error(b.data, b.len, &er), 0);
+	CHECK(er.err == EPROTONOSUPPORT && er.message.len == 0);
 	vp_buf_reset(&b);
 	vp_enc_error(&b, &(struct vp_error){ -3, B("odd") }); /* any value decodes; receivers clamp */
-	EXPECT_EQ(vp_dec_error(b.data, b.len, &er), 0);
-	EXPECT_EQ(er.err, -3);
+	CHECK_EQ(vp_dec_error(b.data, b.len, &er), 0);
+	CHECK_EQ(er.err, -3);
 
-	EXPECT_EQ(vp_validate(VP_OK, NULL, 0), 0);
-	EXPECT_EQ(vp_validate(VP_OK, "x", 1), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_OK, NULL, 0), 0);
+	CHECK_EQ(vp_validate(VP_OK, "x", 1), -EBADMSG);
 	vp_buf_free(&b);
-	return ok;
 }
 
-static bool test_roundtrip_exec(void)
+static void test_roundtrip_exec(void)
 {
-	bool ok = true;
 	struct vp_buf b;
 	vp_buf_init(&b);
 	struct vp_exec ex, d;
 	sample_exec(&ex);
 	vp_enc_exec(&b, &ex);
-	EXPECT_EQ(b.err, 0);
-	EXPECT_EQ(vp_dec_exec(b.data, b.len, &d), 0);
-	EXPECT(d.timeout_ms == ex.timeout_ms && d.flags == ex.flags && d.nenv == 2);
-	EXPECT(bytes_eq(d.cmd, ex.cmd) && bytes_eq(d.cwd, ex.cwd));
-	EXPECT(bytes_eq(d.env[0], ex.env[0]) && bytes_eq(d.env[1], ex.env[1]));
+	CHECK_EQ(b.err, 0);
+	CHECK_EQ(vp_dec_exec(b.data, b.len, &d), 0);
+	CHECK(d.timeout_ms == ex.timeout_ms && d.flags == ex.flags && d.nenv == 2);
+	CHECK(bytes_eq(d.cmd, ex.cmd) && bytes_eq(d.cwd, ex.cwd));
+	CHECK(bytes_eq(d.env[0], ex.env[0]) && bytes_eq(d.env[1], ex.env[1]));
 
 	vp_buf_reset(&b);
 	vp_enc_exec_started(&b, &(struct vp_exec_started){ 77 });
 	struct vp_exec_started st;
-	EXPECT_EQ(vp_dec_exec_started(b.data, b.len, &st), 0);
-	EXPECT_EQ(st.pid, 77);
+	CHECK_EQ(vp_dec_exec_started(b.data, b.len, &st), 0);
+	CHECK_EQ(st.pid, 77);
 
 	vp_buf_reset(&b);
 	vp_enc_output(&b, &(struct vp_output){ VP_STREAM_STDOUT, B("a\0b") });
 	struct vp_output o;
-	EXPECT_EQ(vp_dec_output(b.data, b.len, &o), 0);
-	EXPECT(o.stream == 1 && bytes_eq(o.data, B("a\0b")));
+	CHECK_EQ(vp_dec_output(b.data, b.len, &o), 0);
+	CHECK(o.stream == 1 && bytes_eq(o.data, B("a\0b")));
 
 	vp_buf_reset(&b);
 	vp_enc_exit(&b, &(struct vp_exit){ 3, 0, 0, 1ull << 50 });
 	struct vp_exit x;
-	EXPECT_EQ(vp_dec_exit(b.data, b.len, &x), 0);
-	EXPECT(x.code == 3 && x.signal == 0 && x.timed_out == 0 && x.duration_us == 1ull << 50);
+	CHECK_EQ(vp_dec_exit(b.data, b.len, &x), 0);
+	CHECK(x.code == 3 && x.signal == 0 && x.timed_out == 0 && x.duration_us == 1ull << 50);
 
 	vp_buf_reset(&b);
 	vp_enc_output_ack(&b, &(struct vp_output_ack){ 5, 6 });
 	struct vp_output_ack a;
-	EXPECT_EQ(vp_dec_output_ack(b.data, b.len, &a), 0);
-	EXPECT(a.exec_id == 5 && a.bytes == 6);
+	CHECK_EQ(vp_dec_output_ack(b.data, b.len, &a), 0);
+	CHECK(a.exec_id == 5 && a.bytes == 6);
 
 	vp_buf_reset(&b);
 	vp_enc_stdin(&b, &(struct vp_stdin){ 5, 0, B("") });
 	struct vp_stdin in;
-	EXPECT_EQ(vp_dec_stdin(b.data, b.len, &in), 0);
-	EXPECT(in.exec_id == 5 && in.eof == 0 && in.data.len == 0);
+	CHECK_EQ(vp_dec_stdin(b.data, b.len, &in), 0);
+	CHECK(in.exec_id == 5 && in.eof == 0 && in.data.len == 0);
 
 	vp_buf_reset(&b);
 	vp_enc_signal(&b, &(struct vp_signal){ 5, 9 });
 	struct vp_signal s;
-	EXPECT_EQ(vp_dec_signal(b.data, b.len, &s), 0);
-	EXPECT(s.exec_id == 5 && s.signo == 9);
+	CHECK_EQ(vp_dec_signal(b.data, b.len, &s), 0);
+	CHECK(s.exec_id == 5 && s.signo == 9);
 	vp_buf_free(&b);
-	return ok;
 }
 
-static bool test_roundtrip_fs(void)
+static void test_roundtrip_fs(void)
 {
-	bool ok = true;
 	struct vp_buf b;
 	vp_buf_init(&b);
-	for (size_t i = 0; i < NTYPES; i++) {
-		uint16_t t = all_types[i];
+	for (size_t i = 0; i < VP_NTYPES; i++) {
+		uint16_t t = vp_all_types[i];
 		if (t < VP_FS_LOOKUP || t > VP_FS_STATFS || t == VP_FS_SETATTR)
 			continue;
 		struct vp_fs_req m = sample_fs(t), d;
 		vp_buf_reset(&b);
 		vp_enc_fs_req(&b, t, &m);
-		EXPECT_EQ(b.err, 0);
-		EXPECT_EQ(vp_dec_fs_req(b.data, b.len, t, &d), 0);
+		CHECK_EQ(b.err, 0);
+		CHECK_EQ(vp_dec_fs_req(b.data, b.len, t, &d), 0);
 		bool same = d.node == m.node && d.node2 == m.node2 && d.fh == m.fh && d.offset == m.offset &&
 			    d.nlookup == m.nlookup && d.size == m.size && d.flags == m.flags && d.mode == m.mode &&
 			    d.rdev == m.rdev && bytes_eq(d.name, m.name) && bytes_eq(d.name2, m.name2) &&
 			    bytes_eq(d.data, m.data);
 		if (!same)
 			printf("#   %s differs after round trip\n", vp_type_name(t));
-		EXPECT(same);
+		CHECK(same);
 	}
 	/* Field order is the documented one: LOOKUP = u64 parent, str name. */
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_LOOKUP, &(struct vp_fs_req){ .node = 0x0102, .name = B("ab") });
 	static const uint8_t lookup[] = { 2, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 'a', 'b' };
-	EXPECT(b.len == sizeof lookup && memcmp(b.data, lookup, sizeof lookup) == 0);
+	CHECK(b.len == sizeof lookup && memcmp(b.data, lookup, sizeof lookup) == 0);
 	/* RENAME = u64 parent, u64 newparent, u32 flags, str name, str newname. */
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_RENAME,
 		      &(struct vp_fs_req){ .node = 1, .node2 = 2, .flags = 3, .name = B("x"), .name2 = B("y") });
 	static const uint8_t rename[] = { 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
 					  1, 0, 0, 0, 'x', 1, 0, 0, 0, 'y' };
-	EXPECT(b.len == sizeof rename && memcmp(b.data, rename, sizeof rename) == 0);
+	CHECK(b.len == sizeof rename && memcmp(b.data, rename, sizeof rename) == 0);
 	/* SETATTR is its own struct. */
 	struct vp_fs_req d;
-	EXPECT_EQ(vp_dec_fs_req(b.data, b.len, VP_FS_SETATTR, &d), -EBADMSG);
+	CHECK_EQ(vp_dec_fs_req(b.data, b.len, VP_FS_SETATTR, &d), -EBADMSG);
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_SETATTR, &d);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 
 	vp_buf_reset(&b);
 	vp_enc_setattr(&b, &sample_setattr);
-	EXPECT_EQ(b.len, 64);
+	CHECK_EQ(b.len, 64);
 	struct vp_setattr sa;
-	EXPECT_EQ(vp_dec_setattr(b.data, b.len, &sa), 0);
-	EXPECT(sa.node == 5 && sa.fh == 6 && sa.valid == sample_setattr.valid && sa.mode == 0755 && sa.uid == 1 &&
+	CHECK_EQ(vp_dec_setattr(b.data, b.len, &sa), 0);
+	CHECK(sa.node == 5 && sa.fh == 6 && sa.valid == sample_setattr.valid && sa.mode == 0755 && sa.uid == 1 &&
 	       sa.gid == 2 && sa.size == 77 && sa.atime_sec == 3 && sa.mtime_sec == -4 && sa.atime_nsec == 5 &&
 	       sa.mtime_nsec == 6);
 
 	vp_buf_reset(&b);
 	vp_enc_attr(&b, &sample_attr);
-	EXPECT_EQ(b.len, 84);
+	CHECK_EQ(b.len, 84);
 	struct vp_attr at;
-	EXPECT_EQ(vp_dec_attr(b.data, b.len, &at), 0);
-	EXPECT(attr_eq(&at, &sample_attr));
+	CHECK_EQ(vp_dec_attr(b.data, b.len, &at), 0);
+	CHECK(attr_eq(&at, &sample_attr));
 
 	vp_buf_reset(&b);
 	vp_enc_entry(&b, &(struct vp_entry){ 3, sample_attr });
 	struct vp_entry en;
-	EXPECT_EQ(vp_dec_entry(b.data, b.len, &en), 0);
-	EXPECT(en.node == 3 && attr_eq(&en.attr, &sample_attr));
+	CHECK_EQ(vp_dec_entry(b.data, b.len, &en), 0);
+	CHECK(en.node == 3 && attr_eq(&en.attr, &sample_attr));
 
 	vp_buf_reset(&b);
 	vp_enc_statfs(&b, &sample_statfs);
 	struct vp_statfs sf;
-	EXPECT_EQ(vp_dec_statfs(b.data, b.len, &sf), 0);
-	EXPECT(sf.blocks == 1000 && sf.bfree == 500 && sf.bavail == 400 && sf.files == 99 && sf.ffree == 50 &&
+	CHECK_EQ(vp_dec_statfs(b.data, b.len, &sf), 0);
+	CHECK(sf.blocks == 1000 && sf.bfree == 500 && sf.bavail == 400 && sf.files == 99 && sf.ffree == 50 &&
 	       sf.bsize == 4096 && sf.frsize == 4096 && sf.namemax == 255);
 
 	/* CREATED and DIRENTS through the reader-level pieces. */
@@ -341,55 +311,51 @@ static bool test_roundtrip_fs(void)
 	sample(VP_FS_CREATED, &b);
 	struct vp_reader r;
 	vp_reader_init(&r, b.data, b.len);
-	EXPECT_EQ(vp_get_u64(&r), 100);
-	EXPECT_EQ(vp_get_u64(&r), 13);
+	CHECK_EQ(vp_get_u64(&r), 100);
+	CHECK_EQ(vp_get_u64(&r), 13);
 	vp_get_attr(&r, &at);
-	EXPECT_EQ(vp_reader_finish(&r), 0);
-	EXPECT(attr_eq(&at, &sample_attr));
+	CHECK_EQ(vp_reader_finish(&r), 0);
+	CHECK(attr_eq(&at, &sample_attr));
 
 	vp_buf_reset(&b);
 	sample(VP_FS_DIRENTS, &b);
 	vp_reader_init(&r, b.data, b.len);
-	EXPECT_EQ(vp_get_u32(&r), 3);
+	CHECK_EQ(vp_get_u32(&r), 3);
 	struct vp_dirent de[3];
 	for (int i = 0; i < 3; i++)
 		vp_get_dirent(&r, &de[i]);
-	EXPECT_EQ(vp_reader_finish(&r), 0);
-	EXPECT(de[0].ino == 1 && bytes_eq(de[0].name, B(".")) && de[0].type == 4);
-	EXPECT(de[2].ino == 77 && de[2].next_offset == 3 && bytes_eq(de[2].name, B("a file")));
+	CHECK_EQ(vp_reader_finish(&r), 0);
+	CHECK(de[0].ino == 1 && bytes_eq(de[0].name, B(".")) && de[0].type == 4);
+	CHECK(de[2].ino == 77 && de[2].next_offset == 3 && bytes_eq(de[2].name, B("a file")));
 	vp_buf_free(&b);
-	return ok;
 }
 
-static bool test_frame_encode(void)
+static void test_frame_encode(void)
 {
-	bool ok = true;
 	struct vp_buf b;
 	vp_buf_init(&b);
-	EXPECT_EQ(vp_frame_encode(&b, VP_PING, 0x01020304, "\x01\0\0\0z", 5), 0);
+	CHECK_EQ(vp_frame_encode(&b, VP_PING, 0x01020304, "\x01\0\0\0z", 5), 0);
 	static const uint8_t want[] = { 5, 0, 0, 0, 3, 0, 0, 0, 4, 3, 2, 1, 1, 0, 0, 0, 'z' };
-	EXPECT(b.len == sizeof want && memcmp(b.data, want, sizeof want) == 0);
+	CHECK(b.len == sizeof want && memcmp(b.data, want, sizeof want) == 0);
 	struct vp_hdr h;
-	EXPECT_EQ(vp_hdr_decode(b.data, &h), 0);
-	EXPECT(h.len == 5 && h.type == VP_PING && h.flags == 0 && h.id == 0x01020304);
-	EXPECT_EQ(vp_frame_encode(&b, 999, 1, NULL, 0), -EINVAL);
-	EXPECT_EQ(vp_frame_encode(&b, VP_OK, 1, NULL, VP_MAX_PAYLOAD + 1), -EMSGSIZE);
+	CHECK_EQ(vp_hdr_decode(b.data, &h), 0);
+	CHECK(h.len == 5 && h.type == VP_PING && h.flags == 0 && h.id == 0x01020304);
+	CHECK_EQ(vp_frame_encode(&b, 999, 1, NULL, 0), -EINVAL);
+	CHECK_EQ(vp_frame_encode(&b, VP_OK, 1, NULL, VP_MAX_PAYLOAD + 1), -EMSGSIZE);
 	/* The largest payload still makes a frame. */
 	uint8_t *big = calloc(1, VP_MAX_PAYLOAD);
-	EXPECT_EQ(vp_frame_encode(&b, VP_FS_DATA, 1, big, VP_MAX_PAYLOAD), 0);
-	EXPECT_EQ(b.len, VP_HDR_SIZE + VP_MAX_PAYLOAD);
+	CHECK_EQ(vp_frame_encode(&b, VP_FS_DATA, 1, big, VP_MAX_PAYLOAD), 0);
+	CHECK_EQ(b.len, VP_HDR_SIZE + VP_MAX_PAYLOAD);
 	free(big);
 	vp_buf_free(&b);
-	return ok;
 }
 
 /* ---- malformed ------------------------------------------------------------------ */
 
-static bool test_truncated_and_trailing(void)
+static void test_truncated_and_trailing(void)
 {
-	bool ok = true;
-	for (size_t i = 0; i < NTYPES; i++) {
-		uint16_t t = all_types[i];
+	for (size_t i = 0; i < VP_NTYPES; i++) {
+		uint16_t t = vp_all_types[i];
 		struct vp_buf b;
 		vp_buf_init(&b);
 		sample(t, &b);
@@ -399,52 +365,43 @@ static bool test_truncated_and_trailing(void)
 			uint8_t *p = malloc(k ? k : 1);
 			memcpy(p, b.data, k);
 			int e = vp_validate(t, p, k);
-			if (e != -EBADMSG) {
-				printf("#   %s truncated to %zu of %zu: %d\n", vp_type_name(t), k, n, e);
-				ok = false;
-			}
+			CHECKF(e == -EBADMSG, "%s truncated to %zu of %zu: %d", vp_type_name(t), k, n, e);
 			free(p);
 		}
 		vp_put_u8(&b, 0);
 		int e = vp_validate(t, b.data, b.len);
-		if (e != -EBADMSG) {
-			printf("#   %s with a trailing byte: %d\n", vp_type_name(t), e);
-			ok = false;
-		}
+		CHECKF(e == -EBADMSG, "%s with a trailing byte: %d", vp_type_name(t), e);
 		vp_buf_free(&b);
 	}
-	return ok;
 }
 
-static bool test_bad_header(void)
+static void test_bad_header(void)
 {
-	bool ok = true;
 	uint8_t raw[VP_HDR_SIZE];
 	struct vp_hdr h = { .len = VP_MAX_PAYLOAD, .type = VP_OK, .flags = 0, .id = 9 }, d;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), 0);
+	CHECK_EQ(vp_hdr_decode(raw, &d), 0);
 	h.len = VP_MAX_PAYLOAD + 1;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), -EMSGSIZE);
-	EXPECT_EQ(d.id, 9); /* the rest is still decoded, for logs */
+	CHECK_EQ(vp_hdr_decode(raw, &d), -EMSGSIZE);
+	CHECK_EQ(d.id, 9); /* the rest is still decoded, for logs */
 	h.len = 0xffffffffu;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), -EMSGSIZE);
+	CHECK_EQ(vp_hdr_decode(raw, &d), -EMSGSIZE);
 	h.len = 0;
 	h.type = 7;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), -EPROTO);
+	CHECK_EQ(vp_hdr_decode(raw, &d), -EPROTO);
 	h.type = 0xffff;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), -EPROTO);
+	CHECK_EQ(vp_hdr_decode(raw, &d), -EPROTO);
 	h.type = VP_OK;
 	h.flags = 1;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), -EPROTO);
+	CHECK_EQ(vp_hdr_decode(raw, &d), -EPROTO);
 	h.flags = 0x8000;
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(vp_hdr_decode(raw, &d), -EPROTO);
-	return ok;
+	CHECK_EQ(vp_hdr_decode(raw, &d), -EPROTO);
 }
 
 static int enc_check_fs(uint16_t type, struct vp_fs_req m)
@@ -470,49 +427,48 @@ static int dec_check_raw(uint16_t type, uint64_t node, const void *name, uint32_
 	return e;
 }
 
-static bool test_names(void)
+static void test_names(void)
 {
-	bool ok = true;
 	char name[VP_MAX_NAME + 2];
 	memset(name, 'n', sizeof name);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "ok", 2), 0);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, name, VP_MAX_NAME), 0);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, name, VP_MAX_NAME + 1), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "", 0), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, ".", 1), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "..", 2), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "...", 3), 0);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, ".x", 2), 0);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "a/b", 3), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "/", 1), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "a\0b", 3), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_UNLINK, 1, "..", 2), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_RMDIR, 1, "x/", 2), -EBADMSG);
-	EXPECT_EQ(dec_check_raw(VP_FS_LOOKUP, 0, "ok", 2), -EBADMSG); /* node 0 does not exist */
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "ok", 2), 0);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, name, VP_MAX_NAME), 0);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, name, VP_MAX_NAME + 1), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "", 0), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, ".", 1), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "..", 2), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "...", 3), 0);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, ".x", 2), 0);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "a/b", 3), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "/", 1), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 1, "a\0b", 3), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_UNLINK, 1, "..", 2), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_RMDIR, 1, "x/", 2), -EBADMSG);
+	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 0, "ok", 2), -EBADMSG); /* node 0 does not exist */
 	/* A length prefix larger than the payload. */
 	uint8_t lie[] = { 1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 'a' };
-	EXPECT_EQ(vp_validate(VP_FS_LOOKUP, lie, sizeof lie), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_FS_LOOKUP, lie, sizeof lie), -EBADMSG);
 
 	/* The encoders refuse what the decoders would. */
-	EXPECT_EQ(enc_check_fs(VP_FS_LOOKUP, (struct vp_fs_req){ .node = 1, .name = B("a/b") }), -EINVAL);
-	EXPECT_EQ(enc_check_fs(VP_FS_MKDIR, (struct vp_fs_req){ .node = 1, .name = B("..") }), -EINVAL);
-	EXPECT_EQ(enc_check_fs(VP_FS_CREATE, (struct vp_fs_req){ .node = 1, .name = B("") }), -EINVAL);
-	EXPECT_EQ(enc_check_fs(VP_FS_LINK, (struct vp_fs_req){ .node = 1, .node2 = 2, .name2 = B(".") }),
+	CHECK_EQ(enc_check_fs(VP_FS_LOOKUP, (struct vp_fs_req){ .node = 1, .name = B("a/b") }), -EINVAL);
+	CHECK_EQ(enc_check_fs(VP_FS_MKDIR, (struct vp_fs_req){ .node = 1, .name = B("..") }), -EINVAL);
+	CHECK_EQ(enc_check_fs(VP_FS_CREATE, (struct vp_fs_req){ .node = 1, .name = B("") }), -EINVAL);
+	CHECK_EQ(enc_check_fs(VP_FS_LINK, (struct vp_fs_req){ .node = 1, .node2 = 2, .name2 = B(".") }),
 		  -EINVAL);
-	EXPECT_EQ(enc_check_fs(VP_FS_RENAME,
+	CHECK_EQ(enc_check_fs(VP_FS_RENAME,
 			       (struct vp_fs_req){ .node = 1, .node2 = 2, .name = B("a"), .name2 = B("b\0") }),
 		  -EINVAL);
-	EXPECT_EQ(enc_check_fs(VP_FS_LOOKUP, (struct vp_fs_req){ .node = 1, .name = { (uint8_t *)name, 256 } }),
+	CHECK_EQ(enc_check_fs(VP_FS_LOOKUP, (struct vp_fs_req){ .node = 1, .name = { (uint8_t *)name, 256 } }),
 		  -EINVAL);
 
 	/* Symlink targets may hold '/', never NUL; up to VP_MAX_PATH. */
 	char *target = malloc(VP_MAX_PATH + 1);
 	memset(target, '/', VP_MAX_PATH + 1);
 	struct vp_fs_req m = { .node = 1, .name = B("l"), .name2 = { (uint8_t *)target, VP_MAX_PATH } };
-	EXPECT_EQ(enc_check_fs(VP_FS_SYMLINK, m), 0);
+	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK, m), 0);
 	m.name2.len = VP_MAX_PATH + 1;
-	EXPECT_EQ(enc_check_fs(VP_FS_SYMLINK, m), -EINVAL);
-	EXPECT_EQ(enc_check_fs(VP_FS_SYMLINK, (struct vp_fs_req){ .node = 1, .name = B("l"), .name2 = B("a\0b") }),
+	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK, m), -EINVAL);
+	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK, (struct vp_fs_req){ .node = 1, .name = B("l"), .name2 = B("a\0b") }),
 		  -EINVAL);
 	free(target);
 
@@ -520,20 +476,18 @@ static bool test_names(void)
 	struct vp_buf b;
 	vp_buf_init(&b);
 	vp_enc_dirent(&b, &(struct vp_dirent){ 1, 1, 4, B("a/b") });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_dirent(&b, &(struct vp_dirent){ 1, 1, 4, B("") });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_dirent(&b, &(struct vp_dirent){ 1, 1, 99, B("x") });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_free(&b);
-	return ok;
 }
 
-static bool test_limits(void)
+static void test_limits(void)
 {
-	bool ok = true;
 	struct vp_buf b;
 	vp_buf_init(&b);
 	struct vp_exec *ex = calloc(1, sizeof *ex);
@@ -545,15 +499,15 @@ static bool test_limits(void)
 	/* cmd: VP_MAX_CMD bytes is fine, one more is not; no NUL. */
 	ex->cmd = (struct vp_bytes){ (uint8_t *)big, VP_MAX_CMD };
 	vp_enc_exec(&b, ex);
-	EXPECT_EQ(b.err, 0);
+	CHECK_EQ(b.err, 0);
 	vp_buf_reset(&b);
 	ex->cmd.len = VP_MAX_CMD + 1;
 	vp_enc_exec(&b, ex);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	ex->cmd = B("true\0false");
 	vp_enc_exec(&b, ex);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 
 	/* env: VP_MAX_ENV entries fine; count over the limit refused both ways. */
 	vp_buf_reset(&b);
@@ -562,14 +516,14 @@ static bool test_limits(void)
 	for (unsigned i = 0; i < VP_MAX_ENV; i++)
 		ex->env[i] = B("K=V");
 	vp_enc_exec(&b, ex);
-	EXPECT_EQ(b.err, 0);
+	CHECK_EQ(b.err, 0);
 	struct vp_exec *d = calloc(1, sizeof *d);
-	EXPECT_EQ(vp_dec_exec(b.data, b.len, d), 0);
-	EXPECT_EQ(d->nenv, VP_MAX_ENV);
+	CHECK_EQ(vp_dec_exec(b.data, b.len, d), 0);
+	CHECK_EQ(d->nenv, VP_MAX_ENV);
 	vp_buf_reset(&b);
 	ex->nenv = VP_MAX_ENV + 1;
 	vp_enc_exec(&b, ex);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	/* Hand-made: nenv = 257 followed by 257 entries. */
 	vp_buf_reset(&b);
 	vp_put_u32(&b, 0);
@@ -579,7 +533,7 @@ static bool test_limits(void)
 	vp_put_u32(&b, VP_MAX_ENV + 1);
 	for (unsigned i = 0; i < VP_MAX_ENV + 1; i++)
 		vp_put_cstr(&b, "K=V");
-	EXPECT_EQ(vp_validate(VP_EXEC, b.data, b.len), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_EXEC, b.data, b.len), -EBADMSG);
 	/* A huge count with nothing after it fails fast. */
 	vp_buf_reset(&b);
 	vp_put_u32(&b, 0);
@@ -587,7 +541,7 @@ static bool test_limits(void)
 	vp_put_cstr(&b, "true");
 	vp_put_cstr(&b, "");
 	vp_put_u32(&b, 0xffffffffu);
-	EXPECT_EQ(vp_validate(VP_EXEC, b.data, b.len), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_EXEC, b.data, b.len), -EBADMSG);
 	/* env entries must be K=V. */
 	ex->nenv = 1;
 	const char *bad_env[] = { "novalue", "=x", "", "K=a\0b" };
@@ -595,91 +549,89 @@ static bool test_limits(void)
 		vp_buf_reset(&b);
 		ex->env[0] = (struct vp_bytes){ (const uint8_t *)bad_env[i], i == 3 ? 5 : (uint32_t)strlen(bad_env[i]) };
 		vp_enc_exec(&b, ex);
-		EXPECT_EQ(b.err, -EINVAL);
+		CHECK_EQ(b.err, -EINVAL);
 	}
 	/* Unknown exec flag bits. */
 	vp_buf_reset(&b);
 	ex->nenv = 0;
 	ex->flags = 2;
 	vp_enc_exec(&b, ex);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 
 	/* data: VP_MAX_DATA fine, one more is not. */
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_WRITE, &(struct vp_fs_req){ .fh = 1, .data = { (uint8_t *)big, VP_MAX_DATA } });
-	EXPECT_EQ(b.err, 0);
+	CHECK_EQ(b.err, 0);
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_WRITE, &(struct vp_fs_req){ .fh = 1, .data = { (uint8_t *)big, VP_MAX_DATA + 1 } });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_output(&b, &(struct vp_output){ 1, { (uint8_t *)big, VP_MAX_DATA + 1 } });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_READ, &(struct vp_fs_req){ .fh = 1, .size = VP_MAX_DATA + 1 });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 
 	/* Value ranges. */
 	vp_buf_reset(&b);
 	vp_enc_output(&b, &(struct vp_output){ 3, B("x") });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_output(&b, &(struct vp_output){ 1, B("") });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_exit(&b, &(struct vp_exit){ 0, 0, 2, 0 });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_exit(&b, &(struct vp_exit){ 256, 0, 0, 0 });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_signal(&b, &(struct vp_signal){ 1, 0 });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_hello(&b, &(struct vp_hello){ 2, 1 });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_error(&b, &(struct vp_error){ EIO, B("a\0b") });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_ready(&b, &(struct vp_ready){ 1, 0, { (uint8_t *)big, VP_MAX_PATH + 1 } });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	struct vp_attr a = sample_attr;
 	a.mtime_nsec = 1000000000u;
 	vp_enc_attr(&b, &a);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	struct vp_setattr sa = sample_setattr;
 	sa.valid = 0x100;
 	vp_enc_setattr(&b, &sa);
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_entry(&b, &(struct vp_entry){ 0, sample_attr });
-	EXPECT_EQ(b.err, -EINVAL);
+	CHECK_EQ(b.err, -EINVAL);
 	/* FS_HANDLE 0 and WRITTEN over the limit. */
 	vp_buf_reset(&b);
 	vp_put_u64(&b, 0);
-	EXPECT_EQ(vp_validate(VP_FS_HANDLE, b.data, b.len), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_FS_HANDLE, b.data, b.len), -EBADMSG);
 	vp_buf_reset(&b);
 	vp_put_u32(&b, VP_MAX_DATA + 1);
-	EXPECT_EQ(vp_validate(VP_FS_WRITTEN, b.data, b.len), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_FS_WRITTEN, b.data, b.len), -EBADMSG);
 	/* DIRENTS claiming more entries than it holds, without spinning. */
 	vp_buf_reset(&b);
 	vp_put_u32(&b, 0xffffffffu);
 	vp_enc_dirent(&b, &(struct vp_dirent){ 1, 1, 4, B("x") });
-	EXPECT_EQ(vp_validate(VP_FS_DIRENTS, b.data, b.len), -EBADMSG);
-	EXPECT_EQ(vp_validate(VP_FS_DATA, NULL, VP_MAX_PAYLOAD + 1), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_FS_DIRENTS, b.data, b.len), -EBADMSG);
+	CHECK_EQ(vp_validate(VP_FS_DATA, NULL, VP_MAX_PAYLOAD + 1), -EBADMSG);
 
 	free(d);
 	free(ex);
 	free(big);
 	vp_buf_free(&b);
-	return ok;
 }
 
-static bool test_buf_reader(void)
+static void test_buf_reader(void)
 {
-	bool ok = true;
 	struct vp_buf b;
 	vp_buf_init(&b);
 	vp_put_u8(&b, 0x81);
@@ -689,48 +641,47 @@ static bool test_buf_reader(void)
 	vp_put_i32(&b, -2);
 	vp_put_i64(&b, -3);
 	vp_put_cstr(&b, "str");
-	EXPECT_EQ(b.err, 0);
-	EXPECT_EQ(b.len, 1 + 2 + 4 + 8 + 4 + 8 + 4 + 3);
-	EXPECT(b.data[1] == 0x83 && b.data[2] == 0x82);
+	CHECK_EQ(b.err, 0);
+	CHECK_EQ(b.len, 1 + 2 + 4 + 8 + 4 + 8 + 4 + 3);
+	CHECK(b.data[1] == 0x83 && b.data[2] == 0x82);
 	struct vp_reader r;
 	vp_reader_init(&r, b.data, b.len);
-	EXPECT_EQ(vp_get_u8(&r), 0x81);
-	EXPECT_EQ(vp_get_u16(&r), 0x8283);
-	EXPECT_EQ(vp_get_u32(&r), 0x84858687u);
-	EXPECT(vp_get_u64(&r) == 0x88898a8b8c8d8e8full);
-	EXPECT_EQ(vp_get_i32(&r), -2);
-	EXPECT_EQ(vp_get_i64(&r), -3);
+	CHECK_EQ(vp_get_u8(&r), 0x81);
+	CHECK_EQ(vp_get_u16(&r), 0x8283);
+	CHECK_EQ(vp_get_u32(&r), 0x84858687u);
+	CHECK(vp_get_u64(&r) == 0x88898a8b8c8d8e8full);
+	CHECK_EQ(vp_get_i32(&r), -2);
+	CHECK_EQ(vp_get_i64(&r), -3);
 	const uint8_t *p;
 	uint32_t n;
 	vp_get_str(&r, &p, &n, 2); /* over max */
-	EXPECT_EQ(r.err, -EBADMSG);
-	EXPECT(n == 0 && p != NULL);
-	EXPECT_EQ(vp_get_u32(&r), 0); /* sticky */
-	EXPECT_EQ(vp_reader_finish(&r), -EBADMSG);
+	CHECK_EQ(r.err, -EBADMSG);
+	CHECK(n == 0 && p != NULL);
+	CHECK_EQ(vp_get_u32(&r), 0); /* sticky */
+	CHECK_EQ(vp_reader_finish(&r), -EBADMSG);
 	vp_reader_init(&r, b.data, 3);
 	vp_get_u8(&r);
-	EXPECT_EQ(vp_reader_finish(&r), -EBADMSG); /* bytes left */
+	CHECK_EQ(vp_reader_finish(&r), -EBADMSG); /* bytes left */
 	vp_get_u16(&r);
-	EXPECT_EQ(vp_reader_finish(&r), 0);
+	CHECK_EQ(vp_reader_finish(&r), 0);
 	vp_get_u8(&r);
-	EXPECT_EQ(vp_reader_finish(&r), -EBADMSG); /* past the end */
+	CHECK_EQ(vp_reader_finish(&r), -EBADMSG); /* past the end */
 
 	/* The buffer refuses to grow past a whole frame; the error sticks. */
 	vp_buf_reset(&b);
 	uint8_t *big = calloc(1, VP_MAX_PAYLOAD);
 	vp_put_raw(&b, big, VP_MAX_PAYLOAD);
 	vp_put_raw(&b, big, VP_HDR_SIZE);
-	EXPECT_EQ(b.err, 0);
+	CHECK_EQ(b.err, 0);
 	vp_put_u8(&b, 1);
-	EXPECT_EQ(b.err, -EMSGSIZE);
+	CHECK_EQ(b.err, -EMSGSIZE);
 	vp_put_u8(&b, 1);
-	EXPECT_EQ(b.err, -EMSGSIZE);
+	CHECK_EQ(b.err, -EMSGSIZE);
 	vp_buf_reset(&b);
-	EXPECT(b.err == 0 && b.len == 0 && b.data != NULL);
+	CHECK(b.err == 0 && b.len == 0 && b.data != NULL);
 	free(big);
 	vp_buf_free(&b);
-	EXPECT(b.data == NULL && b.len == 0);
-	return ok;
+	CHECK(b.data == NULL && b.len == 0);
 }
 
 /* ---- frame I/O ----------------------------------------------------------------------- */
@@ -751,15 +702,15 @@ static void *read_thread(void *arg)
 
 static bool frame_io_on(int rfd, int wfd)
 {
-	bool ok = true;
-	EXPECT_EQ(vp_frame_write(wfd, VP_OK, 5, NULL, 0), 0);
-	EXPECT_EQ(vp_frame_write(wfd, VP_PING, 6, "\x02\0\0\0hi", 6), 0);
+	int mark = tap_mark();
+	CHECK_EQ(vp_frame_write(wfd, VP_OK, 5, NULL, 0), 0);
+	CHECK_EQ(vp_frame_write(wfd, VP_PING, 6, "\x02\0\0\0hi", 6), 0);
 	struct vp_hdr h;
 	uint8_t *p = (uint8_t *)1;
-	EXPECT_EQ(vp_frame_read(rfd, &h, &p), 0);
-	EXPECT(h.type == VP_OK && h.id == 5 && h.len == 0 && p == NULL);
-	EXPECT_EQ(vp_frame_read(rfd, &h, &p), 0);
-	EXPECT(h.type == VP_PING && h.id == 6 && h.len == 6 && p && memcmp(p, "\x02\0\0\0hi", 6) == 0);
+	CHECK_EQ(vp_frame_read(rfd, &h, &p), 0);
+	CHECK(h.type == VP_OK && h.id == 5 && h.len == 0 && p == NULL);
+	CHECK_EQ(vp_frame_read(rfd, &h, &p), 0);
+	CHECK(h.type == VP_PING && h.id == 6 && h.len == 6 && p && memcmp(p, "\x02\0\0\0hi", 6) == 0);
 	free(p);
 
 	/* A maximal frame: the writer must cope with short writes while the
@@ -770,133 +721,125 @@ static bool frame_io_on(int rfd, int wfd)
 	struct bigread br = { .fd = rfd };
 	pthread_t t;
 	pthread_create(&t, NULL, read_thread, &br);
-	EXPECT_EQ(vp_frame_write(wfd, VP_FS_DATA, 0xffffffffu, big, VP_MAX_PAYLOAD), 0);
+	CHECK_EQ(vp_frame_write(wfd, VP_FS_DATA, 0xffffffffu, big, VP_MAX_PAYLOAD), 0);
 	pthread_join(t, NULL);
-	EXPECT_EQ(br.err, 0);
-	EXPECT(br.h.len == VP_MAX_PAYLOAD && br.h.id == 0xffffffffu);
-	EXPECT(br.payload && memcmp(br.payload, big, VP_MAX_PAYLOAD) == 0);
+	CHECK_EQ(br.err, 0);
+	CHECK(br.h.len == VP_MAX_PAYLOAD && br.h.id == 0xffffffffu);
+	CHECK(br.payload && memcmp(br.payload, big, VP_MAX_PAYLOAD) == 0);
 	free(br.payload);
 	free(big);
 
-	EXPECT_EQ(vp_frame_write(wfd, VP_OK, 1, NULL, VP_MAX_PAYLOAD + 1), -EMSGSIZE);
-	EXPECT_EQ(vp_frame_write(wfd, 12345, 1, NULL, 0), -EINVAL);
-	return ok;
+	CHECK_EQ(vp_frame_write(wfd, VP_OK, 1, NULL, VP_MAX_PAYLOAD + 1), -EMSGSIZE);
+	CHECK_EQ(vp_frame_write(wfd, 12345, 1, NULL, 0), -EINVAL);
+	return tap_mark() == mark;
 }
 
-static bool test_frame_io_socketpair(void)
+static void test_frame_io_socketpair(void)
 {
-	bool ok = true;
 	int sv[2];
-	EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	EXPECT(frame_io_on(sv[0], sv[1]));
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK(frame_io_on(sv[0], sv[1]));
 	/* Non-blocking both ends: EAGAIN is waited out, not returned. */
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
-	EXPECT(frame_io_on(sv[0], sv[1]));
+	CHECK(frame_io_on(sv[0], sv[1]));
 	close(sv[0]);
 	close(sv[1]);
-	return ok;
 }
 
-static bool test_frame_io_pipe(void)
+static void test_frame_io_pipe(void)
 {
-	bool ok = true;
 	int pv[2];
-	EXPECT_EQ(pipe2(pv, O_CLOEXEC), 0);
-	EXPECT(frame_io_on(pv[0], pv[1]));
+	CHECK_EQ(pipe2(pv, O_CLOEXEC), 0);
+	CHECK(frame_io_on(pv[0], pv[1]));
 	close(pv[0]);
 	close(pv[1]);
-	return ok;
 }
 
-static bool test_frame_bad_header_io(void)
+static void test_frame_bad_header_io(void)
 {
-	bool ok = true;
 	int sv[2];
-	EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	/* Oversize length: rejected from the header alone; the bytes after it
 	 * stay unread (a reader that tried to read the payload would hang). */
 	uint8_t raw[VP_HDR_SIZE + 4];
 	struct vp_hdr h = { .len = VP_MAX_PAYLOAD + 1, .type = VP_FS_DATA, .id = 3 };
 	vp_hdr_encode(raw, &h);
 	memcpy(raw + VP_HDR_SIZE, "MARK", 4);
-	EXPECT_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
+	CHECK_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
 	uint8_t *p = (uint8_t *)1;
-	EXPECT_EQ(vp_frame_read(sv[0], &h, &p), -EMSGSIZE);
-	EXPECT(p == NULL);
+	CHECK_EQ(vp_frame_read(sv[0], &h, &p), -EMSGSIZE);
+	CHECK(p == NULL);
 	char mark[4];
-	EXPECT_EQ(read(sv[0], mark, 4), 4);
-	EXPECT(memcmp(mark, "MARK", 4) == 0);
+	CHECK_EQ(read(sv[0], mark, 4), 4);
+	CHECK(memcmp(mark, "MARK", 4) == 0);
 	/* Unknown type and nonzero flags: -EPROTO, payload left unread. */
 	h = (struct vp_hdr){ .len = 4, .type = 300, .id = 3 };
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
-	EXPECT_EQ(vp_frame_read(sv[0], &h, &p), -EPROTO);
-	EXPECT_EQ(read(sv[0], mark, 4), 4);
+	CHECK_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
+	CHECK_EQ(vp_frame_read(sv[0], &h, &p), -EPROTO);
+	CHECK_EQ(read(sv[0], mark, 4), 4);
 	h = (struct vp_hdr){ .len = 4, .type = VP_PING, .flags = 2, .id = 3 };
 	vp_hdr_encode(raw, &h);
-	EXPECT_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
-	EXPECT_EQ(vp_frame_read(sv[0], &h, &p), -EPROTO);
-	EXPECT_EQ(read(sv[0], mark, 4), 4);
+	CHECK_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
+	CHECK_EQ(vp_frame_read(sv[0], &h, &p), -EPROTO);
+	CHECK_EQ(read(sv[0], mark, 4), 4);
 	close(sv[0]);
 	close(sv[1]);
-	return ok;
 }
 
-static bool test_frame_peer_closes(void)
+static void test_frame_peer_closes(void)
 {
-	bool ok = true;
 	int sv[2];
 	struct vp_hdr h;
 	uint8_t *p;
 	uint8_t raw[VP_HDR_SIZE];
 
 	/* Closed at a frame boundary. */
-	EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	close(sv[1]);
-	EXPECT_EQ(vp_frame_read(sv[0], &h, &p), -ECONNRESET);
+	CHECK_EQ(vp_frame_read(sv[0], &h, &p), -ECONNRESET);
 	close(sv[0]);
 
 	/* Closed inside the header. */
-	EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	EXPECT_EQ(write(sv[1], "\x05\0\0", 3), 3);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(write(sv[1], "\x05\0\0", 3), 3);
 	close(sv[1]);
-	EXPECT_EQ(vp_frame_read(sv[0], &h, &p), -ECONNRESET);
+	CHECK_EQ(vp_frame_read(sv[0], &h, &p), -ECONNRESET);
 	close(sv[0]);
 
 	/* Closed inside the payload, over a socket and over a pipe. */
 	for (int kind = 0; kind < 2; kind++) {
 		if (kind == 0)
-			EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+			CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		else
-			EXPECT_EQ(pipe2(sv, O_CLOEXEC), 0);
+			CHECK_EQ(pipe2(sv, O_CLOEXEC), 0);
 		h = (struct vp_hdr){ .len = 100, .type = VP_FS_DATA, .id = 1 };
 		vp_hdr_encode(raw, &h);
-		EXPECT_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
-		EXPECT_EQ(write(sv[1], "0123456789", 10), 10);
+		CHECK_EQ(write(sv[1], raw, sizeof raw), (ssize_t)sizeof raw);
+		CHECK_EQ(write(sv[1], "0123456789", 10), 10);
 		close(sv[1]);
 		p = (uint8_t *)1;
-		EXPECT_EQ(vp_frame_read(sv[0], &h, &p), -ECONNRESET);
-		EXPECT(p == NULL);
+		CHECK_EQ(vp_frame_read(sv[0], &h, &p), -ECONNRESET);
+		CHECK(p == NULL);
 		close(sv[0]);
 	}
 
 	/* Writing to a closed socket: -EPIPE, and no SIGPIPE (this process does
 	 * not ignore it here, so a signal would end the test). */
-	EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	close(sv[0]);
-	EXPECT_EQ(vp_frame_write(sv[1], VP_OK, 1, NULL, 0), -EPIPE);
+	CHECK_EQ(vp_frame_write(sv[1], VP_OK, 1, NULL, 0), -EPIPE);
 	close(sv[1]);
 
 	/* A pipe gives EPIPE too once its callers ignore SIGPIPE. */
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	sigaction(SIGPIPE, &ign, &old);
-	EXPECT_EQ(pipe2(sv, O_CLOEXEC), 0);
+	CHECK_EQ(pipe2(sv, O_CLOEXEC), 0);
 	close(sv[0]);
-	EXPECT_EQ(vp_frame_write(sv[1], VP_OK, 1, NULL, 0), -EPIPE);
+	CHECK_EQ(vp_frame_write(sv[1], VP_OK, 1, NULL, 0), -EPIPE);
 	close(sv[1]);
 	sigaction(SIGPIPE, &old, NULL);
-	return ok;
 }
 
 /* The peer closes while a big frame is being written: an error, not a hang. */
@@ -910,20 +853,18 @@ static void *close_soon(void *arg)
 	return NULL;
 }
 
-static bool test_frame_write_peer_closes(void)
+static void test_frame_write_peer_closes(void)
 {
-	bool ok = true;
 	int sv[2];
-	EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	pthread_t t;
 	pthread_create(&t, NULL, close_soon, &sv[0]);
 	uint8_t *big = calloc(1, VP_MAX_PAYLOAD);
 	int e = vp_frame_write(sv[1], VP_FS_DATA, 1, big, VP_MAX_PAYLOAD);
-	EXPECT(e == -EPIPE || e == -ECONNRESET);
+	CHECK(e == -EPIPE || e == -ECONNRESET);
 	pthread_join(t, NULL);
 	free(big);
 	close(sv[1]);
-	return ok;
 }
 
 /* ---- corpus ------------------------------------------------------------------------- */
@@ -934,15 +875,15 @@ static int write_corpus(const char *dir)
 	struct vp_buf pl, fr;
 	vp_buf_init(&pl);
 	vp_buf_init(&fr);
-	for (size_t i = 0; i < NTYPES; i++) {
+	for (size_t i = 0; i < VP_NTYPES; i++) {
 		vp_buf_reset(&pl);
-		sample(all_types[i], &pl);
-		if (pl.err || vp_frame_encode(&fr, all_types[i], (uint32_t)i + 1, pl.data, pl.len)) {
-			fprintf(stderr, "cannot encode %s\n", vp_type_name(all_types[i]));
+		sample(vp_all_types[i], &pl);
+		if (pl.err || vp_frame_encode(&fr, vp_all_types[i], (uint32_t)i + 1, pl.data, pl.len)) {
+			fprintf(stderr, "cannot encode %s\n", vp_type_name(vp_all_types[i]));
 			return 1;
 		}
 		char path[4096];
-		snprintf(path, sizeof path, "%s/%s", dir, vp_type_name(all_types[i]));
+		snprintf(path, sizeof path, "%s/%s", dir, vp_type_name(vp_all_types[i]));
 		FILE *f = fopen(path, "wb");
 		if (!f || fwrite(fr.data, 1, fr.len, f) != fr.len || fclose(f) != 0) {
 			perror(path);
@@ -959,10 +900,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
 		return write_corpus(argv[2]);
 	alarm(60); /* a hang is a failure */
-	static const struct {
-		const char *name;
-		bool (*fn)(void);
-	} tests[] = {
+	static const struct tap_test tests[] = {
 		{ "every type has a valid sample", test_samples_validate },
 		{ "round trip: session", test_roundtrip_session },
 		{ "round trip: exec stream", test_roundtrip_exec },
@@ -979,14 +917,5 @@ int main(int argc, char **argv)
 		{ "peer closes mid-frame", test_frame_peer_closes },
 		{ "peer closes during a big write", test_frame_write_peer_closes },
 	};
-	int failed = 0;
-	size_t n = sizeof tests / sizeof tests[0];
-	printf("1..%zu\n", n);
-	for (size_t i = 0; i < n; i++) {
-		bool ok = tests[i].fn();
-		printf("%s %zu - %s\n", ok ? "ok" : "not ok", i + 1, tests[i].name);
-		fflush(stdout);
-		failed += !ok;
-	}
-	return failed ? 1 : 0;
+	return tap_main(tests, sizeof tests / sizeof tests[0]);
 }

@@ -8,19 +8,7 @@
 
 #include "fs/ctlparse.h"
 #include "fs/output.h"
-
-static int fails, n;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		n++;                                                             \
-		if (cond) {                                                      \
-			printf("ok %d - %s\n", n, #cond);                        \
-		} else {                                                         \
-			printf("not ok %d - %s (line %d)\n", n, #cond, __LINE__); \
-			fails++;                                                 \
-		}                                                                \
-	} while (0)
+#include "tests/common/tap.h"
 
 static void test_output(void)
 {
@@ -33,19 +21,19 @@ static void test_output(void)
 	/* Uneven chunks across the memory/file boundary. */
 	for (size_t step = 1; off < 100000; step = step * 3 % 4999 + 1) {
 		size_t k = step < 100000 - off ? step : 100000 - off;
-		CHECK(outbuf_append(&o, src + off, k) == 0);
+		TAP_OK(outbuf_append(&o, src + off, k) == 0);
 		off += k;
 	}
-	CHECK(outbuf_len(&o) == 100000);
-	CHECK(o.mem_len == 1000 && o.fd >= 0);
-	CHECK(outbuf_read(&o, 0, dst, 100000) == 100000);
-	CHECK(memcmp(src, dst, 100000) == 0);
-	CHECK(outbuf_read(&o, 990, dst, 20) == 20 && memcmp(dst, src + 990, 20) == 0);
-	CHECK(outbuf_read(&o, 99990, dst, 100) == 10);
-	CHECK(outbuf_read(&o, 100000, dst, 100) == 0);
+	TAP_OK(outbuf_len(&o) == 100000);
+	TAP_OK(o.mem_len == 1000 && o.fd >= 0);
+	TAP_OK(outbuf_read(&o, 0, dst, 100000) == 100000);
+	TAP_OK(memcmp(src, dst, 100000) == 0);
+	TAP_OK(outbuf_read(&o, 990, dst, 20) == 20 && memcmp(dst, src + 990, 20) == 0);
+	TAP_OK(outbuf_read(&o, 99990, dst, 100) == 10);
+	TAP_OK(outbuf_read(&o, 100000, dst, 100) == 0);
 	outbuf_reset(&o);
-	CHECK(outbuf_len(&o) == 0 && o.fd < 0);
-	CHECK(outbuf_append(&o, "abc", 3) == 0 && outbuf_read(&o, 0, dst, 10) == 3);
+	TAP_OK(outbuf_len(&o) == 0 && o.fd < 0);
+	TAP_OK(outbuf_append(&o, "abc", 3) == 0 && outbuf_read(&o, 0, dst, 10) == 3);
 	outbuf_free(&o);
 	free(src);
 	free(dst);
@@ -59,51 +47,50 @@ static int parse(const char *line, struct ctl_cmd *c)
 static void test_ctl(void)
 {
 	struct ctl_cmd c;
-	CHECK(parse("kill", &c) == 0 && c.kind == CTL_KILL && c.signo == SIGTERM);
-	CHECK(parse("kill 9", &c) == 0 && c.signo == 9);
-	CHECK(parse("kill KILL", &c) == 0 && c.signo == SIGKILL);
-	CHECK(parse("kill sigint", &c) == 0 && c.signo == SIGINT);
-	CHECK(parse("kill 0", &c) == -EINVAL);
-	CHECK(parse("kill FOO", &c) == -EINVAL);
-	CHECK(parse("timeout 2", &c) == 0 && c.kind == CTL_TIMEOUT && c.timeout_ms == 2000);
-	CHECK(parse("timeout 0.25", &c) == 0 && c.timeout_ms == 250);
-	CHECK(parse("timeout -1", &c) == -EINVAL);
-	CHECK(parse("timeout", &c) == -EINVAL);
-	CHECK(parse("timeout 99999999999", &c) == -EINVAL);
-	CHECK(parse("env A=b c", &c) == 0 && c.kind == CTL_ENV && c.arglen == 5);
-	CHECK(parse("env 1A=b", &c) == -EINVAL);
-	CHECK(parse("env A", &c) == -EINVAL);
-	CHECK(parse("cwd /tmp/x y", &c) == 0 && c.kind == CTL_CWD && c.arglen == 8);
-	CHECK(parse("cwd rel", &c) == -EINVAL);
-	CHECK(parse("  ", &c) == 0 && c.kind == CTL_NONE);
-	CHECK(parse("bogus", &c) == -EINVAL);
-	CHECK(parse("kill\r", &c) == 0 && c.kind == CTL_KILL);
+	TAP_OK(parse("kill", &c) == 0 && c.kind == CTL_KILL && c.signo == SIGTERM);
+	TAP_OK(parse("kill 9", &c) == 0 && c.signo == 9);
+	TAP_OK(parse("kill KILL", &c) == 0 && c.signo == SIGKILL);
+	TAP_OK(parse("kill sigint", &c) == 0 && c.signo == SIGINT);
+	TAP_OK(parse("kill 0", &c) == -EINVAL);
+	TAP_OK(parse("kill FOO", &c) == -EINVAL);
+	TAP_OK(parse("timeout 2", &c) == 0 && c.kind == CTL_TIMEOUT && c.timeout_ms == 2000);
+	TAP_OK(parse("timeout 0.25", &c) == 0 && c.timeout_ms == 250);
+	TAP_OK(parse("timeout -1", &c) == -EINVAL);
+	TAP_OK(parse("timeout", &c) == -EINVAL);
+	TAP_OK(parse("timeout 99999999999", &c) == -EINVAL);
+	TAP_OK(parse("env A=b c", &c) == 0 && c.kind == CTL_ENV && c.arglen == 5);
+	TAP_OK(parse("env 1A=b", &c) == -EINVAL);
+	TAP_OK(parse("env A", &c) == -EINVAL);
+	TAP_OK(parse("cwd /tmp/x y", &c) == 0 && c.kind == CTL_CWD && c.arglen == 8);
+	TAP_OK(parse("cwd rel", &c) == -EINVAL);
+	TAP_OK(parse("  ", &c) == 0 && c.kind == CTL_NONE);
+	TAP_OK(parse("bogus", &c) == -EINVAL);
+	TAP_OK(parse("kill\r", &c) == 0 && c.kind == CTL_KILL);
 
 	struct exec_settings s, cp;
 	settings_init(&s, 5000);
-	CHECK(parse("env A=1", &c) == 0 && settings_apply(&s, &c) == 0);
-	CHECK(parse("env B=2", &c) == 0 && settings_apply(&s, &c) == 0);
-	CHECK(parse("env A=3", &c) == 0 && settings_apply(&s, &c) == 0);
-	CHECK(s.nenv == 2 && strcmp(s.env[0], "A=3") == 0);
-	CHECK(parse("cwd /w", &c) == 0 && settings_apply(&s, &c) == 0);
-	CHECK(settings_copy(&cp, &s) == 0 && cp.nenv == 2 && strcmp(cp.cwd, "/w") == 0);
+	TAP_OK(parse("env A=1", &c) == 0 && settings_apply(&s, &c) == 0);
+	TAP_OK(parse("env B=2", &c) == 0 && settings_apply(&s, &c) == 0);
+	TAP_OK(parse("env A=3", &c) == 0 && settings_apply(&s, &c) == 0);
+	TAP_OK(s.nenv == 2 && strcmp(s.env[0], "A=3") == 0);
+	TAP_OK(parse("cwd /w", &c) == 0 && settings_apply(&s, &c) == 0);
+	TAP_OK(settings_copy(&cp, &s) == 0 && cp.nenv == 2 && strcmp(cp.cwd, "/w") == 0);
 	char *txt;
 	size_t len;
-	CHECK(settings_format(&s, &txt, &len) == 0 &&
+	TAP_OK(settings_format(&s, &txt, &len) == 0 &&
 	      strcmp(txt, "timeout=5\ncwd=/w\nenv=A=3\nenv=B=2\n") == 0);
 	free(txt);
 	settings_free(&s);
 	settings_free(&cp);
 	uint32_t ms;
-	CHECK(ctl_parse_seconds("1.5", 3, &ms) == 0 && ms == 1500);
-	CHECK(ctl_parse_seconds("1.", 2, &ms) == -EINVAL);
-	CHECK(strcmp(ctl_signal_name(SIGTERM), "TERM") == 0);
+	TAP_OK(ctl_parse_seconds("1.5", 3, &ms) == 0 && ms == 1500);
+	TAP_OK(ctl_parse_seconds("1.", 2, &ms) == -EINVAL);
+	TAP_OK(strcmp(ctl_signal_name(SIGTERM), "TERM") == 0);
 }
 
 int main(void)
 {
 	test_output();
 	test_ctl();
-	printf("1..%d\n", n);
-	return fails ? 1 : 0;
+	return tap_done();
 }
