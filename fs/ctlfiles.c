@@ -189,20 +189,30 @@ void cf_read(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size, off_t
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	/* The reply is sent from a copy: once the kernel has it, the reader may
+	 * close the file (freeing fh) or re-read (replacing fh->buf) at once. */
+	char *copy = NULL;
+	size_t n = 0;
+	int r = 0;
+	pthread_mutex_lock(&fh->io);
 	/* A re-read from the start (pread at 0, or rewind) gets fresh text. */
-	if (off == 0 && fh->kind != SF_CMD && fh->kind != SF_STDIN) {
-		int r = snapshot(fs, fh);
-		if (r < 0) {
-			fuse_reply_err(req, -r);
-			return;
-		}
+	if (off == 0 && fh->kind != SF_CMD && fh->kind != SF_STDIN)
+		r = snapshot(fs, fh);
+	if (r == 0 && off >= 0 && (uint64_t)off < fh->len) {
+		n = fh->len - (size_t)off;
+		n = n < size ? n : size;
+		copy = malloc(n);
+		if (copy)
+			memcpy(copy, fh->buf + off, n);
+		else
+			r = -ENOMEM;
 	}
-	if (off < 0 || (uint64_t)off >= fh->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	size_t n = fh->len - (size_t)off;
-	fuse_reply_buf(req, fh->buf + off, n < size ? n : size);
+	pthread_mutex_unlock(&fh->io);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 /* ctl: run each complete line; the rest waits for more data or flush. */
@@ -248,6 +258,7 @@ void cf_write(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, const char *buf, 
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	pthread_mutex_lock(&fh->io);
 	switch (fh->kind) {
 	case SF_CMD:
 		if (memchr(buf, '\0', size)) {
@@ -289,6 +300,7 @@ void cf_write(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, const char *buf, 
 	default:
 		r = -EBADF;
 	}
+	pthread_mutex_unlock(&fh->io);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -325,10 +337,12 @@ void cf_flush(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_
 	 * text; a close by another process that inherited the descriptor
 	 * (`{ printf a; sleep 1; printf b; } > cmd`: sleep exits first) is not
 	 * the end of the text. Anything else starts at release. */
+	pthread_mutex_lock(&fh->io);
 	if (fh->kind == SF_CMD && fuse_req_ctx(req)->pid == fh->opener)
 		r = start_pending(fh);
 	else if (fh->kind == SF_CTL && fh->writer && fh->len > 0)
 		r = ctl_lines(fh->s, fh, true);
+	pthread_mutex_unlock(&fh->io);
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
 
@@ -337,7 +351,9 @@ void cf_release(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_fil
 	(void)ino;
 	struct vfh *fh = fh_of(fi);
 	if (fh->kind == SF_CMD) {
+		pthread_mutex_lock(&fh->io);
 		(void)start_pending(fh); /* no flush came (it cannot fail now) */
+		pthread_mutex_unlock(&fh->io);
 	} else if (fh->kind == SF_STDIN && fh->writer) {
 		/* Closing the file is EOF for the command it was opened for. */
 		(void)session_stdin(fh->s, fh->gen, NULL, 0, true);
