@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tree benchmarks of vmpoolfs (docs/benchmarks.md, "tree"):
-#   - mkdir pool/NAME: warm hit and miss (p50/p95)
-#   - `echo true > cmd; cat exit` round trip (p50/p95)
+#   - mkdir pool/NAME: warm hit and miss (p50/p95), from the shell (which
+#     adds a fork/exec of /bin/mkdir) and as mkdir(2) alone (bench/fs_lat)
+#   - `echo true > cmd; cat exit` round trip (p50/p95), from the shell and
+#     as open/write/close + open/read/close alone (bench/fs_lat)
 #   - root/: sequential write then read of SIZE_MB, next to sshfs on a local
 #     sftp-server over the same kind of storage (tmpfs on both sides)
 #   - commands/s with 1, 2, 4, 8 machines
@@ -15,6 +17,8 @@ N=${N:-200}
 SIZE_MB=${SIZE_MB:-256}
 SECS=${SECS:-5}
 SFTP_SERVER=${SFTP_SERVER:-/usr/lib/openssh/sftp-server}
+FS_LAT=${FS_LAT:-$B/bench/fs_lat}
+REPS=${REPS:-5}
 
 work=$(mktemp -d /tmp/fs_bench.XXXXXX)
 mnts=()
@@ -88,9 +92,12 @@ while [ "$got" -lt "$N" ]; do
 	rmdir "$VM"/pool/m*
 	sleep 0.05
 done
+# mkdir(2) alone, timed in C around the call (same wait for a warm machine).
+read -r _ lat50 lat95 < <("$FS_LAT" "$V" "$N" mkdir)
 echo "| tree (n=$N) | p50 | p95 |"
 echo "|---|---|---|"
-echo "| mkdir pool/NAME, warm hit | $(pct "$work/hit") |"
+echo "| mkdir pool/NAME, warm hit (shell \`mkdir\`) | $(pct "$work/hit") |"
+echo "| mkdir(2) pool/NAME, warm hit | $lat50 ms | $lat95 ms |"
 echo "| mkdir pool/NAME, miss (machine made on the caller's path) | $(pct "$work/miss") |"
 fusermount3 -u "$VM"
 
@@ -116,6 +123,8 @@ for i in $(seq 1 "$N"); do
 done
 echo "| \`echo true > cmd; cat exit\` | $(pct "$work/rt") |"
 echo "| \`echo true > cmd; read code < exit\` (no fork) | $(pct "$work/rt2") |"
+read -r _ lat50 lat95 < <("$FS_LAT" "$V" "$N" rt)
+echo "| round trip as syscalls (open/write/close cmd, open/read/close exit) | $lat50 ms | $lat95 ms |"
 echo
 
 # ---- root/ sequential transfer, next to sshfs ------------------------------
@@ -143,19 +152,27 @@ xfer() { # xfer FILE → "write_MBps read_MBps"
 		'BEGIN { printf "%.0f %.0f\n", s * 1.048576 / (w / 1e6), s * 1.048576 / (r / 1e6) }'
 }
 mkdir "$V/pool/x"
-vp_w=0 vp_r=0 ss_w=0 ss_r=0
-for rep in 1 2 3; do # best of 3: the host is shared
-	read -r w r < <(xfer "$V/pool/x/root/tmp/big")
-	[ "$w" -gt "$vp_w" ] && vp_w=$w
-	[ "$r" -gt "$vp_r" ] && vp_r=$r
-	read -r w r < <(xfer "$work/ssh/big")
-	[ "$w" -gt "$ss_w" ] && ss_w=$w
-	[ "$r" -gt "$ss_r" ] && ss_r=$r
+# REPS runs of each, alternating vmpoolfs and sshfs so that both see the
+# same moments of a shared host; best and median of each.
+: > "$work/xfer"
+for rep in $(seq 1 "$REPS"); do
+	echo "vp $(xfer "$V/pool/x/root/tmp/big")" >> "$work/xfer"
+	echo "ss $(xfer "$work/ssh/big")" >> "$work/xfer"
 done
-echo "| root/ sequential, ${SIZE_MB} MiB, dd bs=1M, best of 3 | vmpoolfs | sshfs (local sftp-server) | ratio |"
+stat_of() { # stat_of KIND COLUMN → "best median"
+	awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$work/xfer" | sort -n |
+		awk '{ a[NR] = $1 } END { print a[NR], a[int((NR + 1) / 2)] }'
+}
+row() { # row NAME COLUMN
+	read -r vb vm < <(stat_of vp "$2")
+	read -r sb sm < <(stat_of ss "$2")
+	awk -v n="$1" -v vb="$vb" -v vm="$vm" -v sb="$sb" -v sm="$sm" 'BEGIN {
+		printf "| %s | %d / %d MB/s | %d / %d MB/s | %.2fx / %.2fx |\n", n, vb, vm, sb, sm, vb / sb, vm / sm }'
+}
+echo "| root/ sequential, ${SIZE_MB} MiB, dd bs=1M, best / median of $REPS | vmpoolfs | sshfs (local sftp-server) | ratio |"
 echo "|---|---|---|---|"
-awk -v a="$vp_w" -v b="$ss_w" 'BEGIN { printf "| write (conv=fsync) | %d MB/s | %d MB/s | %.2fx |\n", a, b, a / b }'
-awk -v a="$vp_r" -v b="$ss_r" 'BEGIN { printf "| read (caches dropped) | %d MB/s | %d MB/s | %.2fx |\n", a, b, a / b }'
+row "write (conv=fsync)" 2
+row "read (caches dropped)" 3
 echo
 
 # ---- commands/s with 1, 2, 4, 8 machines ------------------------------------

@@ -1,6 +1,9 @@
 /* The agent's end of the channel: serialised frame writes and a frame
  * reader that tells a fatal (unframeable) header from an unknown type. */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,16 @@ void agent_log(const char *fmt, ...)
 
 void agent_chan_init(struct agent_chan *c, int fd)
 {
+#ifdef __GLIBC__
+	/* READ replies and WRITE payloads are ~1 MiB buffers, allocated by one
+	 * thread and often freed by another. With glibc's defaults they went
+	 * back to the kernel (munmap, or a trim of the heap top) and came back
+	 * as fresh pages: ~145 page faults per MiB written (measured). Fixed
+	 * thresholds keep them in the heap; at most a few MiB stay mapped
+	 * after a transfer. */
+	mallopt(M_MMAP_THRESHOLD, 2 << 20);
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
+#endif
 	c->fd = fd;
 	pthread_mutex_init(&c->lock, NULL);
 }

@@ -81,6 +81,8 @@ int agent_pool_new(agent_pool_fn *fn, void *ctx, struct agent_pool **out)
 	return 0;
 }
 
+/* The idle worker is woken after the lock is released: woken under it, it
+ * would run only to block on the mutex the submitter still holds. */
 void agent_pool_submit(struct agent_pool *p, struct agent_msg *m)
 {
 	m->next = NULL;
@@ -106,8 +108,8 @@ void agent_pool_submit(struct agent_pool *p, struct agent_msg *m)
 			return;
 		}
 	}
-	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	pthread_cond_signal(&p->cond);
 }
 
 int agent_pool_free(struct agent_pool *p)

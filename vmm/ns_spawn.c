@@ -395,6 +395,24 @@ bool ns_spawn_exited(const struct ns_spawned *s)
 	return poll(&pfd, 1, 0) != 0; /* readable (or error) once it exited */
 }
 
+/* A unix stream socket caps each skb at ~32 KiB and blocks its sender once
+ * sk_sndbuf (208 KiB by default) is queued, so a 1 MiB READ or WRITE frame
+ * crossed the channel as a ping-pong of wakeups between daemon and agent.
+ * Room for a few whole frames in flight lets each side write a frame in
+ * one call and the other read it in one. Unix sockets ignore SO_RCVBUF
+ * (the sender's buffer is the queue), so both ends get SO_SNDBUF: FORCE
+ * as root, else whatever wmem_max allows. Best effort: the defaults work,
+ * only slower. */
+#define CHAN_SNDBUF (4 << 20)
+static void chan_bufs(const int sv[2])
+{
+	for (int i = 0; i < 2; i++) {
+		int v = CHAN_SNDBUF / 2; /* the kernel doubles it */
+		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0)
+			(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+	}
+}
+
 int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struct ns_cgroups *cgs,
 	     const struct ns_cg *cg, int timeout_ms, struct ns_spawned *out)
 {
@@ -407,6 +425,7 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 	 * without the flag, so only the agent inherits the guest end. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	chan_bufs(sv);
 	/* The release channel is a socket so that releasing a child that has
 	 * died meanwhile gives EPIPE (MSG_NOSIGNAL), not a SIGPIPE to the daemon. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rel) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
