@@ -1,0 +1,29 @@
+/* An 8250/16550A UART for the guest kernel's console (DESIGN §3, kvm):
+ * what Linux's 8250 driver probes and polls (THR/RBR, IER, IIR/FCR, LCR with
+ * the DLAB divisor latch, MCR with loopback, LSR, MSR, scratch). Transmit
+ * is instant, so LSR always says the transmitter is empty; nothing is ever
+ * received. Guest output goes to a log fd. No interrupt is raised yet: the
+ * console path polls LSR, and this host's PVM cannot deliver interrupts. */
+#ifndef VMPOOL_KVM_SERIAL_H
+#define VMPOOL_KVM_SERIAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kvm_vm;
+
+#define KVM_SERIAL_COM1 0x3f8
+
+struct kvm_serial {
+	int log_fd;
+	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
+	bool thre_pending; /* THR-empty "interrupt" until IIR is read or THR written */
+	uint64_t bytes_out;
+	int log_err;       /* first failed log write (-errno); the guest goes on */
+};
+
+/* Registers the UART's 8 ports at `port` (KVM_SERIAL_COM1) on `vm`;
+ * `s` must outlive the vm's run loop. */
+int kvm_serial_attach(struct kvm_serial *s, struct kvm_vm *vm, uint16_t port, int log_fd);
+
+#endif
