@@ -274,16 +274,7 @@ static int send_iov(struct vp_client *c, struct iovec *v, int cnt, const struct 
 			break;
 		}
 		sent += (size_t)w;
-		size_t done = (size_t)w;
-		while (cnt && done >= v->iov_len) {
-			done -= v->iov_len;
-			v++;
-			cnt--;
-		}
-		if (cnt) {
-			v->iov_base = (uint8_t *)v->iov_base + done;
-			v->iov_len -= done;
-		}
+		vp_iov_advance(&v, &cnt, (size_t)w);
 	}
 	pthread_mutex_unlock(&c->wlock);
 	/* Half a frame on the wire desynchronises the stream for good, and a

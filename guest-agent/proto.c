@@ -355,6 +355,19 @@ int vp_frame_read(int fd, struct vp_hdr *h, uint8_t **payload)
 	return 0;
 }
 
+void vp_iov_advance(struct iovec **v, int *cnt, size_t n)
+{
+	while (*cnt && n >= (*v)->iov_len) {
+		n -= (*v)->iov_len;
+		(*v)++;
+		(*cnt)--;
+	}
+	if (*cnt) {
+		(*v)->iov_base = (uint8_t *)(*v)->iov_base + n;
+		(*v)->iov_len -= n;
+	}
+}
+
 int vp_frame_write(int fd, uint16_t type, uint32_t id, const void *payload, size_t len)
 {
 	if (len > VP_MAX_PAYLOAD)
@@ -397,16 +410,7 @@ int vp_frame_write(int fd, uint16_t type, uint32_t id, const void *payload, size
 		}
 		if (w == 0)
 			return -EIO;
-		size_t done = (size_t)w;
-		while (cnt && done >= v->iov_len) {
-			done -= v->iov_len;
-			v++;
-			cnt--;
-		}
-		if (cnt) {
-			v->iov_base = (uint8_t *)v->iov_base + done;
-			v->iov_len -= done;
-		}
+		vp_iov_advance(&v, &cnt, (size_t)w);
 	}
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define VP_PROTO_VERSION 1u
 #define VP_HDR_SIZE 12u
@@ -139,6 +140,8 @@ const char *vp_type_name(uint16_t type); /* "EXEC", ... or "?" */
  * Both return 0, -EPIPE/-ECONNRESET at EOF, or another negative errno. */
 int vp_frame_write(int fd, uint16_t type, uint32_t id, const void *payload, size_t len);
 int vp_frame_read(int fd, struct vp_hdr *h, uint8_t **payload);
+/* Skip n written bytes of an iovec array after a short write. */
+void vp_iov_advance(struct iovec **v, int *cnt, size_t n);
 /* Encode a whole frame (header + payload) into `out` (reset first). */
 int vp_frame_encode(struct vp_buf *out, uint16_t type, uint32_t id, const void *payload, size_t len);
 
