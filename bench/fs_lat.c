@@ -12,28 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
+#include "benchstat.h"
 
 static void report(const char *name, double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	int i50 = (int)(0.50 * n + 0.5) - 1, i95 = (int)(0.95 * n + 0.5) - 1;
-	if (i50 < 0)
-		i50 = 0;
-	if (i95 < 0)
-		i95 = 0;
-	printf("%s %.3f %.3f\n", name, v[i50] / 1000, v[i95] / 1000);
+	double p50 = bench_percentile(v, n, 0.50), p95 = bench_percentile(v, n, 0.95);
+	printf("%s %.3f %.3f\n", name, p50 / 1000, p95 / 1000);
 }
 
 /* The value of key in the stats file, -1 if unreadable. */
@@ -76,13 +60,13 @@ static int bench_mkdir(const char *mnt, int n)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		wait_idle(mnt);
-		double t0 = now_us();
+		double t0 = bench_now_us();
 		if (mkdir(path, 0755) < 0) {
 			perror("mkdir");
 			free(v);
 			return -1;
 		}
-		double t1 = now_us();
+		double t1 = bench_now_us();
 		v[i] = t1 - t0;
 		if (rmdir(path) < 0) {
 			perror("rmdir");
@@ -131,9 +115,9 @@ static int bench_rt(const char *mnt, int n)
 	for (int i = 0; i < 20 && r == 0; i++)
 		r = one_rt(cmd, ex);
 	for (int i = 0; i < n && r == 0; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 		r = one_rt(cmd, ex);
-		v[i] = now_us() - t0;
+		v[i] = bench_now_us() - t0;
 	}
 	if (r == 0)
 		report("roundtrip", v, n);

@@ -13,6 +13,7 @@
 
 #include "guest-agent/client.h"
 #include "vmm/machine.h"
+#include "benchstat.h"
 
 #ifndef VMPOOL_IMAGE_DEFAULT
 #define VMPOOL_IMAGE_DEFAULT "image"
@@ -23,26 +24,6 @@
 #define XFER_BYTES (256u << 20)
 #define XFER_CHUNK (1u << 20)
 #define XFER_THREADS 4
-
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	int i = (int)(p * (n - 1) + 0.5);
-	return v[i];
-}
 
 /* ---- exec round trip ---------------------------------------------------- */
 
@@ -114,7 +95,7 @@ static int xfer_run(struct vp_client *c, uint64_t fh, bool write, double *secs)
 {
 	struct xfer x[XFER_THREADS];
 	pthread_t t[XFER_THREADS];
-	double t0 = now_us();
+	double t0 = bench_now_us();
 	for (int i = 0; i < XFER_THREADS; i++) {
 		x[i] = (struct xfer){.c = c, .fh = fh, .index = i, .write = write, .buf = malloc(XFER_CHUNK)};
 		if (!x[i].buf)
@@ -129,7 +110,7 @@ static int xfer_run(struct vp_client *c, uint64_t fh, bool write, double *secs)
 			err = x[i].err;
 		free(x[i].buf);
 	}
-	*secs = (now_us() - t0) / 1e6;
+	*secs = (bench_now_us() - t0) / 1e6;
 	return err;
 }
 
@@ -152,9 +133,9 @@ int main(int argc, char **argv)
 	static double create_us[N_CREATE], exec_us[N_EXEC];
 	struct machine *m = NULL;
 	for (int i = 0; i < N_CREATE; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 		err = machine_create(b, &m);
-		create_us[i] = now_us() - t0;
+		create_us[i] = bench_now_us() - t0;
 		if (err) {
 			fprintf(stderr, "ns_bench: create: %s\n", strerror(-err));
 			machine_backend_close(b);
@@ -171,9 +152,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 10 && !err; i++) /* warm-up */
 		err = exec_true(c, req);
 	for (int i = 0; i < N_EXEC && !err; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 		err = exec_true(c, req);
-		exec_us[i] = now_us() - t0;
+		exec_us[i] = bench_now_us() - t0;
 	}
 	free(req);
 	if (err) {
@@ -199,10 +180,10 @@ int main(int argc, char **argv)
 
 	double mb = (double)XFER_BYTES / 1e6;
 	printf("%-44s %12s %12s\n", "ns machines", "p50", "p95");
-	printf("%-44s %9.2f ms %9.2f ms\n", "create to READY (n=50)", pct(create_us, N_CREATE, 0.5) / 1e3,
-	       pct(create_us, N_CREATE, 0.95) / 1e3);
-	printf("%-44s %9.3f ms %9.3f ms\n", "EXEC round trip of `true` (n=300)", pct(exec_us, N_EXEC, 0.5) / 1e3,
-	       pct(exec_us, N_EXEC, 0.95) / 1e3);
+	printf("%-44s %9.2f ms %9.2f ms\n", "create to READY (n=50)", bench_percentile(create_us, N_CREATE, 0.5) / 1e3,
+	       bench_percentile(create_us, N_CREATE, 0.95) / 1e3);
+	printf("%-44s %9.3f ms %9.3f ms\n", "EXEC round trip of `true` (n=300)", bench_percentile(exec_us, N_EXEC, 0.5) / 1e3,
+	       bench_percentile(exec_us, N_EXEC, 0.95) / 1e3);
 	printf("%-44s %12s\n", "", "throughput");
 	printf("%-44s %9.0f MB/s\n", "write 256 MiB, 1 MiB requests, 4 in flight", mb / wsec);
 	printf("%-44s %9.0f MB/s\n", "read 256 MiB, 1 MiB requests, 4 in flight", mb / rsec);
