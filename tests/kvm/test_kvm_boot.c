@@ -80,6 +80,7 @@ static void expected_report(char *out, size_t cap, const char *cmdline, uint64_t
 		 "e820 2 0000000000100000 %016llx 1\n"
 		 "cmdline=%s\n"
 		 "initrd=0x%08llx+0x%08zx sum=%08x\n"
+		 "virtio=absent\n" /* announced on the command line, but nothing there */
 		 "status=0\n",
 		 (unsigned long long)(MEM - 0x100000), cmdline, (unsigned long long)initrd, initrd_len, sum);
 }

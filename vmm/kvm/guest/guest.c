@@ -12,25 +12,23 @@
  *   e820 I ADDR SIZE TYPE        (hex, 16 digits for ADDR and SIZE)
  *   cmdline=TEXT
  *   initrd=0xADDR+0xLEN sum=XXXXXXXX   (FNV-1a 32 of the initrd bytes)
+ *   virtio=none | virtio=absent | virtio=0xBASE irq=N init=ok features=F
+ *     then, with a device: one line per frame exchanged (agent.c) and
+ *   isr-acks=N                   (InterruptStatus reads that found a bit)
  *   status=S
  * Status: 0, or the GUEST_ERR_* bits of what was wrong. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/kvm/bootparam.h"
+#include "vmm/kvm/guest/guest.h"
 #include "vmm/kvm/serial.h"
 #include "vmm/kvm/vm.h"
 
-#define GUEST_ERR_MAGIC  0x01 /* zero page lacks the copied HdrS header */
-#define GUEST_ERR_E820   0x02 /* no or too many e820 entries */
-#define GUEST_ERR_CMD    0x04 /* no command line */
-#define GUEST_ERR_UART   0x08 /* scratch register did not read back */
 #define LSR_THRE 0x20
 
 void guest_main(const uint8_t *bp);
 
-/* gcc may emit calls to these even when freestanding. */
-void *memset(void *d, int c, size_t n);
 void *memset(void *d, int c, size_t n)
 {
 	uint8_t *p = d;
@@ -39,7 +37,6 @@ void *memset(void *d, int c, size_t n)
 	return d;
 }
 
-void *memcpy(void *d, const void *s, size_t n);
 void *memcpy(void *d, const void *s, size_t n)
 {
 	uint8_t *p = d;
@@ -49,19 +46,20 @@ void *memcpy(void *d, const void *s, size_t n)
 	return d;
 }
 
-static inline void outb(uint16_t port, uint8_t v)
+void *memmove(void *d, const void *s, size_t n)
 {
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+	uint8_t *p = d;
+	const uint8_t *q = s;
+	if (p < q)
+		while (n--)
+			*p++ = *q++;
+	else
+		while (n--)
+			p[n] = q[n];
+	return d;
 }
 
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static void putc_(char c)
+void putc_(char c)
 {
 	/* As Linux's early console does: wait for THR empty, then send. */
 	while (!(inb(KVM_SERIAL_COM1 + 5) & LSR_THRE))
@@ -69,19 +67,19 @@ static void putc_(char c)
 	outb(KVM_SERIAL_COM1, (uint8_t)c);
 }
 
-static void puts_(const char *s)
+void puts_(const char *s)
 {
 	while (*s)
 		putc_(*s++);
 }
 
-static void puthex(uint64_t v, int digits)
+void puthex(uint64_t v, int digits)
 {
 	for (int i = digits - 1; i >= 0; i--)
 		putc_("0123456789abcdef"[(v >> (4 * i)) & 0xf]);
 }
 
-static void putdec(uint64_t v)
+void putdec(uint64_t v)
 {
 	char buf[21];
 	int n = 0;
@@ -138,14 +136,45 @@ static int report_e820(const uint8_t *bp)
 	return 0;
 }
 
-static int report_cmdline(const uint8_t *bp)
+static int report_cmdline(const uint8_t *bp, const char **cmdline)
 {
 	uint64_t ptr = get(bp, BP_CMD_LINE_PTR, 4) | get(bp, BP_EXT_CMD_LINE_PTR, 4) << 32;
+	*cmdline = (const char *)(uintptr_t)ptr;
 	puts_("cmdline=");
 	if (ptr)
-		puts_((const char *)(uintptr_t)ptr);
+		puts_(*cmdline);
 	putc_('\n');
 	return ptr ? 0 : GUEST_ERR_CMD;
+}
+
+/* The virtio-mmio console, when the command line announces one: driver
+ * init as Linux does it, then the agent protocol's basic frames. */
+static int run_console(const char *cmdline)
+{
+	struct vcon_dev d;
+	if (!cmdline || vcon_parse_cmdline(cmdline, &d)) {
+		puts_("virtio=none\n");
+		return 0;
+	}
+	int rc = vcon_init(&d);
+	if (rc == 1) {
+		puts_("virtio=absent\n");
+		return 0;
+	}
+	puts_("virtio=0x");
+	puthex(d.base, 8);
+	puts_(" irq=");
+	putdec(d.irq);
+	puts_(rc ? " init=bad\n" : " init=ok features=");
+	if (rc)
+		return rc;
+	puthex(d.features, 16);
+	putc_('\n');
+	rc = agent_run(&d);
+	puts_("isr-acks=");
+	putdec(d.isr_acks);
+	putc_('\n');
+	return rc;
 }
 
 static void report_initrd(const uint8_t *bp)
@@ -177,8 +206,10 @@ void guest_main(const uint8_t *bp)
 	puthex(get(bp, BP_TYPE_OF_LOADER, 1), 2);
 	puts_(status & GUEST_ERR_UART ? " uart=bad\n" : " uart=ok\n");
 	status |= report_e820(bp);
-	status |= report_cmdline(bp);
+	const char *cmdline;
+	status |= report_cmdline(bp, &cmdline);
 	report_initrd(bp);
+	status |= run_console(cmdline);
 	puts_("status=");
 	putdec((uint64_t)status);
 	putc_('\n');

@@ -1,0 +1,90 @@
+/* The agent protocol's basic frames, spoken by the conformance guest over
+ * the virtio console (docs/protocol.md; layout of guest-agent/proto.h).
+ * proto.c needs libc, so the 12-byte header {u32 len, u16 type, u16 flags,
+ * u32 id} is encoded by hand here. Sends READY (id 0) at start, answers
+ * every PING with a PONG carrying the same id and echo, and ends after a
+ * PING whose echo is "bye" (a conformance-guest convention, so the test can
+ * stop it). Each frame is reported on COM1: `ready sent`, `pong id=N len=L`. */
+#include "vmm/kvm/guest/guest.h"
+
+#define VP_HDR 12u
+#define VP_READY 2u
+#define VP_PING 3u
+#define VP_PONG 4u
+#define MAX_PAYLOAD 256u /* the host's test pings are small */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int send_frame(struct vcon_dev *d, uint16_t type, uint32_t id, const uint8_t *pl, uint32_t len)
+{
+	uint8_t f[VP_HDR + MAX_PAYLOAD];
+	if (len > MAX_PAYLOAD)
+		return -1;
+	put32(f, len);
+	f[4] = (uint8_t)type;
+	f[5] = (uint8_t)(type >> 8);
+	f[6] = f[7] = 0;
+	put32(f + 8, id);
+	memcpy(f + VP_HDR, pl, len);
+	return vcon_send(d, f, VP_HDR + len);
+}
+
+static void recv_exact(struct vcon_dev *d, uint8_t *buf, uint32_t len)
+{
+	for (uint32_t got = 0; got < len;)
+		got += vcon_recv(d, buf + got, len - got);
+}
+
+int agent_run(struct vcon_dev *d)
+{
+	static const char info[] = "kvm-conformance-guest";
+	uint8_t ready[8 + 4 + sizeof(info) - 1];
+	put32(ready, 1);      /* VP_PROTO_VERSION */
+	put32(ready + 4, 0);  /* features */
+	put32(ready + 8, sizeof(info) - 1);
+	memcpy(ready + 12, info, sizeof(info) - 1);
+	if (send_frame(d, VP_READY, 0, ready, sizeof(ready)))
+		return GUEST_ERR_PROTO;
+	puts_("ready sent\n");
+	for (;;) {
+		uint8_t hdr[VP_HDR], pl[MAX_PAYLOAD];
+		recv_exact(d, hdr, VP_HDR);
+		uint32_t len = get32(hdr);
+		uint16_t type = (uint16_t)(hdr[4] | hdr[5] << 8);
+		uint32_t id = get32(hdr + 8);
+		if (len > MAX_PAYLOAD || hdr[6] || hdr[7]) {
+			puts_("bad frame\n");
+			return GUEST_ERR_PROTO; /* cannot resynchronise a byte stream */
+		}
+		recv_exact(d, pl, len);
+		if (type != VP_PING) {
+			puts_("ignored type=");
+			putdec(type);
+			putc_('\n');
+			continue;
+		}
+		/* {bytes echo}: u32 length that must match the payload. */
+		if (len < 4 || get32(pl) != len - 4) {
+			puts_("bad ping\n");
+			return GUEST_ERR_PROTO;
+		}
+		if (send_frame(d, VP_PONG, id, pl, len))
+			return GUEST_ERR_PROTO;
+		puts_("pong id=");
+		putdec(id);
+		puts_(" len=");
+		putdec(len - 4);
+		putc_('\n');
+		if (len == 7 && pl[4] == 'b' && pl[5] == 'y' && pl[6] == 'e')
+			return 0;
+	}
+}
