@@ -1,7 +1,14 @@
 /* Worker threads for file requests. A thread is added whenever a request
  * arrives and none is idle, so one request blocked in the guest (reading
  * an empty FIFO) never holds up the others; the cap bounds what a flood
- * of such requests can cost. Threads stay until the agent ends. */
+ * of such requests can cost. Threads stay until the agent ends.
+ *
+ * WRITEs of one handle run one at a time, in the order they came: the
+ * host sends several without waiting (write-behind), and two workers
+ * writing one file would both reorder them (appends, overlapping ranges)
+ * and contend for its inode lock, spinning on it. A write whose handle is
+ * busy stays queued, and the worker that finishes its predecessor takes
+ * it next. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +27,8 @@ struct agent_pool {
 	struct agent_msg *head, *tail;
 	unsigned queued, idle, nthreads;
 	bool stop;
+	uint64_t busy[POOL_MAX]; /* handles with a WRITE running */
+	unsigned nbusy;
 	pthread_t thr[POOL_MAX];
 };
 
@@ -37,6 +46,50 @@ int agent_pool_install_signal(void)
 	return sigaction(SIGUSR1, &sa, NULL) < 0 ? -errno : 0;
 }
 
+static bool ordered(const struct agent_msg *m)
+{
+	return m->err == 0 && m->h.type == VP_FS_WRITE;
+}
+
+static bool busy_locked(const struct agent_pool *p, uint64_t fh)
+{
+	for (unsigned i = 0; i < p->nbusy; i++)
+		if (p->busy[i] == fh)
+			return true;
+	return false;
+}
+
+/* The first queued message that may run now. */
+static struct agent_msg *take_locked(struct agent_pool *p)
+{
+	struct agent_msg *prev = NULL;
+	for (struct agent_msg *m = p->head; m; prev = m, m = m->next) {
+		if (ordered(m) && busy_locked(p, m->u.fs.fh))
+			continue;
+		if (prev)
+			prev->next = m->next;
+		else
+			p->head = m->next;
+		if (p->tail == m)
+			p->tail = prev;
+		p->queued--;
+		if (ordered(m))
+			p->busy[p->nbusy++] = m->u.fs.fh; /* ≤ one per worker */
+		return m;
+	}
+	return NULL;
+}
+
+static void unbusy_locked(struct agent_pool *p, uint64_t fh)
+{
+	for (unsigned i = 0; i < p->nbusy; i++) {
+		if (p->busy[i] == fh) {
+			p->busy[i] = p->busy[--p->nbusy];
+			return;
+		}
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct agent_pool *p = arg;
@@ -47,22 +100,27 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->stop && !p->head) {
+		struct agent_msg *m = NULL;
+		while (!p->stop && !(m = take_locked(p))) {
 			p->idle++;
 			pthread_cond_wait(&p->cond, &p->lock);
 			p->idle--;
 		}
 		if (p->stop)
 			break;
-		struct agent_msg *m = p->head;
-		p->head = m->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->queued--;
+		bool ord = ordered(m);
+		uint64_t fh = ord ? m->u.fs.fh : 0;
 		pthread_mutex_unlock(&p->lock);
 		p->fn(p->ctx, m);
 		agent_msg_free(m);
 		pthread_mutex_lock(&p->lock);
+		if (ord) {
+			unbusy_locked(p, fh);
+			/* This worker takes one queued message next; an idle one
+			 * may run another that waited for this handle. */
+			if (p->queued > 1)
+				pthread_cond_signal(&p->cond);
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;

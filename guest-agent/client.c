@@ -51,7 +51,9 @@ struct waiter {
 	uint32_t rcap, rgot;
 };
 
-enum pend_kind { PK_CALL, PK_EXEC };
+/* PK_ASYNC: a request whose reply goes to a callback (vp_fs_write_async)
+ * instead of a waiter. */
+enum pend_kind { PK_CALL, PK_EXEC, PK_ASYNC };
 
 struct pend {
 	struct pend *next;
@@ -65,6 +67,14 @@ struct pend {
 	struct waiter *w;
 	struct vp_exec_cb cb;
 	void *ctx;
+	/* PK_ASYNC: done runs once, by whoever takes the pend out of the
+	 * table (the reader); refs: the table's and, while it sends, the
+	 * sender's, so a failed send can tell whether the reader took it
+	 * without touching freed memory. */
+	void (*done)(void *ctx, int err, uint32_t written);
+	uint32_t size;
+	uint8_t refs;
+	bool in_tab;
 };
 
 struct vp_client {
@@ -658,7 +668,7 @@ static int send_ack(struct vp_client *c, uint32_t exec_id, uint32_t bytes)
 
 static bool reply_allowed(const struct pend *p, uint16_t type)
 {
-	if (p->kind == PK_CALL)
+	if (p->kind == PK_CALL || p->kind == PK_ASYNC)
 		return type == p->expect || type == VP_ERROR;
 	if (!p->started)
 		return type == VP_EXEC_STARTED || type == VP_ERROR;
@@ -693,6 +703,41 @@ static int direct_read(struct vp_client *c, struct pend *p, const struct vp_hdr 
 	return err;
 }
 
+static void async_put_locked(struct pend *p, bool *free_it)
+{
+	*free_it = --p->refs == 0;
+}
+
+/* Reply to vp_fs_write_async: decoded and handed to done outside the lock.
+ * Called with the lock held; returns with it released. */
+static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr *h, const uint8_t *buf)
+{
+	tab_remove(c, p);
+	p->in_tab = false;
+	pthread_mutex_unlock(&c->lock);
+	int err = 0;
+	uint32_t n = 0;
+	if (h->type == VP_ERROR) {
+		err = map_error(buf, h->len);
+	} else {
+		struct vp_reader r;
+		vp_reader_init(&r, buf, h->len);
+		n = vp_get_u32(&r);
+		if (vp_reader_finish(&r) || n > p->size) {
+			err = -EPROTO;
+			n = 0;
+		}
+	}
+	p->done(p->ctx, err, n);
+	bool free_it;
+	pthread_mutex_lock(&c->lock);
+	async_put_locked(p, &free_it);
+	pthread_mutex_unlock(&c->lock);
+	if (free_it)
+		free(p);
+	return 0;
+}
+
 /* The frame with a validated payload, for the pend with this id. `owned`:
  * buf is malloc'ed for a waiter; else it is the reader's scratch. */
 static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, bool owned)
@@ -706,6 +751,8 @@ static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, b
 			free(buf);
 		return -ECONNRESET;
 	}
+	if (p->kind == PK_ASYNC)
+		return async_reply(c, p, h, buf);
 	bool final = p->kind == PK_CALL || h->type == VP_ERROR || h->type == VP_EXIT;
 
 	if (p->kind == PK_EXEC && h->type == VP_EXEC_STARTED) {
@@ -843,6 +890,7 @@ static void *reader_main(void *arg)
 			c->tab[i] = p->next;
 			if (p->w) /* cannot happen (fail_waiters_locked ran); never strand one */
 				complete_locked(p, -ECONNRESET);
+			p->in_tab = false; /* a sender whose send fails now leaves done to us */
 			p->next = list;
 			list = p;
 		}
@@ -854,6 +902,15 @@ static void *reader_main(void *arg)
 		list = p->next;
 		if (p->kind == PK_EXEC && p->started && !p->orphan)
 			p->cb.on_exit(p->ctx, NULL, -ECONNRESET);
+		if (p->kind == PK_ASYNC) {
+			p->done(p->ctx, -ECONNRESET, 0);
+			bool free_it;
+			pthread_mutex_lock(&c->lock);
+			async_put_locked(p, &free_it);
+			pthread_mutex_unlock(&c->lock);
+			if (!free_it)
+				continue; /* its sender is still in send_frame; it frees it */
+		}
 		free(p);
 	}
 	return NULL;
@@ -1373,6 +1430,72 @@ int vp_fs_write(struct vp_client *c, uint64_t fh, uint64_t offset, const void *b
 	free(w.payload);
 	if (!err)
 		*written = n;
+	return err;
+}
+
+int vp_fs_write_async(struct vp_client *c, uint64_t fh, uint64_t offset, const void *buf, uint32_t size,
+		      void (*done)(void *ctx, int err, uint32_t written), void *ctx)
+{
+	if (size > VP_MAX_DATA || (size && !buf) || !done)
+		return -EINVAL;
+	if (pthread_equal(pthread_self(), c->reader))
+		return -EDEADLK; /* it could block on a full channel only the reader drains */
+	struct pend *p = pend_new(VP_FS_WRITE, VP_FS_WRITTEN);
+	if (!p)
+		return -ENOMEM;
+	p->kind = PK_ASYNC;
+	p->done = done;
+	p->ctx = ctx;
+	p->size = size;
+	p->refs = 2;
+	p->in_tab = true;
+	struct vp_buf b;
+	frame_begin(&b);
+	vp_put_u64(&b, fh);
+	vp_put_u64(&b, offset);
+	vp_put_u32(&b, size);
+	if (b.err) {
+		int err = b.err;
+		vp_buf_free(&b);
+		free(p);
+		return err;
+	}
+	struct timespec ts;
+	const struct timespec *dl = timeout_deadline(c, &ts) == 0 ? &ts : NULL;
+	pthread_mutex_lock(&c->lock);
+	/* Checked under the lock that kill_channel sets it under: a pend
+	 * inserted before is in the table the dying reader sweeps. */
+	if (atomic_load(&c->dead)) {
+		pthread_mutex_unlock(&c->lock);
+		vp_buf_free(&b);
+		free(p);
+		return -ECONNRESET;
+	}
+	enter_locked(c);
+	tab_insert_new(c, p);
+	uint32_t id = p->id;
+	pthread_mutex_unlock(&c->lock);
+
+	int err = send_frame(c, &b, VP_FS_WRITE, id, buf, size, dl);
+	vp_buf_free(&b);
+
+	pthread_mutex_lock(&c->lock);
+	if (err && p->in_tab) {
+		/* Still ours: done has not run and now never will. */
+		tab_remove(c, p);
+		p->in_tab = false;
+		p->refs--;
+	} else {
+		/* Sent, or the reader already took it (a reply to half a frame,
+		 * or the channel's death): either way done runs or ran. */
+		err = 0;
+	}
+	bool free_it;
+	async_put_locked(p, &free_it);
+	pthread_mutex_unlock(&c->lock);
+	if (free_it)
+		free(p);
+	leave(c);
 	return err;
 }
 

@@ -78,6 +78,17 @@ int vp_fs_create(struct vp_client *c, uint64_t parent, const char *name, uint32_
 int vp_fs_read(struct vp_client *c, uint64_t fh, uint64_t offset, void *buf, uint32_t size, uint32_t *got);
 int vp_fs_write(struct vp_client *c, uint64_t fh, uint64_t offset, const void *buf, uint32_t size,
 		uint32_t *written);
+/* WRITE without waiting for the reply (write-behind). The frame, data
+ * included, is on the channel when it returns 0; done then runs exactly
+ * once on the reader thread: err = 0 with the bytes the guest wrote, or
+ * -errno (an ERROR reply, -EPROTO, -ECONNRESET when the channel dies). It
+ * must not block or call back into the client. On an error return done
+ * never runs. Replies, and so callbacks, come in the order the guest
+ * finished the writes, which for concurrent writes need not be the order
+ * they were sent. No timeout: a write the guest never answers ends only
+ * with the channel (vp_client_shutdown). */
+int vp_fs_write_async(struct vp_client *c, uint64_t fh, uint64_t offset, const void *buf, uint32_t size,
+		      void (*done)(void *ctx, int err, uint32_t written), void *ctx);
 int vp_fs_fsync(struct vp_client *c, uint64_t fh, bool datasync);
 int vp_fs_close(struct vp_client *c, uint64_t fh);
 int vp_fs_opendir(struct vp_client *c, uint64_t node, uint64_t *fh);

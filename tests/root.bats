@@ -139,3 +139,41 @@ guest() {
 	[ ! -e "$MNT/pool/rel2/root/tmp/secret" ]
 	rmdir "$MNT/pool/rel2"
 }
+
+# Writes through root/ are answered before the guest has them (write-behind,
+# fs/root_proxy.c): a full writable layer must still fail the writer.
+@test "a full disk fails dd and cp through root/ (at a write or at close), not silently" {
+	vp_mount2 "min=1,disk=8M"
+	mkdir "$MNT2/pool/d"
+	local r2=$MNT2/pool/d/root
+	run dd if=/dev/zero of="$r2/fill" bs=1M count=32 status=none
+	[ "$status" -ne 0 ]
+	[[ $output == *"No space left on device"* ]]
+	rm -f "$r2/fill"
+	head -c 32M /dev/zero >"$TMPD/zeros"
+	run cp "$TMPD/zeros" "$r2/fill"
+	[ "$status" -ne 0 ]
+	[[ $output == *"No space left on device"* ]]
+	rm -f "$r2/fill" "$TMPD/zeros"
+	# Room again: a file written and closed is whole for the next command.
+	head -c 3M /dev/urandom >"$TMPD/r"
+	cp "$TMPD/r" "$r2/ok"
+	vp_run "$MNT2/pool/d" 'md5sum /ok'
+	[ "$(cut -d' ' -f1 "$MNT2/pool/d/stdout")" = "$(md5sum <"$TMPD/r" | cut -d' ' -f1)" ]
+	rm -f "$TMPD/r"
+	rmdir "$MNT2/pool/d"
+	fusermount3 -u "$MNT2"
+	local rc=0
+	wait "$PID2" || rc=$?
+	[ "$rc" = 0 ] || { cat "$D2/log"; false; }
+	rm -rf "$D2"
+}
+
+@test "a file written and closed through root/ is whole for the next command at once" {
+	for i in 1 2 3 4 5; do
+		head -c $((2 * 1024 * 1024 + i * 4099)) /dev/urandom >"$TMPD/s"
+		dd if="$TMPD/s" of="$R/tmp/c2o" bs=1M status=none
+		[ "$(guest 'md5sum /tmp/c2o' | cut -d' ' -f1)" = "$(md5sum <"$TMPD/s" | cut -d' ' -f1)" ]
+	done
+	rm -f "$R/tmp/c2o" "$TMPD/s"
+}

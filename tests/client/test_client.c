@@ -404,6 +404,157 @@ static struct vp_exec simple_exec(const char *cmd)
 	return e;
 }
 
+/* ---- tests: write without waiting ------------------------------------------------- */
+
+#define NASYNC 8
+
+static void run_silent(struct peer *p);
+
+struct arec {
+	pthread_mutex_t lock;
+	int order[NASYNC * 2]; /* slots in callback order */
+	int n;
+	int calls[NASYNC];
+	int err[NASYNC];
+	uint32_t written[NASYNC];
+	pthread_t thread[NASYNC];
+};
+
+struct aslot {
+	struct arec *r;
+	int i;
+};
+
+static void arec_done(void *ctx, int err, uint32_t written)
+{
+	struct aslot *s = ctx;
+	struct arec *r = s->r;
+	pthread_mutex_lock(&r->lock);
+	if (r->n < NASYNC * 2)
+		r->order[r->n++] = s->i;
+	r->calls[s->i]++;
+	r->err[s->i] = err;
+	r->written[s->i] = written;
+	r->thread[s->i] = pthread_self();
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int arec_wait(struct arec *r, int want, int ms)
+{
+	double end = now_s() + ms / 1000.0;
+	pthread_mutex_lock(&r->lock);
+	while (r->n < want && now_s() < end) {
+		pthread_mutex_unlock(&r->lock);
+		sleep_ms(2);
+		pthread_mutex_lock(&r->lock);
+	}
+	int n = r->n;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/* Sends NASYNC writes of fh 8 (slot 3's data is wrong, so the fake answers
+ * EIO), reusing one buffer: the frame must be on the channel when the call
+ * returns. */
+static void send_async_batch(struct vp_client *c, struct arec *r, struct aslot *slots)
+{
+	uint32_t size = 100000;
+	uint8_t *buf = malloc(size);
+	for (int i = 0; i < NASYNC; i++) {
+		uint64_t off = (uint64_t)i * size;
+		for (uint32_t k = 0; k < size; k++)
+			buf[k] = pattern(8, off + k + (i == 3));
+		slots[i] = (struct aslot){ r, i };
+		CHECK_EQ(vp_fs_write_async(c, 8, off, buf, size, arec_done, &slots[i]), 0);
+		memset(buf, 0xee, size); /* too late to matter */
+	}
+	free(buf);
+}
+
+static void test_write_async(void)
+{
+	struct arec r;
+	struct aslot slots[NASYNC];
+	/* In order: callbacks in the order of the replies. */
+	struct peer p;
+	struct vp_client *c = start(&p, run_ready_serve, NULL);
+	CHECK_EQ(vp_client_handshake(c, 2000), 0);
+	memset(&r, 0, sizeof r);
+	pthread_mutex_init(&r.lock, NULL);
+	send_async_batch(c, &r, slots);
+	CHECK_EQ(arec_wait(&r, NASYNC, 2000), NASYNC);
+	for (int i = 0; i < NASYNC; i++) {
+		CHECK_EQ(r.order[i], i);
+		CHECK_EQ(r.calls[i], 1);
+		CHECK_EQ(r.err[i], i == 3 ? -EIO : 0);
+		CHECK_EQ(r.written[i], i == 3 ? 0u : 100000u);
+		CHECK(!pthread_equal(r.thread[i], pthread_self())); /* the reader's */
+	}
+	/* Refused at once: no callback. */
+	uint8_t one = 0;
+	CHECK_EQ(vp_fs_write_async(c, 8, 0, &one, VP_MAX_DATA + 1, arec_done, &slots[0]), -EINVAL);
+	CHECK_EQ(vp_fs_write_async(c, 8, 0, &one, 1, NULL, NULL), -EINVAL);
+	/* A synchronous call after them still works (ids, table). */
+	CHECK_EQ(vp_ping(c), 0);
+	CHECK_EQ(r.n, NASYNC);
+	CHECK_EQ(finish(c, &p), 0);
+	pthread_mutex_destroy(&r.lock);
+
+	/* Replies out of order: each callback still exactly once, its own. */
+	c = start(&p, run_batch_reverse, NULL);
+	memset(&r, 0, sizeof r);
+	pthread_mutex_init(&r.lock, NULL);
+	send_async_batch(c, &r, slots);
+	CHECK_EQ(arec_wait(&r, NASYNC, 2000), NASYNC);
+	for (int i = 0; i < NASYNC; i++) {
+		CHECK_EQ(r.calls[i], 1);
+		CHECK_EQ(r.err[i], i == 3 ? -EIO : 0);
+		CHECK_EQ(r.written[i], i == 3 ? 0u : 100000u);
+	}
+	CHECK_EQ(finish(c, &p), 0);
+	CHECK_EQ(r.n, NASYNC);
+	pthread_mutex_destroy(&r.lock);
+}
+
+/* Writes the guest never answers end with the channel: shut down (then
+ * later writes are refused and never call back) or freed. */
+static void test_write_async_death(void)
+{
+	for (int how = 0; how < 2; how++) {
+		struct arec r;
+		struct aslot slots[NASYNC];
+		struct peer p;
+		struct vp_client *c = start(&p, run_silent, NULL);
+		memset(&r, 0, sizeof r);
+		pthread_mutex_init(&r.lock, NULL);
+		send_async_batch(c, &r, slots);
+		for (int i = 0; i < 400 && atomic_load(&p.requests) < NASYNC; i++)
+			sleep_ms(5);
+		CHECK_EQ(atomic_load(&p.requests), NASYNC);
+		sleep_ms(20);
+		CHECK_EQ(r.n, 0);
+		double t0 = now_s();
+		if (how == 0) {
+			vp_client_shutdown(c);
+			CHECK_EQ(arec_wait(&r, NASYNC, 2000), NASYNC);
+			uint8_t one = 0;
+			struct aslot late = { &r, 0 };
+			CHECK_EQ(vp_fs_write_async(c, 8, 0, &one, 1, arec_done, &late), -ECONNRESET);
+			CHECK_EQ(finish(c, &p), 0);
+		} else {
+			CHECK_EQ(finish(c, &p), 0); /* free sweeps them */
+		}
+		CHECK(now_s() - t0 < 2.0);
+		CHECK_EQ(r.n, NASYNC);
+		for (int i = 0; i < NASYNC; i++) {
+			CHECK_EQ(r.calls[i], 1);
+			CHECK_EQ(r.err[i], -ECONNRESET);
+			CHECK_EQ(r.written[i], 0u);
+		}
+		pthread_mutex_destroy(&r.lock);
+	}
+}
+
 /* ---- tests: handshake ------------------------------------------------------------- */
 
 static void test_handshake(void)
@@ -1294,6 +1445,8 @@ int main(void)
 		{ "sync call from a callback is refused", test_callback_deadlock_refused },
 		{ "timeouts and late replies", test_timeout_late_reply },
 		{ "free during handshake", test_free_during_handshake },
+		{ "write without waiting: callbacks once each, errors, order", test_write_async },
+		{ "write without waiting: channel dies, callbacks -ECONNRESET", test_write_async_death },
 #ifdef VP_CLIENT_ID_MASK
 		{ "ids wrap, skip 0 and ids in use", test_id_wrap },
 #endif
