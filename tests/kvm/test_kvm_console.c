@@ -589,7 +589,7 @@ static void test_guest(const uint8_t *image, size_t image_len)
 	char want[512];
 	snprintf(want, sizeof(want),
 		 "virtio=0xd0000000 irq=5 init=ok features=0000000100000000\n"
-		 "ready sent\npong id=7 len=5\npong id=8 len=200\npong id=9 len=3\nisr-acks=");
+		 "ready sent\npong id=7 len=5 n=1\npong id=8 len=200 n=2\npong id=9 len=3 n=3\nisr-acks=");
 	CHECKF(got && strstr(got, want) && strstr(got, "\nstatus=0\n"), "report:\n%s", got ? got : "(none)");
 	const char *acks = got ? strstr(got, "isr-acks=") : NULL;
 	CHECKF(acks && atoi(acks + 9) >= 4, "guest saw InterruptStatus set: %s", acks ? acks : "-");

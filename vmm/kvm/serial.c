@@ -136,6 +136,30 @@ int kvm_serial_attach(struct kvm_serial *s, struct kvm_vm *vm, uint16_t port, in
 {
 	if (log_fd < 0)
 		return -EBADF;
-	*s = (struct kvm_serial){ .log_fd = log_fd, .dll = 12 /* 9600 baud, the reset default */ };
+	*s = (struct kvm_serial){ .log_fd = log_fd, .port = port, .dll = 12 /* 9600 baud, the reset default */ };
 	return kvm_vm_add_dev(vm, KVM_IO_PIO, port, 8, serial_io, s);
+}
+
+void kvm_serial_save(const struct kvm_serial *s, struct kvm_serial_state *st)
+{
+	*st = (struct kvm_serial_state){
+		.ier = s->ier, .lcr = s->lcr, .mcr = s->mcr, .scr = s->scr, .fcr = s->fcr,
+		.dll = s->dll, .dlm = s->dlm, .thre_pending = s->thre_pending,
+	};
+}
+
+int kvm_serial_restore(struct kvm_serial *s, const struct kvm_serial_state *st)
+{
+	/* write_reg masks these; anything else never came from a live UART. */
+	if ((st->ier & ~0x0f) || (st->mcr & ~0x1f) || (st->fcr & ~FCR_ENABLE) || st->thre_pending > 1)
+		return -EBADMSG;
+	s->ier = st->ier;
+	s->lcr = st->lcr;
+	s->mcr = st->mcr;
+	s->scr = st->scr;
+	s->fcr = st->fcr;
+	s->dll = st->dll;
+	s->dlm = st->dlm;
+	s->thre_pending = st->thre_pending;
+	return 0;
 }

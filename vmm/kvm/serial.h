@@ -16,11 +16,22 @@ struct kvm_vm;
 
 struct kvm_serial {
 	int log_fd;
+	uint16_t port;     /* where it is attached, for snapshots */
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	bool thre_pending; /* THR-empty "interrupt" until IIR is read or THR written */
 	uint64_t bytes_out;
 	int log_err;       /* first failed log write (-errno); the guest goes on */
 };
+
+/* The guest-visible registers, for snapshots (fixed layout, no pointers). */
+struct kvm_serial_state {
+	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm, thre_pending;
+};
+
+void kvm_serial_save(const struct kvm_serial *s, struct kvm_serial_state *st);
+/* Puts saved registers back; -EBADMSG for values the UART cannot hold
+ * (a corrupt snapshot), leaving `s` as it was. */
+int kvm_serial_restore(struct kvm_serial *s, const struct kvm_serial_state *st);
 
 /* Registers the UART's 8 ports at `port` (KVM_SERIAL_COM1) on `vm`;
  * `s` must outlive the vm's run loop. */

@@ -223,3 +223,53 @@ void kvm_console_close(struct kvm_console *c)
 	c->rx = c->tx = NULL;
 	c->sock = c->stop_fd = -1;
 }
+
+void kvm_console_save(struct kvm_console *c, struct kvm_console_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	virtio_mmio_save(&c->mmio, &st->mmio);
+	st->rx_held = c->rx_held;
+	st->tx_held = c->tx_held;
+	st->tx_off = c->tx_held ? c->tx_off : 0;
+}
+
+/* The chain taken last from qi is the one at last_avail - 1; the restored
+ * ring still offers it (the driver only reuses what comes back used). */
+static int retake(struct kvm_console *c, unsigned qi, struct virtq_chain *chain)
+{
+	struct virtq *vq = &c->mmio.q[qi].vq;
+	if (!virtio_mmio_queue_live(&c->mmio, qi) || vq->last_avail == vq->used_idx)
+		return -EBADMSG;
+	vq->last_avail--;
+	return virtq_pop(&c->mmio.mem, vq, chain) == 1 ? 0 : -EBADMSG;
+}
+
+int kvm_console_restore(struct kvm_console *c, const struct kvm_console_state *st)
+{
+	if (st->rx_held > 1 || st->tx_held > 1 || (!st->tx_held && st->tx_off))
+		return -EBADMSG;
+	pthread_mutex_lock(&c->mmio.lock);
+	struct virtio_mmio_state before;
+	virtio_mmio_save(&c->mmio, &before);
+	int rc = virtio_mmio_restore(&c->mmio, &st->mmio);
+	if (!rc && st->rx_held)
+		rc = retake(c, KVM_CONSOLE_RXQ, c->rx);
+	if (!rc && st->tx_held) {
+		rc = retake(c, KVM_CONSOLE_TXQ, c->tx);
+		if (!rc && st->tx_off > c->tx->read_len)
+			rc = -EBADMSG;
+	}
+	if (rc) {
+		(void)virtio_mmio_restore(&c->mmio, &before); /* it came from this transport */
+	} else {
+		c->rx_held = st->rx_held;
+		c->tx_held = st->tx_held;
+		c->tx_off = st->tx_off;
+	}
+	pthread_mutex_unlock(&c->mmio.lock);
+	/* The device thread sleeps in poll: have it look at the queues again. */
+	for (unsigned i = 0; !rc && i < 2; i++)
+		if (write(c->mmio.q[i].notify_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+			rc = -errno;
+	return rc;
+}

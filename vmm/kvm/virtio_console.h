@@ -42,6 +42,24 @@ struct kvm_console {
 	int host_err;              /* first socket error other than EAGAIN */
 };
 
+/* The device's state for snapshots. Chains the device had taken from the
+ * rings are recorded as "held" and taken again from the (restored) rings:
+ * a held receive chain has nothing written yet, a held transmit chain had
+ * tx_off bytes sent. The socket is not part of it: a restored machine gets
+ * a new channel, and bytes the old peer had queued stay with the old one. */
+struct kvm_console_state {
+	struct virtio_mmio_state mmio;
+	uint64_t tx_off;
+	uint8_t rx_held, tx_held, pad[6];
+};
+
+/* Save: with c->mmio.lock held (the caller keeps the device frozen while
+ * it also copies guest RAM) and the vCPU stopped. Restore takes the lock
+ * itself, on a console just opened on the restored vm, and returns
+ * -EBADMSG for a state that does not fit the device or the guest's rings. */
+void kvm_console_save(struct kvm_console *c, struct kvm_console_state *st);
+int kvm_console_restore(struct kvm_console *c, const struct kvm_console_state *st);
+
 /* Attaches the device at `base`/`irq` on `vm` (before the vm runs) and
  * starts its thread; *host_fd is the caller's end of the channel
  * (O_CLOEXEC, blocking; the caller closes it). */

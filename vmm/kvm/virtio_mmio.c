@@ -300,3 +300,63 @@ void virtio_mmio_used(struct virtio_mmio *t, unsigned qi)
 	if (qi < t->ops->nqueues && !virtq_no_interrupt(&t->mem, &t->q[qi].vq))
 		raise_irq(t, VIRTIO_INT_USED);
 }
+
+void virtio_mmio_save(const struct virtio_mmio *t, struct virtio_mmio_state *st)
+{
+	memset(st, 0, sizeof(*st)); /* padding too: the file is checksummed */
+	st->status = t->status;
+	st->dev_feat_sel = t->dev_feat_sel;
+	st->drv_feat_sel = t->drv_feat_sel;
+	st->queue_sel = t->queue_sel;
+	st->isr = t->isr;
+	st->nqueues = t->ops->nqueues;
+	st->driver_features = t->driver_features;
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+		const struct virtio_mmio_queue *q = &t->q[i];
+		st->q[i] = (struct virtio_mmio_qstate){
+			.desc = q->vq.desc, .avail = q->vq.avail, .used = q->vq.used,
+			.num = q->vq.num, .last_avail = q->vq.last_avail, .used_idx = q->vq.used_idx,
+			.ready = q->ready, .broken = q->broken,
+		};
+	}
+}
+
+static bool queue_state_ok(const struct virtio_mmio *t, unsigned i, const struct virtio_mmio_qstate *q)
+{
+	if (q->ready > 1 || q->broken > 1 || q->num > VIRTQ_NUM_MAX)
+		return false;
+	if (i >= t->ops->nqueues) /* absent queues never leave reset state */
+		return !q->ready && !q->broken && !q->num && !q->desc && !q->avail && !q->used;
+	struct virtq vq = { .num = q->num, .desc = q->desc, .avail = q->avail, .used = q->used };
+	/* Only a validated ring goes live (write_queue_reg); the device's
+	 * indices may run at most a queue ahead of what it gave back. */
+	return !q->ready || (virtq_validate(&t->mem, &vq) == 0 &&
+			     (uint16_t)(q->last_avail - q->used_idx) <= q->num);
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st)
+{
+	/* Status is a byte; the driver may have written bits we do not name. */
+	if (st->nqueues != t->ops->nqueues || (st->status & ~0xffu) ||
+	    (st->isr & ~(VIRTIO_INT_USED | VIRTIO_INT_CONFIG)) ||
+	    (st->driver_features & ~t->ops->features))
+		return -EBADMSG;
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		if (!queue_state_ok(t, i, &st->q[i]))
+			return -EBADMSG;
+	t->status = st->status;
+	t->dev_feat_sel = st->dev_feat_sel;
+	t->drv_feat_sel = st->drv_feat_sel;
+	t->queue_sel = st->queue_sel;
+	t->isr = st->isr;
+	t->driver_features = st->driver_features;
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+		const struct virtio_mmio_qstate *q = &st->q[i];
+		t->q[i].vq = (struct virtq){ .num = q->num, .desc = q->desc, .avail = q->avail,
+					     .used = q->used, .last_avail = q->last_avail,
+					     .used_idx = q->used_idx };
+		t->q[i].ready = q->ready;
+		t->q[i].broken = q->broken;
+	}
+	return 0;
+}

@@ -67,6 +67,26 @@ struct virtio_mmio {
 	int irq_err;             /* first failed irqfd write */
 };
 
+/* Transport state for snapshots: fixed layout, no pointers or fds. The
+ * diagnostics (status log, counters) start afresh in a restored machine. */
+struct virtio_mmio_qstate {
+	uint64_t desc, avail, used;
+	uint16_t num, last_avail, used_idx;
+	uint8_t ready, broken;
+};
+
+struct virtio_mmio_state {
+	uint32_t status, dev_feat_sel, drv_feat_sel, queue_sel, isr, nqueues;
+	uint64_t driver_features;
+	struct virtio_mmio_qstate q[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+/* With the lock held. Restore checks everything against the device's ops
+ * and the RAM window (a live queue's rings must validate): -EBADMSG for a
+ * state this transport could never have been in, leaving `t` unchanged. */
+void virtio_mmio_save(const struct virtio_mmio *t, struct virtio_mmio_state *st);
+int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st);
+
 /* Registers the window at `base` (page aligned, above RAM) on `vm`, the
  * notify eventfds and the irqfd for `irq` (1..23, not 0/2). `t` must stay
  * put until virtio_mmio_destroy and the vm's run loop has stopped. */

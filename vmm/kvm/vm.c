@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,7 +81,33 @@ static int install_kick_handler(void)
 	return sigaction(kick_signal(), &sa, NULL) < 0 ? neg_errno() : 0;
 }
 
-static int create_vm(struct kvm_vm *vm, const char *dev, uint64_t mem_size)
+/* A booted VM's RAM is a memfd mapped shared: the kernel tracks which
+ * pages were ever written, so a snapshot copies only those. A restored VM
+ * maps the snapshot's memory file privately: copy-on-write, no copy now. */
+static int map_ram(struct kvm_vm *vm, uint64_t mem_size, int cow_fd)
+{
+	void *mem;
+	if (cow_fd >= 0) {
+		struct stat st;
+		if (fstat(cow_fd, &st) < 0)
+			return neg_errno();
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != mem_size)
+			return -EINVAL;
+		mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, cow_fd, 0);
+	} else {
+		vm->mem_fd = memfd_create("kvm-guest-ram", MFD_CLOEXEC);
+		if (vm->mem_fd < 0 || ftruncate(vm->mem_fd, (off_t)mem_size) < 0)
+			return neg_errno();
+		mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->mem_fd, 0);
+	}
+	if (mem == MAP_FAILED)
+		return neg_errno();
+	vm->mem = mem;
+	vm->mem_size = mem_size;
+	return 0;
+}
+
+static int create_vm(struct kvm_vm *vm, const char *dev, uint64_t mem_size, int cow_fd)
 {
 	vm->kvm_fd = open(dev ? dev : "/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
@@ -104,17 +131,12 @@ static int create_vm(struct kvm_vm *vm, const char *dev, uint64_t mem_size)
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return neg_errno();
 
-	/* Private anonymous for now; snapshots will back RAM with a memfd so a
-	 * restored machine can map it MAP_PRIVATE (copy-on-write). */
-	void *mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		return neg_errno();
-	vm->mem = mem;
-	vm->mem_size = mem_size;
+	rc = map_ram(vm, mem_size, cow_fd);
+	if (rc)
+		return rc;
 	struct kvm_userspace_memory_region region = {
 		.slot = 0, .guest_phys_addr = 0, .memory_size = mem_size,
-		.userspace_addr = (uint64_t)(uintptr_t)mem,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->mem,
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return neg_errno();
@@ -136,17 +158,32 @@ static int create_vm(struct kvm_vm *vm, const char *dev, uint64_t mem_size)
 	return install_kick_handler();
 }
 
-int kvm_vm_open(struct kvm_vm *vm, const char *dev, uint64_t mem_size)
+static int open_vm(struct kvm_vm *vm, const char *dev, uint64_t mem_size, int cow_fd)
 {
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
 	/* Page-granular, and at least the first MiB plus something to load. */
 	if (mem_size < (2u << 20) || mem_size > KVM_VM_MEM_MAX || (mem_size & 0xfff))
 		return -EINVAL;
-	int rc = create_vm(vm, dev, mem_size);
+	int rc = create_vm(vm, dev, mem_size, cow_fd);
 	if (rc)
 		kvm_vm_close(vm);
 	return rc;
+}
+
+int kvm_vm_open(struct kvm_vm *vm, const char *dev, uint64_t mem_size)
+{
+	return open_vm(vm, dev, mem_size, -1);
+}
+
+int kvm_vm_open_cow(struct kvm_vm *vm, const char *dev, uint64_t mem_size, int mem_fd)
+{
+	if (mem_fd < 0) {
+		memset(vm, 0, sizeof(*vm));
+		vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
+		return -EBADF;
+	}
+	return open_vm(vm, dev, mem_size, mem_fd);
 }
 
 void kvm_vm_close(struct kvm_vm *vm)
@@ -159,11 +196,13 @@ void kvm_vm_close(struct kvm_vm *vm)
 		close(vm->vm_fd); /* drops the memory slot before RAM goes away */
 	if (vm->mem)
 		munmap(vm->mem, vm->mem_size);
+	if (vm->mem_fd >= 0)
+		close(vm->mem_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->run = NULL;
 	vm->mem = NULL;
-	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
 	vm->ndevs = 0;
 }
 
@@ -249,6 +288,15 @@ static int handle_exit(struct kvm_vm *vm)
 	}
 }
 
+/* A kvm_vm_pause request, consumed; the vCPU can run again afterwards. */
+static bool take_pause(struct kvm_vm *vm)
+{
+	if (!__atomic_exchange_n(&vm->pause_req, 0, __ATOMIC_SEQ_CST))
+		return false;
+	__atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	return true;
+}
+
 static int arm_kick_timer(timer_t *t, unsigned timeout_ms)
 {
 	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = kick_signal() };
@@ -286,12 +334,18 @@ int kvm_vm_run(struct kvm_vm *vm, unsigned timeout_ms)
 		return rc;
 	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 	vm->stopped = false;
+	vm->run_thread = pthread_self();
+	__atomic_store_n(&vm->in_run, 1, __ATOMIC_SEQ_CST);
 	while (!vm->stopped) {
 		if (mono_ns() >= deadline) {
 			rc = -ETIMEDOUT;
 			break;
 		}
 		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+			if ((errno == EINTR || errno == EAGAIN) && take_pause(vm)) {
+				rc = -EINTR;
+				break;
+			}
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			rc = neg_errno();
@@ -302,6 +356,42 @@ int kvm_vm_run(struct kvm_vm *vm, unsigned timeout_ms)
 		if (rc)
 			break;
 	}
+	__atomic_store_n(&vm->in_run, 0, __ATOMIC_SEQ_CST);
 	timer_delete(timer);
+	return rc;
+}
+
+void kvm_vm_pause(struct kvm_vm *vm)
+{
+	/* Request first: whoever sees immediate_exit set also sees the request.
+	 * immediate_exit covers a signal that lands just before KVM_RUN. */
+	__atomic_store_n(&vm->pause_req, 1, __ATOMIC_SEQ_CST);
+	if (vm->run)
+		__atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&vm->in_run, __ATOMIC_SEQ_CST))
+		pthread_kill(vm->run_thread, kick_signal());
+}
+
+int kvm_vm_settle(struct kvm_vm *vm)
+{
+	if (vm->vcpu_fd < 0 || !vm->run)
+		return -EBADF;
+	int rc = 0;
+	__atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	/* KVM finishes the pending I/O, then sees immediate_exit and returns
+	 * EINTR without entering the guest. A string I/O may need a few more
+	 * rounds (each one another exit we serve). */
+	for (int i = 0;; i++) {
+		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				rc = neg_errno();
+			break;
+		}
+		if (i >= 64 || (rc = handle_exit(vm)) != 0) {
+			rc = rc ? rc : -EFAULT;
+			break;
+		}
+	}
+	__atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	return rc;
 }

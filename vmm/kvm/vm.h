@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #define KVM_VM_MEM_MAX     0xc0000000ull /* RAM stops where the MMIO hole starts */
@@ -32,6 +33,7 @@ struct kvm_io_dev {
 
 struct kvm_vm {
 	int kvm_fd, vm_fd, vcpu_fd;
+	int mem_fd;          /* memfd behind RAM of a booted VM; -1 for a restored one */
 	struct kvm_run *run; /* the vCPU's shared exit page */
 	size_t run_size;
 	uint8_t *mem;        /* guest RAM, guest-physical 0 */
@@ -41,12 +43,23 @@ struct kvm_vm {
 	bool stopped;        /* the guest wrote KVM_DEBUG_EXIT_PORT */
 	int exit_status;
 	uint64_t exits;      /* exits seen by the run loop, for diagnostics */
+	/* kvm_vm_pause from another thread: the request, and whom to kick. */
+	int pause_req, in_run;       /* accessed with __atomic builtins */
+	pthread_t run_thread;
 };
 
 /* Opens /dev/kvm (or `dev`, when not NULL), checks the API version and the
  * capabilities the monitor needs, and builds a VM with `mem_size` bytes of
- * RAM, irqchip, PIT and one vCPU with the host-supported CPUID. */
+ * RAM, irqchip, PIT and one vCPU with the host-supported CPUID. RAM is a
+ * memfd mapped shared (vm->mem_fd), so a snapshot can copy just the pages
+ * the guest touched (SEEK_DATA). */
 int kvm_vm_open(struct kvm_vm *vm, const char *dev, uint64_t mem_size);
+/* The same, but RAM is `mem_fd` (a regular file exactly `mem_size` long,
+ * not changed while the VM lives) mapped MAP_PRIVATE: pages stay shared
+ * with the file until the guest or a device writes them (copy-on-write).
+ * The caller keeps and closes mem_fd; the mapping does not need it. A
+ * size mismatch is -EINVAL (a shorter file would SIGBUS on access). */
+int kvm_vm_open_cow(struct kvm_vm *vm, const char *dev, uint64_t mem_size, int mem_fd);
 /* Closes every fd and unmaps everything; safe after any kvm_vm_open, failed
  * or not, and twice (fds are -1 afterwards, not 0, which is a real fd). */
 void kvm_vm_close(struct kvm_vm *vm);
@@ -64,5 +77,15 @@ int kvm_vm_add_dev(struct kvm_vm *vm, enum kvm_io_space space, uint64_t base, ui
  * thread-directed SIGRTMIN+1 timer signal, whose no-op handler kvm_vm_open
  * installs when that signal has none. */
 int kvm_vm_run(struct kvm_vm *vm, unsigned timeout_ms);
+/* From any thread: makes kvm_vm_run return -EINTR soon, with the vCPU
+ * stopped between instructions (a pending I/O exit already completed), so
+ * its state can be read. Asked while no run is in progress, the next run
+ * returns -EINTR at once. The thread in kvm_vm_run must stay alive until
+ * the run returns (it is sent the timer signal). */
+void kvm_vm_pause(struct kvm_vm *vm);
+/* With the vCPU out of kvm_vm_run: finishes an I/O exit the last run left
+ * pending (KVM completes it only on the next KVM_RUN; until then RIP and
+ * registers are not final) without running guest code. For snapshots. */
+int kvm_vm_settle(struct kvm_vm *vm);
 
 #endif

@@ -4,7 +4,10 @@
  * u32 id} is encoded by hand here. Sends READY (id 0) at start, answers
  * every PING with a PONG carrying the same id and echo, and ends after a
  * PING whose echo is "bye" (a conformance-guest convention, so the test can
- * stop it). Each frame is reported on COM1: `ready sent`, `pong id=N len=L`. */
+ * stop it). Each frame is reported on COM1: `ready sent`, `pong id=N len=L
+ * n=C`, where C counts the PINGs answered so far: a value in guest RAM, so
+ * machines restored from one snapshot show whether their RAM is their own
+ * (tests/kvm/test_kvm_snapshot.c). */
 #include "vmm/kvm/guest/guest.h"
 
 #define VP_HDR 12u
@@ -43,6 +46,9 @@ static void recv_exact(struct vcon_dev *d, uint8_t *buf, uint32_t len)
 	for (uint32_t got = 0; got < len;)
 		got += vcon_recv(d, buf + got, len - got);
 }
+
+/* In .bss, i.e. in guest RAM that a snapshot captures. */
+static uint32_t pings_answered;
 
 int agent_run(struct vcon_dev *d)
 {
@@ -83,6 +89,8 @@ int agent_run(struct vcon_dev *d)
 		putdec(id);
 		puts_(" len=");
 		putdec(len - 4);
+		puts_(" n=");
+		putdec(++pings_answered);
 		putc_('\n');
 		if (len == 7 && pl[4] == 'b' && pl[5] == 'y' && pl[6] == 'e')
 			return 0;
