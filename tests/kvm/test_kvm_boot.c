@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/common/tap.h"
+#include "tests/kvm/kvm_testutil.h"
 #include "tests/common/testutil.h"
 #include "vmm/kvm/boot.h"
 #include "vmm/kvm/bootparam.h"
@@ -52,19 +53,6 @@ static uint64_t xorshift(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
-}
-
-static char *read_log(int fd)
-{
-	off_t len = lseek(fd, 0, SEEK_END);
-	if (len < 0)
-		return NULL;
-	char *buf = calloc(1, (size_t)len + 1);
-	if (buf && pread(fd, buf, (size_t)len, 0) != len) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
 }
 
 /* The whole report the guest must print for this boot. */

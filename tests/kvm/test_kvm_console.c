@@ -29,6 +29,7 @@
 #include "guest-agent/proto.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
+#include "tests/kvm/kvm_testutil.h"
 #include "vmm/kvm/boot.h"
 #include "vmm/kvm/serial.h"
 #include "vmm/kvm/virtio_console.h"
@@ -441,34 +442,6 @@ struct host_side {
 	char info[64];
 };
 
-static int ping(int fd, uint32_t id, const void *echo, uint32_t len)
-{
-	struct vp_buf b;
-	vp_buf_init(&b);
-	vp_put_str(&b, echo, len);
-	int rc = b.err ? b.err : vp_frame_write(fd, VP_PING, id, b.data, b.len);
-	vp_buf_free(&b);
-	if (rc)
-		return rc;
-	struct vp_hdr h;
-	uint8_t *pl = NULL;
-	rc = vp_frame_read(fd, &h, &pl);
-	if (!rc && (h.type != VP_PONG || h.id != id))
-		rc = -EPROTO;
-	if (!rc) {
-		struct vp_reader r;
-		const uint8_t *p;
-		uint32_t n;
-		vp_reader_init(&r, pl, h.len);
-		vp_get_str(&r, &p, &n, VP_MAX_DATA);
-		rc = vp_reader_finish(&r);
-		if (!rc && (n != len || memcmp(p, echo, len)))
-			rc = -EBADMSG;
-	}
-	free(pl);
-	return rc;
-}
-
 static void *host_thread(void *arg)
 {
 	struct host_side *hs = arg;
@@ -488,21 +461,10 @@ static void *host_thread(void *arg)
 	uint8_t big[200];
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (uint8_t)(i * 7 + 1);
-	hs->pong_rc[0] = ping(hs->fd, 7, "hello", 5);
-	hs->pong_rc[1] = ping(hs->fd, 8, big, sizeof(big)); /* spans 64-byte rx buffers */
-	hs->pong_rc[2] = ping(hs->fd, 9, "bye", 3);
+	hs->pong_rc[0] = guest_ping(hs->fd, 7, "hello", 5);
+	hs->pong_rc[1] = guest_ping(hs->fd, 8, big, sizeof(big)); /* spans 64-byte rx buffers */
+	hs->pong_rc[2] = guest_ping(hs->fd, 9, "bye", 3);
 	return NULL;
-}
-
-static char *read_log(int fd)
-{
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *buf = len >= 0 ? calloc(1, (size_t)len + 1) : NULL;
-	if (buf && pread(fd, buf, (size_t)len, 0) != len) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
 }
 
 static void test_guest(const uint8_t *image, size_t image_len)

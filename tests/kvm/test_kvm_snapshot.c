@@ -29,6 +29,7 @@
 #include "guest-agent/proto.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
+#include "tests/kvm/kvm_testutil.h"
 #include "vmm/kvm/boot.h"
 #include "vmm/kvm/serial.h"
 #include "vmm/kvm/snapfile.h"
@@ -60,42 +61,7 @@ static int count_fds(void)
 
 static int ping(int fd, uint32_t id, const char *echo)
 {
-	uint32_t len = (uint32_t)strlen(echo);
-	struct vp_buf b;
-	vp_buf_init(&b);
-	vp_put_str(&b, echo, len);
-	int rc = b.err ? b.err : vp_frame_write(fd, VP_PING, id, b.data, b.len);
-	vp_buf_free(&b);
-	if (rc)
-		return rc;
-	struct vp_hdr h;
-	uint8_t *pl = NULL;
-	rc = vp_frame_read(fd, &h, &pl);
-	if (!rc && (h.type != VP_PONG || h.id != id))
-		rc = -EPROTO;
-	if (!rc) {
-		struct vp_reader r;
-		const uint8_t *p;
-		uint32_t n;
-		vp_reader_init(&r, pl, h.len);
-		vp_get_str(&r, &p, &n, VP_MAX_DATA);
-		rc = vp_reader_finish(&r);
-		if (!rc && (n != len || memcmp(p, echo, len)))
-			rc = -EBADMSG;
-	}
-	free(pl);
-	return rc;
-}
-
-static char *read_log(int fd)
-{
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *buf = len >= 0 ? calloc(1, (size_t)len + 1) : NULL;
-	if (buf && pread(fd, buf, (size_t)len, 0) != len) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return guest_ping(fd, id, echo, (uint32_t)strlen(echo));
 }
 
 /* The counter the guest reported with its PONG for `id`, or -1. */

@@ -90,34 +90,31 @@ int snapfile_w_seal(struct snapfile_w *w, const uint8_t **buf, size_t *len)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int snapfile_pwrite_all(int fd, const void *buf, size_t n, off_t off)
 {
+	const uint8_t *p = buf;
 	while (n) {
-		ssize_t k = write(fd, p, n);
+		ssize_t k = pwrite(fd, p, n, off);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
 			return k < 0 ? -errno : -EIO;
 		p += k;
 		n -= (size_t)k;
+		off += k;
 	}
 	return 0;
 }
 
-int snapfile_w_write(struct snapfile_w *w, const char *path)
+int snapfile_replace(const char *path, int (*fill)(int fd, void *arg), void *arg)
 {
-	const uint8_t *buf;
-	size_t len;
-	int rc = snapfile_w_seal(w, &buf, &len);
-	if (rc)
-		return rc;
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = write_all(fd, buf, len);
+	int rc = fill(fd, arg);
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
 	if (!rc && rename(tmp, path) < 0)
@@ -125,6 +122,24 @@ int snapfile_w_write(struct snapfile_w *w, const char *path)
 	if (rc)
 		unlink(tmp);
 	return rc;
+}
+
+struct sealed {
+	const uint8_t *buf;
+	size_t len;
+};
+
+static int write_sealed(int fd, void *arg)
+{
+	const struct sealed *s = arg;
+	return snapfile_pwrite_all(fd, s->buf, s->len, 0);
+}
+
+int snapfile_w_write(struct snapfile_w *w, const char *path)
+{
+	struct sealed s;
+	int rc = snapfile_w_seal(w, &s.buf, &s.len);
+	return rc ? rc : snapfile_replace(path, write_sealed, &s);
 }
 
 void snapfile_w_free(struct snapfile_w *w)

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SNAPFILE_MAGIC   "VPKVMSNP"
 #define SNAPFILE_VERSION 1u
@@ -37,6 +38,12 @@ void snapfile_w_add(struct snapfile_w *w, uint32_t tag, const void *data, uint32
 /* Seals the buffer (header, checksum) and writes it to `path` through a
  * temporary name and rename, so the name never shows a half file. */
 int snapfile_w_write(struct snapfile_w *w, const char *path);
+/* Writes `path` whole or not at all: fill() writes into a temporary
+ * file beside it, which is renamed over `path` only when fill and close
+ * succeed (and removed otherwise). */
+int snapfile_replace(const char *path, int (*fill)(int fd, void *arg), void *arg);
+/* pwrite of all n bytes (retrying short writes and EINTR). */
+int snapfile_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 /* The sealed bytes, for tests that write variants themselves. */
 int snapfile_w_seal(struct snapfile_w *w, const uint8_t **buf, size_t *len);
 void snapfile_w_free(struct snapfile_w *w);

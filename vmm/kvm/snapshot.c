@@ -31,21 +31,6 @@ static int dir_path(char *buf, size_t cap, const char *dir, const char *name)
 	return snprintf(buf, cap, "%s/%s", dir, name) >= (int)cap ? -ENAMETOOLONG : 0;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, p, n, off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		p += k;
-		n -= (size_t)k;
-		off += k;
-	}
-	return 0;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i += 8) {
@@ -68,7 +53,7 @@ static int copy_ram(const struct kvm_vm *vm, int out)
 	if (vm->mem_fd < 0) {
 		for (uint64_t off = 0; off < vm->mem_size; off += PAGE)
 			if (!all_zero(vm->mem + off, PAGE)) {
-				int rc = pwrite_all(out, vm->mem + off, PAGE, (off_t)off);
+				int rc = snapfile_pwrite_all(out, vm->mem + off, PAGE, (off_t)off);
 				if (rc)
 					return rc;
 			}
@@ -84,7 +69,7 @@ static int copy_ram(const struct kvm_vm *vm, int out)
 			return -errno;
 		if ((uint64_t)hole > vm->mem_size)
 			hole = (off_t)vm->mem_size;
-		int rc = pwrite_all(out, vm->mem + data, (size_t)(hole - data), data);
+		int rc = snapfile_pwrite_all(out, vm->mem + data, (size_t)(hole - data), data);
 		if (rc)
 			return rc;
 		off = hole;
@@ -92,25 +77,16 @@ static int copy_ram(const struct kvm_vm *vm, int out)
 	return 0;
 }
 
+static int fill_memory(int fd, void *vm)
+{
+	return copy_ram(vm, fd);
+}
+
 static int write_memory(const struct kvm_vm *vm, const char *dir)
 {
-	char path[4096], tmp[4096];
+	char path[4096];
 	int rc = dir_path(path, sizeof(path), dir, "memory");
-	if (!rc)
-		rc = dir_path(tmp, sizeof(tmp), dir, "memory.tmp");
-	if (rc)
-		return rc;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rc = copy_ram(vm, fd);
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	return rc ? rc : snapfile_replace(path, fill_memory, (void *)vm);
 }
 
 static int save_locked(const struct kvm_snap_machine *m, const char *dir)

@@ -192,6 +192,20 @@ static int restore_one(int fd, unsigned long req, void *buf, size_t len, const s
 	return ioctl(fd, req, buf) < 0 ? neg_errno() : 0;
 }
 
+/* Room for any one of the states, used one at a time. */
+union kvm_scratch {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_debugregs dr;
+	struct kvm_irqchip chip;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+};
+
 static bool has_xcrs(struct kvm_vm *vm)
 {
 	return ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
@@ -201,18 +215,7 @@ int kvm_state_save(struct kvm_vm *vm, struct snapfile_w *w)
 {
 	/* One union of scratch space: every state is zeroed before KVM fills
 	 * it, so no stack garbage reaches the (checksummed) file. */
-	union {
-		struct kvm_regs regs;
-		struct kvm_sregs sregs;
-		struct kvm_xcrs xcrs;
-		struct kvm_lapic_state lapic;
-		struct kvm_vcpu_events ev;
-		struct kvm_mp_state mp;
-		struct kvm_debugregs dr;
-		struct kvm_irqchip chip;
-		struct kvm_pit_state2 pit;
-		struct kvm_clock_data clock;
-	} u;
+	union kvm_scratch u;
 	int v = vm->vcpu_fd, rc = 0;
 #define SAVE(fd, req, field, tag) \
 	(memset(&u, 0, sizeof(u)), save_one(fd, req, &u.field, sizeof(u.field), w, tag))
@@ -242,18 +245,7 @@ int kvm_state_save(struct kvm_vm *vm, struct snapfile_w *w)
 
 int kvm_state_restore(struct kvm_vm *vm, const struct snapfile_r *r)
 {
-	union {
-		struct kvm_regs regs;
-		struct kvm_sregs sregs;
-		struct kvm_xcrs xcrs;
-		struct kvm_lapic_state lapic;
-		struct kvm_vcpu_events ev;
-		struct kvm_mp_state mp;
-		struct kvm_debugregs dr;
-		struct kvm_irqchip chip;
-		struct kvm_pit_state2 pit;
-		struct kvm_clock_data clock;
-	} u;
+	union kvm_scratch u;
 	int v = vm->vcpu_fd, rc = 0;
 #define RESTORE(fd, req, field, tag) restore_one(fd, req, &u.field, sizeof(u.field), r, tag)
 	if (snapfile_get(r, TAG_CLOCK, &u.clock, sizeof(u.clock)))
