@@ -90,12 +90,13 @@ vp_unmount() {
 
 # A second daemon beside the suite's mount, for a test that stops it itself:
 # vp_mount2 OPTIONS (-o, image= is added). Sets D2 (its directory, with
-# its log), MNT2 and PID2.
+# its log), MNT2 and PID2. VP_MOUNT2_PREFIX, when set, is a command the
+# daemon runs under (it must exec it, so PID2 stays the daemon's pid).
 vp_mount2() {
 	D2=$(mktemp -d /tmp/vpfs-bats-2.XXXXXX)
 	MNT2=$D2/mnt
 	mkdir "$MNT2"
-	"$VMPOOLFS" -f -o "$1,image=$VMPOOL_IMAGE" "$MNT2" > "$D2/log" 2>&1 &
+	$VP_MOUNT2_PREFIX "$VMPOOLFS" -f -o "$1,image=$VMPOOL_IMAGE" "$MNT2" > "$D2/log" 2>&1 &
 	PID2=$!
 	wait_for "mountpoint -q '$MNT2' && [ -e '$MNT2/config' ]"
 }
