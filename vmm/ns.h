@@ -56,6 +56,13 @@ struct ns_cgroups; /* detected layout and the backend's own parent dirs */
  * controllers available) and creates this backend's parent cgroup(s).
  * -EOPNOTSUPP when neither layout is usable. */
 int ns_cgroups_open(struct ns_cgroups **out);
+/* ns_cgroups_open with other files standing for /proc/self/mountinfo,
+ * /proc/self/cgroup and /proc/thread-self/cgroup (tests with a fake
+ * cgroupfs). The paths are copied. */
+struct ns_cgroup_sources {
+	const char *mountinfo, *self_cgroup, *thread_cgroup;
+};
+int ns_cgroups_open_at(const struct ns_cgroup_sources *src, struct ns_cgroups **out);
 void ns_cgroups_close(struct ns_cgroups *cg); /* removes the parent cgroups */
 int ns_cgroups_version(const struct ns_cgroups *cg); /* 1 or 2 */
 /* The parent directory in each hierarchy (for tests counting leftovers). */

@@ -2,8 +2,9 @@
  * OOM-kill counter. Works with cgroup v1 (memory and pids hierarchies, as on
  * hosts that still mount v1) and with a pure v2 hierarchy; the layout is
  * detected once, at backend open, from /proc/self/mountinfo and
- * /proc/self/cgroup. Each backend makes its own parent cgroup (so several
- * daemons or test processes never collide) and one leaf per machine. */
+ * /proc/self/cgroup (or files standing for them: ns_cgroups_open_at). Each
+ * backend makes its own parent cgroup (so several daemons or test processes
+ * never collide) and one leaf per machine. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -32,6 +33,7 @@ struct ns_cgroups {
 	struct mnt mnt[NS_CG_MAX_DIRS];
 	const char *ctl[NS_CG_MAX_DIRS]; /* v1: controller naming the hierarchy */
 	bool has_memsw;                  /* v1: memory.memsw.* exists (swap accounting) */
+	char *thread_cgroup;             /* v1: read at each clone (ns_cg_clone_begin) */
 };
 
 /* ---- small file helpers ----------------------------------------------- */
@@ -96,9 +98,9 @@ static bool has_token(const char *list, const char *t, char sep)
  * first cgroup2 mount. Mountinfo fields: id parent dev root point opts
  * [optional...] - fstype source superopts. Paths with spaces are escaped
  * (\040) by the kernel; cgroup mounts never have them in practice. */
-static int find_mount(const char *ctl, struct mnt *out)
+static int find_mount(const char *mountinfo, const char *ctl, struct mnt *out)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	FILE *f = fopen(mountinfo, "re");
 	if (!f)
 		return -errno;
 	char *line = NULL;
@@ -229,12 +231,12 @@ static int make_parent(const char *dir, char **out)
 	return -EEXIST;
 }
 
-static int open_v1(struct ns_cgroups *cg)
+static int open_v1(struct ns_cgroups *cg, const struct ns_cgroup_sources *src)
 {
 	static const char *const ctls[] = {"memory", "pids"};
 	struct mnt m[2];
 	for (int i = 0; i < 2; i++) {
-		int err = find_mount(ctls[i], &m[i]);
+		int err = find_mount(src->mountinfo, ctls[i], &m[i]);
 		if (err)
 			return err;
 		if (!m[i].found)
@@ -246,7 +248,7 @@ static int open_v1(struct ns_cgroups *cg)
 		if (i == 1 && strcmp(m[0].point, m[1].point) == 0)
 			break;
 		char path[4096], dir[4096];
-		int err = own_cgroup("/proc/self/cgroup", ctls[i], path, sizeof path);
+		int err = own_cgroup(src->self_cgroup, ctls[i], path, sizeof path);
 		if (!err)
 			err = own_dir(&m[i], path, dir, sizeof dir);
 		if (!err)
@@ -263,16 +265,16 @@ static int open_v1(struct ns_cgroups *cg)
 	return 0;
 }
 
-static int open_v2(struct ns_cgroups *cg)
+static int open_v2(struct ns_cgroups *cg, const struct ns_cgroup_sources *src)
 {
 	struct mnt m;
-	int err = find_mount(NULL, &m);
+	int err = find_mount(src->mountinfo, NULL, &m);
 	if (err)
 		return err;
 	if (!m.found)
 		return -EOPNOTSUPP;
 	char path[4096], dir[4096], buf[512];
-	err = own_cgroup("/proc/self/cgroup", NULL, path, sizeof path);
+	err = own_cgroup(src->self_cgroup, NULL, path, sizeof path);
 	if (!err)
 		err = own_dir(&m, path, dir, sizeof dir);
 	if (err)
@@ -308,14 +310,18 @@ static int open_v2(struct ns_cgroups *cg)
 	return write_file(cg->parent[0], "cgroup.subtree_control", "+memory +pids");
 }
 
-int ns_cgroups_open(struct ns_cgroups **out)
+int ns_cgroups_open_at(const struct ns_cgroup_sources *src, struct ns_cgroups **out)
 {
 	struct ns_cgroups *cg = calloc(1, sizeof *cg);
 	if (!cg)
 		return -ENOMEM;
+	if (!(cg->thread_cgroup = strdup(src->thread_cgroup))) {
+		free(cg);
+		return -ENOMEM;
+	}
 	/* v1 first: where memory is bound to a v1 hierarchy, the cgroup2 mount
 	 * (hybrid layout) has no controllers to offer. */
-	int err = open_v1(cg);
+	int err = open_v1(cg, src);
 	if (err) {
 		for (int i = 0; i < cg->ndirs; i++) {
 			rmdir(cg->parent[i]);
@@ -323,7 +329,7 @@ int ns_cgroups_open(struct ns_cgroups **out)
 			cg->parent[i] = NULL;
 		}
 		cg->ndirs = 0;
-		err = open_v2(cg);
+		err = open_v2(cg, src);
 	}
 	if (err) {
 		ns_cgroups_close(cg);
@@ -331,6 +337,16 @@ int ns_cgroups_open(struct ns_cgroups **out)
 	}
 	*out = cg;
 	return 0;
+}
+
+int ns_cgroups_open(struct ns_cgroups **out)
+{
+	static const struct ns_cgroup_sources proc = {
+		.mountinfo = "/proc/self/mountinfo",
+		.self_cgroup = "/proc/self/cgroup",
+		.thread_cgroup = "/proc/thread-self/cgroup",
+	};
+	return ns_cgroups_open_at(&proc, out);
 }
 
 static void sleep_ms(int ms)
@@ -362,6 +378,7 @@ void ns_cgroups_close(struct ns_cgroups *cg)
 		rmdir_retry(cg->parent[i]);
 		free(cg->parent[i]);
 	}
+	free(cg->thread_cgroup);
 	free(cg);
 }
 
@@ -447,7 +464,7 @@ int ns_cg_clone_begin(const struct ns_cgroups *cg, const struct ns_cg *c, struct
 	}
 	for (int i = 0; i < c->ndirs; i++) {
 		char path[4096], dir[4096];
-		int err = own_cgroup("/proc/thread-self/cgroup", cg->ctl[i], path, sizeof path);
+		int err = own_cgroup(cg->thread_cgroup, cg->ctl[i], path, sizeof path);
 		if (!err)
 			err = own_dir(&cg->mnt[i], path, dir, sizeof dir);
 		if (!err && !(st->home[i] = strdup(dir)))
