@@ -109,10 +109,11 @@ int main(int argc, char **argv)
 			goto out_session;
 		}
 	}
-	r = machine_backend_open(&fs.opts.mc, &fs.backend);
+	char why[512];
+	r = machine_backend_open_why(&fs.opts.mc, &fs.backend, why, sizeof why);
 	if (r < 0) {
-		fprintf(stderr, "vmpoolfs: cannot open a machine backend (image %s): %s\n", fs.opts.image,
-			strerror(-r));
+		fprintf(stderr, "vmpoolfs: cannot open a machine backend (image %s): %s%s%s\n", fs.opts.image,
+			strerror(-r), why[0] ? ": " : "", why);
 		goto out_session;
 	}
 	fprintf(stderr, "vmpoolfs: backend %s: %s\n", machine_backend_name(fs.backend),

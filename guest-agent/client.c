@@ -1025,14 +1025,39 @@ void vp_client_set_timeout(struct vp_client *c, int timeout_ms)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* HELLO → READY{version}, bounded by the deadline (NULL: no limit). */
+static int hello_exchange(struct vp_client *c, const struct timespec *dl)
+{
+	struct vp_buf b;
+	frame_begin(&b);
+	vp_enc_hello(&b, &(struct vp_hello){ .min_version = VP_PROTO_VERSION, .max_version = VP_PROTO_VERSION });
+	struct waiter w;
+	memset(&w, 0, sizeof w);
+	int err = do_call(c, pend_new(VP_HELLO, VP_READY), &b, NULL, 0, &w, dl ? ms_left(dl) : -1, NULL);
+	vp_buf_free(&b);
+	if (err)
+		return err;
+	struct vp_ready r;
+	if (w.rtype == VP_ERROR)
+		err = map_error(w.payload, w.plen);
+	else if (vp_dec_ready(w.payload, w.plen, &r) || r.version != VP_PROTO_VERSION)
+		err = -EPROTO;
+	free(w.payload);
+	return err;
+}
+
+static const struct timespec *handshake_deadline(struct timespec *ts, int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return NULL;
+	deadline_in(ts, timeout_ms);
+	return ts;
+}
+
 int vp_client_handshake(struct vp_client *c, int timeout_ms)
 {
 	struct timespec ts;
-	const struct timespec *dl = NULL;
-	if (timeout_ms >= 0) {
-		deadline_in(&ts, timeout_ms);
-		dl = &ts;
-	}
+	const struct timespec *dl = handshake_deadline(&ts, timeout_ms);
 	int err = 0;
 	pthread_mutex_lock(&c->lock);
 	enter_locked(c);
@@ -1045,26 +1070,14 @@ int vp_client_handshake(struct vp_client *c, int timeout_ms)
 		err = -ECONNRESET;
 	pthread_mutex_unlock(&c->lock);
 	leave(c);
-	if (err)
-		return err;
-
-	struct vp_buf b;
-	frame_begin(&b);
-	vp_enc_hello(&b, &(struct vp_hello){ .min_version = VP_PROTO_VERSION, .max_version = VP_PROTO_VERSION });
-	struct waiter w;
-	memset(&w, 0, sizeof w);
 	/* The rest of the handshake's time bounds HELLO too. */
-	err = do_call(c, pend_new(VP_HELLO, VP_READY), &b, NULL, 0, &w, dl ? ms_left(dl) : -1, NULL);
-	vp_buf_free(&b);
-	if (err)
-		return err;
-	struct vp_ready r;
-	if (w.rtype == VP_ERROR)
-		err = map_error(w.payload, w.plen);
-	else if (vp_dec_ready(w.payload, w.plen, &r) || r.version != VP_PROTO_VERSION)
-		err = -EPROTO;
-	free(w.payload);
-	return err;
+	return err ? err : hello_exchange(c, dl);
+}
+
+int vp_client_handshake_resumed(struct vp_client *c, int timeout_ms)
+{
+	struct timespec ts;
+	return hello_exchange(c, handshake_deadline(&ts, timeout_ms));
 }
 
 int vp_ping(struct vp_client *c)

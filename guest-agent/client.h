@@ -29,6 +29,10 @@ bool vp_client_alive(struct vp_client *c);
 /* Wait for the agent's READY (unsolicited, id 0) for at most timeout_ms;
  * then HELLO is exchanged to agree on the version. -ETIMEDOUT, -EPROTO. */
 int vp_client_handshake(struct vp_client *c, int timeout_ms);
+/* The handshake with an agent that said READY to someone else before: a
+ * machine restored from a snapshot taken after READY never sends it again.
+ * Only HELLO → READY, bounded by timeout_ms. -ETIMEDOUT, -EPROTO. */
+int vp_client_handshake_resumed(struct vp_client *c, int timeout_ms);
 /* Timeout for every synchronous call below, in ms (default 60000; <0 = none). */
 void vp_client_set_timeout(struct vp_client *c, int timeout_ms);
 

@@ -1,6 +1,6 @@
 /* Machines: an isolated guest with an agent channel (DESIGN §3).
  *
- * A backend (ns today, kvm later) is opened once from a machine_config; it
+ * A backend (ns or kvm) is opened once from a machine_config; it
  * creates machines that are ready (agent said READY, handshake done) when
  * machine_create returns. machine_reset brings a machine back to pristine
  * (no file, process or memory content of the previous user survives);
@@ -11,6 +11,7 @@
 #define VMPOOL_MACHINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vp_client;
@@ -30,17 +31,31 @@ void machine_config_defaults(struct machine_config *cfg); /* auto, 2 GiB mem, 1 
 struct machine_backend;
 struct machine;
 
-/* Resolves MACHINE_AUTO; the reason for the choice is kept for MNT/config. */
+/* Resolves MACHINE_AUTO (kvm where this host's KVM runs the guest kernel
+ * natively and the kvm template boots, else ns); the reason for the choice
+ * is kept for MNT/config. A kvm backend boots a template machine to the
+ * agent's READY and snapshots it before this returns (bounded by
+ * ready_timeout_ms: -ETIMEDOUT). */
 int machine_backend_open(const struct machine_config *cfg, struct machine_backend **out);
+/* The same; on failure `why` (cap bytes) gets a line saying what went
+ * wrong (e.g. "no READY from the guest agent within 10000 ms; serial: ..."). */
+int machine_backend_open_why(const struct machine_config *cfg, struct machine_backend **out, char *why,
+			     size_t cap);
 void machine_backend_close(struct machine_backend *b); /* after every machine is destroyed */
 const char *machine_backend_name(const struct machine_backend *b);   /* "ns" | "kvm" */
 const char *machine_backend_reason(const struct machine_backend *b); /* why this backend */
+/* kvm: the backend's private runtime directory (snapshot, serial logs),
+ * removed at close; ns: NULL. */
+const char *machine_backend_runtime_dir(const struct machine_backend *b);
 
 int machine_create(struct machine_backend *b, struct machine **out);
 int machine_reset(struct machine *m);
 void machine_destroy(struct machine *m); /* safe on NULL */
 bool machine_is_alive(struct machine *m);
 struct vp_client *machine_client(struct machine *m); /* valid until reset/destroy */
+/* kvm: the machine's serial log (guest kernel console; emptied at reset);
+ * ns: NULL. Valid until destroy. */
+const char *machine_log_path(struct machine *m);
 
 struct machine_info {
 	uint32_t id;            /* unique per backend, for logs */

@@ -1,9 +1,13 @@
 /* What the kvm tests share (header only): the host side of a PING to the
- * conformance guest's agent, and reading back a serial log. */
+ * conformance guest's agent, reading and writing files (serial logs,
+ * images, snapshots), and counting the process's fds and threads (teardown
+ * must leave them as they were). */
 #ifndef VMPOOL_TESTS_KVM_TESTUTIL_H
 #define VMPOOL_TESTS_KVM_TESTUTIL_H
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +56,51 @@ static inline char *read_log(int fd)
 		return NULL;
 	}
 	return buf;
+}
+
+/* Creates or replaces a file with exactly these bytes. */
+static inline int write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, buf, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* Entries of a /proc directory (fds, tasks), "." and ".." included. */
+static inline int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static inline int count_fds(void)
+{
+	return count_dir("/proc/self/fd");
+}
+
+static inline int count_threads(void)
+{
+	return count_dir("/proc/self/task");
+}
+
+/* A whole file by name, NUL-terminated; free() it. NULL if unreadable. */
+static inline char *read_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *s = read_log(fd);
+	close(fd);
+	return s;
 }
 
 #endif

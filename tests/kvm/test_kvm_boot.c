@@ -3,7 +3,6 @@
  * placement and checksum), its exit status and a clean teardown; hostile
  * and truncated images give clean errors; a guest that spins, halts or
  * faults ends the run loop cleanly. SKIPs when /dev/kvm cannot make a VM. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,18 +25,6 @@ struct fixture {
 	uint8_t *image;
 	size_t image_len;
 };
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static uint32_t fnv1a(const uint8_t *p, size_t n)
 {

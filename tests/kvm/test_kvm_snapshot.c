@@ -14,7 +14,6 @@
  *   garbage KVM state: clean errors (or a guest that ends with an error),
  *   never a crash; fd counts are as before after every teardown.
  * SKIPs (77) when /dev/kvm cannot make a VM. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -46,18 +45,6 @@
 #define TAG_CONFIG 100u
 #define TAG_SERIAL 101u
 #define TAG_CONSOLE 102u
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static int ping(int fd, uint32_t id, const char *echo)
 {
@@ -364,16 +351,6 @@ static void test_reset(const char *dir)
 }
 
 /* ---- hostile snapshots -------------------------------------------------------- */
-
-static int write_file(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, buf, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -EIO;
-}
 
 struct bad {
 	char dir[256], state[300], mem[300];

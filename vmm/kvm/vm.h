@@ -1,7 +1,7 @@
 /* A KVM virtual machine with one vCPU: /dev/kvm, guest RAM, the in-kernel
  * irqchip and PIT, and a run loop that hands port I/O and MMIO exits to
- * registered devices (DESIGN §3, kvm). Part of the kvm monitor; not yet
- * reachable through machine.h.
+ * registered devices (DESIGN §3, kvm). Part of the kvm monitor, which
+ * machine.h reaches through machine_kvm.h.
  *
  * Guest RAM is one slot at guest-physical 0 (below the 32-bit MMIO hole, so
  * at most KVM_VM_MEM_MAX bytes). All functions return 0 or -errno. */

@@ -2,18 +2,28 @@
  * the virtio console (docs/protocol.md; layout of guest-agent/proto.h).
  * proto.c needs libc, so the 12-byte header {u32 len, u16 type, u16 flags,
  * u32 id} is encoded by hand here. Sends READY (id 0) at start, answers
- * every PING with a PONG carrying the same id and echo, and ends after a
- * PING whose echo is "bye" (a conformance-guest convention, so the test can
- * stop it). Each frame is reported on COM1: `ready sent`, `pong id=N len=L
- * n=C`, where C counts the PINGs answered so far: a value in guest RAM, so
- * machines restored from one snapshot show whether their RAM is their own
- * (tests/kvm/test_kvm_snapshot.c). */
+ * every PING with a PONG carrying the same id and echo, answers HELLO with
+ * READY (version 1 when HELLO's range holds it, else ERROR
+ * EPROTONOSUPPORT: the handshake of a machine restored after READY, which
+ * sends no READY of its own), and ends after a PING whose echo is "bye" (a
+ * conformance-guest convention, so the test can stop it). EXEC, which it
+ * cannot serve, ends it at once without an answer: how a test makes a
+ * guest die in the middle of a request. Other frames are ignored. Each
+ * frame is reported on COM1: `ready sent`, `hello id=N`, `pong id=N len=L
+ * n=C`, `exec id=N: stopping`, where C counts the PINGs answered so far: a
+ * value in guest RAM, so machines restored from one snapshot show whether
+ * their RAM is their own (tests/kvm/test_kvm_snapshot.c). */
 #include "vmm/kvm/guest/guest.h"
 
 #define VP_HDR 12u
 #define VP_READY 2u
 #define VP_PING 3u
 #define VP_PONG 4u
+#define VP_HELLO 1u
+#define VP_ERROR 5u
+#define VP_EXEC 16u
+#define VERSION 1u               /* VP_PROTO_VERSION */
+#define EPROTONOSUPPORT_ 93u     /* Linux's value, as ERROR carries it */
 #define MAX_PAYLOAD 256u /* the host's test pings are small */
 
 static void put32(uint8_t *p, uint32_t v)
@@ -50,15 +60,39 @@ static void recv_exact(struct vcon_dev *d, uint8_t *buf, uint32_t len)
 /* In .bss, i.e. in guest RAM that a snapshot captures. */
 static uint32_t pings_answered;
 
-int agent_run(struct vcon_dev *d)
+/* READY{version, features 0, info}: unsolicited (id 0) at start, or the
+ * answer to HELLO `id`. */
+static int send_ready(struct vcon_dev *d, uint32_t id)
 {
 	static const char info[] = "kvm-conformance-guest";
 	uint8_t ready[8 + 4 + sizeof(info) - 1];
-	put32(ready, 1);      /* VP_PROTO_VERSION */
-	put32(ready + 4, 0);  /* features */
+	put32(ready, VERSION);
+	put32(ready + 4, 0);
 	put32(ready + 8, sizeof(info) - 1);
 	memcpy(ready + 12, info, sizeof(info) - 1);
-	if (send_frame(d, VP_READY, 0, ready, sizeof(ready)))
+	return send_frame(d, VP_READY, id, ready, sizeof(ready));
+}
+
+/* HELLO{u32 min, u32 max}: READY when version 1 is in range, else ERROR
+ * {i32 EPROTONOSUPPORT, str ""}. A payload of another size is a bad frame. */
+static int answer_hello(struct vcon_dev *d, uint32_t id, const uint8_t *pl, uint32_t len)
+{
+	if (len != 8 || get32(pl) > get32(pl + 4))
+		return -1;
+	puts_("hello id=");
+	putdec(id);
+	putc_('\n');
+	if (get32(pl) <= VERSION && VERSION <= get32(pl + 4))
+		return send_ready(d, id);
+	uint8_t err[8];
+	put32(err, EPROTONOSUPPORT_);
+	put32(err + 4, 0);
+	return send_frame(d, VP_ERROR, id, err, sizeof(err));
+}
+
+int agent_run(struct vcon_dev *d)
+{
+	if (send_ready(d, 0))
 		return GUEST_ERR_PROTO;
 	puts_("ready sent\n");
 	for (;;) {
@@ -72,6 +106,17 @@ int agent_run(struct vcon_dev *d)
 			return GUEST_ERR_PROTO; /* cannot resynchronise a byte stream */
 		}
 		recv_exact(d, pl, len);
+		if (type == VP_HELLO) {
+			if (answer_hello(d, id, pl, len))
+				return GUEST_ERR_PROTO;
+			continue;
+		}
+		if (type == VP_EXEC) {
+			puts_("exec id=");
+			putdec(id);
+			puts_(": stopping\n");
+			return 0;
+		}
 		if (type != VP_PING) {
 			puts_("ignored type=");
 			putdec(type);

@@ -68,7 +68,8 @@ int vcon_send(struct vcon_dev *d, const uint8_t *buf, uint32_t len);
 uint32_t vcon_recv(struct vcon_dev *d, uint8_t *buf, uint32_t cap);
 
 /* The agent protocol's basic frames over the console (agent.c): READY at
- * start, PONG for every PING, until a PING whose echo is "bye". */
+ * start, READY for HELLO, PONG for every PING, until a PING whose echo is
+ * "bye" or an EXEC (which ends it unanswered). */
 int agent_run(struct vcon_dev *d);
 
 #endif

@@ -1,0 +1,88 @@
+/* A running kvm machine: its vCPU thread, its agent client, its teardown
+ * (machine_kvm.h). */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "guest-agent/client.h"
+#include "vmm/kvm/machine_kvm.h"
+
+/* kvm_vm_run's timeout is only a safety net for its callers; a machine
+ * runs until it stops or is paused, so the loop just runs it again. */
+#define RUN_SLICE_MS (3600u * 1000u)
+
+static void *vcpu_main(void *arg)
+{
+	struct kvm_live *l = arg;
+	int rc;
+	do
+		rc = kvm_vm_run(&l->vm, RUN_SLICE_MS);
+	while (rc == -ETIMEDOUT);
+	l->run_rc = rc;
+	atomic_store(&l->stopped, true);
+	/* -EINTR is our own pause: the guest lives on in its state. Anything
+	 * else means nobody will ever answer on the channel again: hang up the
+	 * monitor's end, so the client sees EOF and fails its waiters. */
+	if (rc != -EINTR && l->parts.console)
+		shutdown(l->con.sock, SHUT_RDWR);
+	return NULL;
+}
+
+/* Only vm.h's kick signal (SIGRTMIN+1: run timeout and kvm_vm_pause) may
+ * reach the vCPU thread; the process's other signals are for its other
+ * threads, and one landing here would just cost a guest exit. */
+static int start_vcpu(struct kvm_live *l)
+{
+	sigset_t set, old;
+	sigfillset(&set);
+	sigdelset(&set, SIGRTMIN + 1);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	atomic_store(&l->stopped, false);
+	int err = -pthread_create(&l->vcpu, NULL, vcpu_main, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	l->vcpu_started = err == 0;
+	return err;
+}
+
+int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeout_ms)
+{
+	int err = start_vcpu(l);
+	if (err) {
+		close(host_fd);
+		return err;
+	}
+	err = vp_client_new(host_fd, &l->client); /* closes host_fd on failure */
+	if (err) {
+		l->client = NULL;
+		return err;
+	}
+	int ms = timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
+	return resumed ? vp_client_handshake_resumed(l->client, ms) : vp_client_handshake(l->client, ms);
+}
+
+void kvm_live_pause(struct kvm_live *l)
+{
+	if (!l->vcpu_started)
+		return;
+	kvm_vm_pause(&l->vm);
+	pthread_join(l->vcpu, NULL);
+	l->vcpu_started = false;
+}
+
+void kvm_live_stop(struct kvm_live *l)
+{
+	kvm_live_pause(l);
+	vp_client_free(l->client); /* fails whatever still waits */
+	l->client = NULL;
+	if (l->vm_up)
+		kvm_snapshot_release(&l->parts); /* console (its thread) first, then the VM */
+	l->vm_up = false;
+}
+
+bool kvm_live_alive(struct kvm_live *l)
+{
+	return l->vcpu_started && !atomic_load(&l->stopped) && vp_client_alive(l->client);
+}

@@ -1,0 +1,236 @@
+/* The kvm backend and its machines (machine_kvm.h). The backend owns a
+ * private runtime directory (mkdtemp, removed at close):
+ *   template.log        serial log of the template boot
+ *   snapshot/           memory + state, taken after the agent's READY
+ *   machine-<id>.log    each machine's serial log (emptied at reset)
+ * A machine is a copy-on-write restore of the snapshot: its RAM starts as
+ * the snapshot's pages (MAP_PRIVATE), so a reset, which restores again,
+ * keeps nothing of the previous user. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest-agent/client.h"
+#include "vmm/kvm/machine_kvm.h"
+
+#define MEM_MIN (2ull << 20) /* what vm.c takes at least */
+#define DIR_CAP 448   /* leaves room for the names inside it */
+#define PATH_CAP 512
+
+struct kvm_backend {
+	char dir[DIR_CAP];   /* the runtime directory */
+	char snap[PATH_CAP]; /* dir/snapshot */
+	uint32_t ready_timeout_ms;
+	uint64_t template_us;
+	atomic_uint next_id;
+};
+
+struct kvm_machine {
+	struct kvm_backend *b;
+	uint32_t id;
+	int log_fd;
+	char log_path[PATH_CAP];
+	uint64_t boot_us;
+	struct kvm_live live;
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* The runtime directory holds only what we put there: remove it all. */
+static void remove_tree(const char *dir)
+{
+	if (dir[0])
+		nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int runtime_dir(struct kvm_backend *b, char *why, size_t cap)
+{
+	const char *tmp = getenv("TMPDIR");
+	if (snprintf(b->dir, sizeof b->dir, "%s/vmpool-kvm-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
+	    (int)sizeof b->dir) {
+		b->dir[0] = '\0';
+		snprintf(why, cap, "TMPDIR is too long for the kvm runtime directory");
+		return -ENAMETOOLONG;
+	}
+	int rc = 0;
+	if (!mkdtemp(b->dir)) {
+		rc = -errno;
+		snprintf(why, cap, "%s: %s", b->dir, strerror(-rc));
+		b->dir[0] = '\0';
+		return rc;
+	}
+	snprintf(b->snap, sizeof b->snap, "%s/snapshot", b->dir); /* fits: dir is shorter */
+	if (mkdir(b->snap, 0700) < 0) {
+		rc = -errno;
+		snprintf(why, cap, "%s: %s", b->snap, strerror(-rc));
+	}
+	return rc;
+}
+
+/* A kernel that is not ready in time on a host where it runs emulated
+ * (explicit MACHINE_KVM on PVM): say so, it is the likely cause. */
+static void add_native_hint(char *why, size_t cap)
+{
+	char det[256];
+	size_t len = strlen(why);
+	if (kvm_detect_native(NULL, NULL, det, sizeof det) != 0 && len < cap)
+		snprintf(why + len, cap - len, " (%s)", det);
+}
+
+int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out, char *why,
+		     size_t cap)
+{
+	why[0] = '\0';
+	/* RAM is one slot below the MMIO hole: more than that is capped. */
+	uint64_t mem = cfg->mem_bytes < KVM_VM_MEM_MAX ? cfg->mem_bytes : KVM_VM_MEM_MAX;
+	mem &= ~0xfffull;
+	if (mem < MEM_MIN || !cfg->image_dir) {
+		snprintf(why, cap, "%s", !cfg->image_dir ? "no image directory" : "guest RAM under 2 MiB");
+		return -EINVAL;
+	}
+	int rc = kvm_detect_usable(NULL, why, cap);
+	if (rc)
+		return rc;
+	struct kvm_backend *b = calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	b->ready_timeout_ms = cfg->ready_timeout_ms;
+	rc = runtime_dir(b, why, cap);
+	char log[PATH_CAP];
+	snprintf(log, sizeof log, "%s/template.log", b->dir);
+	uint64_t t0 = mono_us();
+	if (!rc) {
+		struct kvm_template_cfg t = { cfg->image_dir, mem, cfg->ready_timeout_ms, log, b->snap };
+		rc = kvm_template_snapshot(&t, why, cap);
+	}
+	if (rc) {
+		remove_tree(b->dir);
+		free(b);
+		if (rc == -ETIMEDOUT)
+			add_native_hint(why, cap);
+		return rc;
+	}
+	b->template_us = mono_us() - t0;
+	*out = b;
+	return 0;
+}
+
+void kvm_backend_close(struct kvm_backend *b)
+{
+	if (!b)
+		return;
+	remove_tree(b->dir);
+	free(b);
+}
+
+const char *kvm_backend_runtime_dir(const struct kvm_backend *b)
+{
+	return b->dir;
+}
+
+uint64_t kvm_backend_template_us(const struct kvm_backend *b)
+{
+	return b->template_us;
+}
+
+/* A new life for m from the snapshot: VM, devices, vCPU thread, client. */
+static int restore(struct kvm_machine *m)
+{
+	struct kvm_live *l = &m->live;
+	memset(l, 0, sizeof *l);
+	l->parts = (struct kvm_snap_machine){ &l->vm, &l->ser, &l->con };
+	uint64_t t0 = mono_us();
+	int host_fd = -1;
+	int rc = kvm_snapshot_restore(m->b->snap, NULL, &l->parts, m->log_fd, &host_fd);
+	if (!rc) {
+		l->vm_up = true;
+		rc = kvm_live_start(l, host_fd, true, m->b->ready_timeout_ms);
+	}
+	if (rc)
+		kvm_live_stop(l);
+	m->boot_us = mono_us() - t0;
+	return rc;
+}
+
+int kvm_machine_create(struct kvm_backend *b, struct kvm_machine **out)
+{
+	struct kvm_machine *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	m->b = b;
+	m->id = atomic_fetch_add(&b->next_id, 1) + 1;
+	snprintf(m->log_path, sizeof m->log_path, "%s/machine-%u.log", b->dir, m->id);
+	/* O_APPEND: the UART writes at the end, also after a reset empties it. */
+	m->log_fd = open(m->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	int rc = m->log_fd < 0 ? -errno : restore(m);
+	if (rc) {
+		if (m->log_fd >= 0) {
+			close(m->log_fd);
+			unlink(m->log_path);
+		}
+		free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+int kvm_machine_reset(struct kvm_machine *m)
+{
+	kvm_live_stop(&m->live);
+	if (ftruncate(m->log_fd, 0) < 0)
+		return -errno;
+	return restore(m);
+}
+
+void kvm_machine_destroy(struct kvm_machine *m)
+{
+	if (!m)
+		return;
+	kvm_live_stop(&m->live);
+	close(m->log_fd);
+	unlink(m->log_path);
+	free(m);
+}
+
+bool kvm_machine_is_alive(struct kvm_machine *m)
+{
+	return kvm_live_alive(&m->live);
+}
+
+struct vp_client *kvm_machine_client(struct kvm_machine *m)
+{
+	return m->live.client;
+}
+
+void kvm_machine_get_info(struct kvm_machine *m, struct machine_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = m->id;
+	out->host_pid = (int32_t)getpid(); /* the VMM is a thread of this process */
+	out->oom_kills = 0;                /* the guest's own OOM killer is not visible here */
+	out->boot_us = m->boot_us;
+}
+
+const char *kvm_machine_log_path(struct kvm_machine *m)
+{
+	return m->log_path;
+}

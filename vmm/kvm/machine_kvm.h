@@ -1,0 +1,105 @@
+/* The kvm machine backend (DESIGN §3, kvm): machine.h on top of the kvm
+ * monitor. Internal interface, one section per file:
+ *
+ * machine_kvm.c  backend open/close (private runtime directory, template
+ *                snapshot) and machines: create = restore + vCPU thread +
+ *                client, reset = tear down + restore, destroy
+ * template.c     boots image_dir's kernel and initramfs to the agent's
+ *                READY and saves the snapshot machines are restored from
+ * live.c         a running machine: its vCPU thread (which hangs up the
+ *                agent channel when the guest stops), client and teardown
+ * detect.c       whether /dev/kvm can make a VM, and whether this host's
+ *                KVM runs a guest kernel natively (the AUTO rule)
+ *
+ * Functions return 0 or -errno; a `why` buffer, where there is one, gets a
+ * line saying what went wrong (or, for detection, why not native). */
+#ifndef VMPOOL_KVM_MACHINE_KVM_H
+#define VMPOOL_KVM_MACHINE_KVM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/kvm/serial.h"
+#include "vmm/kvm/snapshot.h"
+#include "vmm/kvm/virtio_console.h"
+#include "vmm/kvm/vm.h"
+#include "vmm/machine.h"
+
+/* ---- backend and machines (machine_kvm.c) -------------------------------- */
+
+struct kvm_backend;
+struct kvm_machine;
+
+int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out, char *why,
+		     size_t cap);
+void kvm_backend_close(struct kvm_backend *b);
+const char *kvm_backend_runtime_dir(const struct kvm_backend *b);
+uint64_t kvm_backend_template_us(const struct kvm_backend *b); /* boot to READY + snapshot */
+int kvm_machine_create(struct kvm_backend *b, struct kvm_machine **out);
+int kvm_machine_reset(struct kvm_machine *m);
+void kvm_machine_destroy(struct kvm_machine *m);
+bool kvm_machine_is_alive(struct kvm_machine *m);
+struct vp_client *kvm_machine_client(struct kvm_machine *m);
+void kvm_machine_get_info(struct kvm_machine *m, struct machine_info *out);
+const char *kvm_machine_log_path(struct kvm_machine *m);
+
+/* ---- the template (template.c) ------------------------------------------- */
+
+struct kvm_template_cfg {
+	const char *image_dir;  /* vmlinuz + initramfs.cpio.gz */
+	uint64_t mem_bytes;     /* guest RAM, already within what vm.c takes */
+	uint32_t ready_timeout_ms;
+	const char *log_path;   /* serial log of the template boot */
+	const char *snap_dir;   /* existing, empty: gets memory + state */
+};
+
+/* Boots, waits (bounded) for READY and the HELLO exchange, pauses, saves,
+ * tears down. -ENOENT (no vmlinuz / initramfs), -ENOEXEC (not a bzImage),
+ * -ETIMEDOUT (no READY in time), -EIO (the guest stopped before READY). */
+int kvm_template_snapshot(const struct kvm_template_cfg *cfg, char *why, size_t cap);
+
+/* ---- a running machine (live.c) ------------------------------------------ */
+
+struct kvm_live {
+	struct kvm_vm vm;
+	struct kvm_serial ser;
+	struct kvm_console con;
+	struct kvm_snap_machine parts; /* vm, ser and (once open) con */
+	bool vm_up;              /* vm, and parts.console when set, to release */
+	pthread_t vcpu;
+	bool vcpu_started;
+	atomic_bool stopped;     /* the run loop ended for good */
+	int run_rc;              /* how it ended (-EINTR: paused by us) */
+	struct vp_client *client;
+};
+
+/* The caller zeroes *l, builds the VM and devices into it (parts, vm_up),
+ * then: runs l->vm on a thread of its own until the guest stops or kvm_live_stop
+ * pauses it; a guest that stops (exit port, shutdown, error) gets its
+ * channel shut down at the monitor's end, so every waiter on the client
+ * fails instead of hanging. Then makes the client on host_fd (owned from
+ * here on, closed on failure too) and handshakes within timeout_ms: fully
+ * (waits for the unsolicited READY) for a booted guest, `resumed` (HELLO
+ * only) for one restored after READY. On failure the caller still calls
+ * kvm_live_stop. */
+int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeout_ms);
+/* Pauses the vCPU (if it runs) and joins its thread; the machine's state
+ * stays as it was (a snapshot can be taken). Idempotent. */
+void kvm_live_pause(struct kvm_live *l);
+/* Everything: vCPU thread, client, console, VM. Safe after any failure. */
+void kvm_live_stop(struct kvm_live *l);
+bool kvm_live_alive(struct kvm_live *l);
+
+/* ---- detection (detect.c) ------------------------------------------------ */
+
+/* 0 when `dev` (NULL: /dev/kvm) can make a VM; else why says "/dev/kvm: ..." */
+int kvm_detect_usable(const char *dev, char *why, size_t cap);
+/* 0 when KVM here runs a guest kernel natively: usable, no PVM module
+ * (kvm_pvm) and a hardware module (kvm_intel, kvm_amd) loaded, looked up
+ * under sys_module (NULL: /sys/module). why names the reason either way
+ * (on success the hardware module). -ENODEV when not native. */
+int kvm_detect_native(const char *dev, const char *sys_module, char *why, size_t cap);
+
+#endif
