@@ -585,26 +585,27 @@ void rp_link(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, fuse_ino_t n
 	reply_entry(rp, req, err, p, newname, &ve);
 }
 
-void rp_unlink(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name)
+/* unlink and rmdir: the same checks, another call. */
+static void remove_name(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name,
+			int (*call)(struct vp_client *, uint64_t, const char *))
 {
 	uint64_t p = 0;
 	int err = node_of(rp, parent, &p);
 	if (!err)
 		err = check_name(name);
 	if (!err)
-		err = vp_fs_unlink(rp->client, p, name);
+		err = call(rp->client, p, name);
 	reply_err(req, err);
+}
+
+void rp_unlink(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(rp, req, parent, name, vp_fs_unlink);
 }
 
 void rp_rmdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	uint64_t p = 0;
-	int err = node_of(rp, parent, &p);
-	if (!err)
-		err = check_name(name);
-	if (!err)
-		err = vp_fs_rmdir(rp->client, p, name);
-	reply_err(req, err);
+	remove_name(rp, req, parent, name, vp_fs_rmdir);
 }
 
 void rp_rename(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -289,10 +289,13 @@ static void on_output(void *ctx, int stream, const void *data, size_t len)
 	struct session *s = ctx;
 	int i = stream == VP_STREAM_STDERR;
 	pthread_mutex_lock(&s->lock);
-	int r = outbuf_append(&s->out[i], data, len);
-	if (r < 0 && !s->out_err) {
-		s->out_err = r;
-		fprintf(stderr, "vmpoolfs: %s: output lost: %s\n", s->name, strerror(-r));
+	/* After a failed append nothing more is kept for this stream: what a
+	 * reader gets stays a true prefix of the output, never one with a hole. */
+	int r = s->out_err[i] ? 0 : outbuf_append(&s->out[i], data, len);
+	if (r < 0) {
+		s->out_err[i] = r;
+		fprintf(stderr, "vmpoolfs: %s: %s output lost: %s\n", s->name, i ? "stderr" : "stdout",
+			strerror(-r));
 	}
 	clock_gettime(CLOCK_REALTIME, &s->mtime[i]);
 	pthread_mutex_unlock(&s->lock);
@@ -426,7 +429,7 @@ int session_start(struct session *s, const char *text, size_t len)
 	s->cmd_len = len;
 	outbuf_reset(&s->out[0]);
 	outbuf_reset(&s->out[1]);
-	s->out_err = 0;
+	s->out_err[0] = s->out_err[1] = 0;
 	s->state = ST_RUNNING;
 	uint64_t gen = ++s->gen;
 	s->exec_id_valid = false;
@@ -561,6 +564,22 @@ static void put_escaped(FILE *f, const char *p, size_t n)
 	}
 }
 
+/* The error= line of a command whose output could not all be kept (a full
+ * spill disk): which stream, how much is there, why. */
+static void put_output_lost(FILE *f, const struct session *s)
+{
+	fputs("error=", f);
+	const char *sep = "";
+	for (int i = 0; i < 2; i++) {
+		if (!s->out_err[i])
+			continue;
+		fprintf(f, "%s%s output lost after %llu bytes: %s", sep, i ? "stderr" : "stdout",
+			(unsigned long long)outbuf_len(&s->out[i]), strerror(-s->out_err[i]));
+		sep = "; ";
+	}
+	fputc('\n', f);
+}
+
 int session_format_stat(struct session *s, char **out, size_t *len)
 {
 	char *buf = NULL;
@@ -599,6 +618,8 @@ int session_format_stat(struct session *s, char **out, size_t *len)
 	fprintf(f, "host_pid=%d\n", s->host_pid);
 	if (st == ST_ERROR)
 		fprintf(f, "error=%s\n", s->error);
+	else if (s->out_err[0] || s->out_err[1])
+		put_output_lost(f, s);
 	pthread_mutex_unlock(&s->lock);
 	if (fclose(f) != 0) {
 		free(buf);

@@ -70,7 +70,8 @@ struct session {
 	uint64_t started_wall_ms, started_mono_ms, duration_ms;
 	char error[200];
 	struct outbuf out[2];         /* stdout, stderr */
-	int out_err;                  /* a failed append: readers get EIO at the end */
+	int out_err[2];               /* per stream: a failed append; what came after is
+	                               * dropped (no gap), readers get EIO at the end */
 	struct timespec mtime[2];
 	struct timespec ctime;
 	struct exec_settings settings;

@@ -79,7 +79,7 @@ static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off
 		return false;
 	/* At the end of a finished command: EOF, unless the guest died under it
 	 * or output was lost, which a reader must not mistake for a clean end. */
-	if (s->state == ST_ERROR || s->out_err)
+	if (s->state == ST_ERROR || s->out_err[kind == SF_STDERR])
 		a->err = EIO;
 	if (fh)
 		fh->pos = off;

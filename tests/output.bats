@@ -112,3 +112,34 @@ setup() { M=$MNT/pool/o; }
 	run bash -c "echo x > '$M/stdout'"
 	[ "$status" -ne 0 ]
 }
+
+@test "a full spill disk: readers get what was kept, then EIO; stat says why; stderr is unharmed" {
+	local small
+	small=$(mktemp -d /tmp/vpfs-small.XXXXXX)
+	mount -t tmpfs -o size=1M tmpfs "$small"
+	VP_MOUNT2_PREFIX="env TMPDIR=$small" vp_mount2 "min=1,spill=64K"
+	local m=$MNT2/pool/full
+	mkdir "$m"
+	echo 'seq 1 1000000; echo done >&2' > "$m/cmd"
+	[ "$(cat "$m/exit")" = 0 ]
+	run cat "$m/stdout"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Input/output error"* ]]
+	# what was kept is a true prefix of the output: no hole
+	local kept
+	kept=$(kv "$m/stat" stdout_bytes)
+	[ "$kept" -ge 65536 ] && [ "$kept" -lt 6888896 ]
+	head -c "$kept" "$m/stdout" 2>/dev/null | cmp - <(seq 1 1000000 | head -c "$kept")
+	[[ "$(kv "$m/stat" error)" == "stdout output lost after $kept bytes: No space left on device" ]]
+	[ "$(cat "$m/stderr")" = done ]
+	grep -q "full: stdout output lost" "$D2/log"
+	# the next command starts clean
+	echo 'echo ok' > "$m/cmd"
+	[ "$(cat "$m/stdout")" = ok ]
+	[ -z "$(kv "$m/stat" error)" ]
+	rmdir "$m"
+	fusermount3 -u "$MNT2"
+	wait "$PID2"
+	umount "$small"
+	rm -rf "$D2" "$small"
+}
