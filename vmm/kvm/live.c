@@ -72,11 +72,16 @@ void kvm_live_pause(struct kvm_live *l)
 	l->vcpu_started = false;
 }
 
-void kvm_live_stop(struct kvm_live *l)
+void kvm_live_hang_up(struct kvm_live *l)
 {
 	kvm_live_pause(l);
 	vp_client_free(l->client); /* fails whatever still waits */
 	l->client = NULL;
+}
+
+void kvm_live_stop(struct kvm_live *l)
+{
+	kvm_live_hang_up(l);
 	if (l->vm_up)
 		kvm_snapshot_release(&l->parts); /* console (its thread) first, then the VM */
 	l->vm_up = false;

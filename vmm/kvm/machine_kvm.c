@@ -29,6 +29,7 @@ struct kvm_backend {
 	uint32_t ready_timeout_ms;
 	uint64_t template_us;
 	atomic_uint next_id;
+	struct kvm_reaper reaper;
 };
 
 struct kvm_machine {
@@ -37,7 +38,7 @@ struct kvm_machine {
 	int log_fd;
 	char log_path[PATH_CAP];
 	uint64_t boot_us;
-	struct kvm_live live;
+	struct kvm_live *live; /* heap: a reset hands the old one to the reaper */
 };
 
 static uint64_t mono_us(void)
@@ -113,6 +114,12 @@ int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out,
 	if (!b)
 		return -ENOMEM;
 	b->ready_timeout_ms = cfg->ready_timeout_ms;
+	rc = kvm_reaper_start(&b->reaper);
+	if (rc) {
+		snprintf(why, cap, "reaper thread: %s", strerror(-rc));
+		free(b);
+		return rc;
+	}
 	rc = runtime_dir(b, why, cap);
 	char log[PATH_CAP];
 	snprintf(log, sizeof log, "%s/template.log", b->dir);
@@ -122,6 +129,7 @@ int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out,
 		rc = kvm_template_snapshot(&t, why, cap);
 	}
 	if (rc) {
+		kvm_reaper_stop(&b->reaper);
 		remove_tree(b->dir);
 		free(b);
 		if (rc == -ETIMEDOUT)
@@ -137,6 +145,7 @@ void kvm_backend_close(struct kvm_backend *b)
 {
 	if (!b)
 		return;
+	kvm_reaper_stop(&b->reaper);
 	remove_tree(b->dir);
 	free(b);
 }
@@ -154,8 +163,9 @@ uint64_t kvm_backend_template_us(const struct kvm_backend *b)
 /* A new life for m from the snapshot: VM, devices, vCPU thread, client. */
 static int restore(struct kvm_machine *m)
 {
-	struct kvm_live *l = &m->live;
-	memset(l, 0, sizeof *l);
+	struct kvm_live *l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
 	l->parts = (struct kvm_snap_machine){ &l->vm, &l->ser, &l->con };
 	uint64_t t0 = mono_us();
 	int host_fd = -1;
@@ -164,8 +174,12 @@ static int restore(struct kvm_machine *m)
 		l->vm_up = true;
 		rc = kvm_live_start(l, host_fd, true, m->b->ready_timeout_ms);
 	}
-	if (rc)
+	if (rc) {
 		kvm_live_stop(l);
+		free(l);
+		l = NULL;
+	}
+	m->live = l;
 	m->boot_us = mono_us() - t0;
 	return rc;
 }
@@ -195,7 +209,9 @@ int kvm_machine_create(struct kvm_backend *b, struct kvm_machine **out)
 
 int kvm_machine_reset(struct kvm_machine *m)
 {
-	kvm_live_stop(&m->live);
+	if (m->live)
+		kvm_reaper_release(&m->b->reaper, m->live);
+	m->live = NULL;
 	if (ftruncate(m->log_fd, 0) < 0)
 		return -errno;
 	return restore(m);
@@ -205,7 +221,10 @@ void kvm_machine_destroy(struct kvm_machine *m)
 {
 	if (!m)
 		return;
-	kvm_live_stop(&m->live);
+	if (m->live) {
+		kvm_live_stop(m->live);
+		free(m->live);
+	}
 	close(m->log_fd);
 	unlink(m->log_path);
 	free(m);
@@ -213,12 +232,12 @@ void kvm_machine_destroy(struct kvm_machine *m)
 
 bool kvm_machine_is_alive(struct kvm_machine *m)
 {
-	return kvm_live_alive(&m->live);
+	return m->live && kvm_live_alive(m->live);
 }
 
 struct vp_client *kvm_machine_client(struct kvm_machine *m)
 {
-	return m->live.client;
+	return m->live ? m->live->client : NULL;
 }
 
 void kvm_machine_get_info(struct kvm_machine *m, struct machine_info *out)

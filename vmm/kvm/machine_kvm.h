@@ -8,6 +8,7 @@
  *                READY and saves the snapshot machines are restored from
  * live.c         a running machine: its vCPU thread (which hangs up the
  *                agent channel when the guest stops), client and teardown
+ * reaper.c       releases machines a reset left behind, off the caller's path
  * detect.c       whether /dev/kvm can make a VM, and whether this host's
  *                KVM runs a guest kernel natively (the AUTO rule)
  *
@@ -88,9 +89,32 @@ int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeo
 /* Pauses the vCPU (if it runs) and joins its thread; the machine's state
  * stays as it was (a snapshot can be taken). Idempotent. */
 void kvm_live_pause(struct kvm_live *l);
+/* Pauses the vCPU and frees the client: nothing runs or answers any more,
+ * but the console and VM are still to be released (kvm_live_stop). */
+void kvm_live_hang_up(struct kvm_live *l);
 /* Everything: vCPU thread, client, console, VM. Safe after any failure. */
 void kvm_live_stop(struct kvm_live *l);
 bool kvm_live_alive(struct kvm_live *l);
+
+/* ---- the reaper (reaper.c) ---------------------------------------------- */
+
+struct reaped;
+struct kvm_reaper {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct reaped *head;
+	int queued;
+	bool stopping, running;
+	pthread_t thread;
+};
+
+int kvm_reaper_start(struct kvm_reaper *r);
+/* Takes a heap-allocated machine: pauses its vCPU and frees its client
+ * now, releases the rest (console, VM, RAM) on the reaper thread, or here
+ * when the reaper is behind or stopped. */
+void kvm_reaper_release(struct kvm_reaper *r, struct kvm_live *l);
+/* Releases everything still queued, then joins the thread. */
+void kvm_reaper_stop(struct kvm_reaper *r);
 
 /* ---- detection (detect.c) ------------------------------------------------ */
 
