@@ -80,6 +80,27 @@ static void test_probe(void)
 	close(r.log);
 }
 
+/* The guest chooses how much it prints: the log stops at log_limit with
+ * one marker line, and the guest goes on. */
+static void test_log_limit(void)
+{
+	struct rig r;
+	REQUIRE_EQ(setup(&r), 0);
+	CHECK_EQ(r.uart.log_limit, KVM_SERIAL_LOG_LIMIT);
+	r.uart.log_limit = 16;
+	for (int i = 0; i < 100; i++)
+		out(&r, 0, (uint8_t)('a' + i % 26));
+	CHECK_EQ(r.uart.bytes_out, 16);
+	CHECK_EQ(r.uart.bytes_dropped, 84);
+	char buf[128] = { 0 };
+	ssize_t n = pread(r.log, buf, sizeof(buf) - 1, 0);
+	CHECKF(n > 16 && strncmp(buf, "abcdefghijklmnop", 16) == 0 &&
+		       strcmp(buf + 16, "\n[vmpoolfs: serial log truncated at 16 bytes]\n") == 0,
+	       "log: '%s'", buf);
+	CHECK_EQ(in(&r, 5) & 0x60, 0x60); /* still "transmitter empty" */
+	close(r.log);
+}
+
 static void test_log_failure(void)
 {
 	struct rig r;
@@ -101,6 +122,7 @@ int main(void)
 {
 	static const struct tap_test t[] = {
 		{ "8250 registers as Linux probes them", test_probe },
+		{ "the log stops at log_limit with a marker line", test_log_limit },
 		{ "a failing log does not stop the console", test_log_failure },
 	};
 	return tap_main(t, sizeof(t) / sizeof(t[0]));

@@ -3,6 +3,7 @@
 #include "vmm/kvm/serial.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "vmm/kvm/vm.h"
@@ -23,6 +24,16 @@ enum {
 
 static void emit(struct kvm_serial *s, uint8_t c)
 {
+	if (s->bytes_out >= s->log_limit) {
+		if (s->bytes_dropped++ == 0) {
+			char note[96];
+			int len = snprintf(note, sizeof note, "\n[vmpoolfs: serial log truncated at %llu bytes]\n",
+					   (unsigned long long)s->log_limit);
+			if (write(s->log_fd, note, (size_t)len) < 0 && !s->log_err)
+				s->log_err = -errno;
+		}
+		return;
+	}
 	for (;;) {
 		ssize_t n = write(s->log_fd, &c, 1);
 		if (n == 1) {
@@ -136,7 +147,8 @@ int kvm_serial_attach(struct kvm_serial *s, struct kvm_vm *vm, uint16_t port, in
 {
 	if (log_fd < 0)
 		return -EBADF;
-	*s = (struct kvm_serial){ .log_fd = log_fd, .port = port, .dll = 12 /* 9600 baud, the reset default */ };
+	*s = (struct kvm_serial){ .log_fd = log_fd, .port = port, .dll = 12 /* 9600 baud, the reset default */,
+				  .log_limit = KVM_SERIAL_LOG_LIMIT };
 	return kvm_vm_add_dev(vm, KVM_IO_PIO, port, 8, serial_io, s);
 }
 

@@ -2,7 +2,9 @@
  * what Linux's 8250 driver probes and polls (THR/RBR, IER, IIR/FCR, LCR with
  * the DLAB divisor latch, MCR with loopback, LSR, MSR, scratch). Transmit
  * is instant, so LSR always says the transmitter is empty; nothing is ever
- * received. Guest output goes to a log fd. No interrupt is raised yet: the
+ * received. Guest output goes to a log fd, at most `log_limit` bytes of it
+ * (the guest decides how much it writes; the host's disk must not be its
+ * to fill): past that one marker line, then nothing. No interrupt is raised yet: the
  * console path polls LSR, and this host's PVM cannot deliver interrupts. */
 #ifndef VMPOOL_KVM_SERIAL_H
 #define VMPOOL_KVM_SERIAL_H
@@ -13,13 +15,16 @@
 struct kvm_vm;
 
 #define KVM_SERIAL_COM1 0x3f8
+#define KVM_SERIAL_LOG_LIMIT (1u << 20) /* the default log_limit: a kernel log fits */
 
 struct kvm_serial {
 	int log_fd;
 	uint16_t port;     /* where it is attached, for snapshots */
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	bool thre_pending; /* THR-empty "interrupt" until IIR is read or THR written */
-	uint64_t bytes_out;
+	uint64_t bytes_out;     /* written to the log */
+	uint64_t bytes_dropped; /* past log_limit */
+	uint64_t log_limit;     /* KVM_SERIAL_LOG_LIMIT after attach; callers may change it */
 	int log_err;       /* first failed log write (-errno); the guest goes on */
 };
 
