@@ -443,7 +443,22 @@ int session_start(struct session *s, const char *text, size_t len)
 	clock_gettime(CLOCK_REALTIME, &s->ctime);
 	s->mtime[0] = s->mtime[1] = s->ctime;
 	s->musers++;
+	s->oom_base_known = false;
+	s->oom_kills = 0;
 	struct vp_client *c = s->client;
+	struct machine *m = s->m;
+	pthread_mutex_unlock(&s->lock);
+
+	/* The baseline for stat's oom_kills: the machine's count never goes
+	 * back, so what a command's processes lost to the memory limit is the
+	 * count now minus this. */
+	struct machine_info info;
+	machine_get_info(m, &info);
+	pthread_mutex_lock(&s->lock);
+	if (s->gen == gen) {
+		s->oom_base = info.oom_kills;
+		s->oom_base_known = true;
+	}
 	pthread_mutex_unlock(&s->lock);
 
 	struct vp_exec req;
@@ -580,8 +595,28 @@ static void put_output_lost(FILE *f, const struct session *s)
 	fputc('\n', f);
 }
 
+/* Reads the machine's OOM-kill count into s->oom_kills (while the machine
+ * is still ours; after rmdir the last value stays). */
+static void refresh_oom_kills(struct session *s)
+{
+	if (session_machine_get(s) < 0)
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct machine *m = s->m;
+	uint64_t gen = s->gen;
+	pthread_mutex_unlock(&s->lock);
+	struct machine_info info;
+	machine_get_info(m, &info);
+	pthread_mutex_lock(&s->lock);
+	if (s->gen == gen && s->oom_base_known && info.oom_kills >= s->oom_base)
+		s->oom_kills = info.oom_kills - s->oom_base;
+	pthread_mutex_unlock(&s->lock);
+	session_machine_put(s);
+}
+
 int session_format_stat(struct session *s, char **out, size_t *len)
 {
+	refresh_oom_kills(s);
 	char *buf = NULL;
 	size_t sz = 0;
 	FILE *f = open_memstream(&buf, &sz);
@@ -611,6 +646,10 @@ int session_format_stat(struct session *s, char **out, size_t *len)
 	}
 	fprintf(f, "stdout_bytes=%llu\n", (unsigned long long)outbuf_len(&s->out[0]));
 	fprintf(f, "stderr_bytes=%llu\n", (unsigned long long)outbuf_len(&s->out[1]));
+	if (st != ST_IDLE)
+		fprintf(f, "oom_kills=%llu\n", (unsigned long long)s->oom_kills);
+	else
+		fputs("oom_kills=\n", f);
 	fputs("cmd=", f);
 	if (s->cmd)
 		put_escaped(f, s->cmd, s->cmd_len);

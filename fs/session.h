@@ -69,6 +69,9 @@ struct session {
 	int exit_code, signo;
 	uint64_t started_wall_ms, started_mono_ms, duration_ms;
 	char error[200];
+	uint64_t oom_base;            /* the machine's OOM-kill count when the command started */
+	bool oom_base_known;
+	uint64_t oom_kills;           /* kills by the memory limit since then, as last read */
 	struct outbuf out[2];         /* stdout, stderr */
 	int out_err[2];               /* per stream: a failed append; what came after is
 	                               * dropped (no gap), readers get EIO at the end */

@@ -68,11 +68,12 @@ setup() { M=$MNT/pool/s; }
 @test "stat has every key, one per line" {
 	echo 'printf abc; printf de >&2' > "$M/cmd"
 	cat "$M/exit" >/dev/null
-	for k in state exit_code signal pid started_ms duration_ms stdout_bytes stderr_bytes cmd; do
+	for k in state exit_code signal pid started_ms duration_ms stdout_bytes stderr_bytes oom_kills cmd; do
 		grep -q "^$k=" "$M/stat"
 	done
 	[ "$(kv "$M/stat" stdout_bytes)" = 3 ]
 	[ "$(kv "$M/stat" stderr_bytes)" = 2 ]
+	[ "$(kv "$M/stat" oom_kills)" = 0 ]
 	! grep -q '^error=' "$M/stat"
 }
 
