@@ -89,8 +89,14 @@ static void lo_up(void)
 void agent_pid1_setup(bool vm)
 {
 	const unsigned long nosuid = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-	do_mount("proc", "/proc", "proc", nosuid, NULL);
-	do_mount("sysfs", "/sys", "sysfs", nosuid, NULL);
+	/* The ns backend mounts proc and sysfs before the agent runs (a user
+	 * namespace may mount them only while the host's instances are still
+	 * visible: ns_spawn.c, child_kernfs); another sysfs would be refused
+	 * here (EPERM) and only add noise to the agent's log. */
+	if (vm) {
+		do_mount("proc", "/proc", "proc", nosuid, NULL);
+		do_mount("sysfs", "/sys", "sysfs", nosuid, NULL);
+	}
 	/* Only a VM has devices of its own. The ns backend has bind-mounted
 	 * the nodes a command needs into /dev already; devtmpfs there would
 	 * give EPERM in its user namespace, and without one it would show

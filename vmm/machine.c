@@ -181,7 +181,7 @@ struct vp_client *machine_client(struct machine *m)
 
 const char *machine_log_path(struct machine *m)
 {
-	return m->kvm ? kvm_machine_log_path(m->kvm) : NULL;
+	return m->kvm ? kvm_machine_log_path(m->kvm) : ns_machine_log_path(m->ns);
 }
 
 void machine_get_info(struct machine *m, struct machine_info *out)

@@ -53,8 +53,9 @@ int machine_reset(struct machine *m);
 void machine_destroy(struct machine *m); /* safe on NULL */
 bool machine_is_alive(struct machine *m);
 struct vp_client *machine_client(struct machine *m); /* valid until reset/destroy */
-/* kvm: the machine's serial log (guest kernel console; emptied at reset);
- * ns: NULL. Valid until destroy. */
+/* The machine's log file, emptied at reset, capped at 1 MiB per life:
+ * kvm: the serial console (guest kernel log); ns: the agent's stderr.
+ * Valid until destroy. */
 const char *machine_log_path(struct machine *m);
 
 struct machine_info {

@@ -31,6 +31,7 @@ struct ns_backend {
 	struct ns_cgroups *cg;
 	struct ns_seccomp sc;
 	struct ns_plan *plan;
+	struct ns_logs *logs;
 	atomic_uint next_id;
 };
 
@@ -42,6 +43,7 @@ struct ns_machine {
 	struct ns_cg cg;
 	struct vp_client *client;
 	uint64_t boot_us;
+	char log_path[300];
 };
 
 static void complain(const char *what, int err)
@@ -215,6 +217,10 @@ int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
 	}
 	if ((err = make_scratch(&b->scratch)))
 		goto fail;
+	if ((err = ns_logs_open(&b->logs))) {
+		complain("cannot make the agent log directory", err);
+		goto fail;
+	}
 	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, &b->sc, &b->plan)))
 		goto fail;
 	free(rootfs);
@@ -231,6 +237,7 @@ void ns_backend_close(struct ns_backend *b)
 	if (!b)
 		return;
 	ns_plan_free(b->plan);
+	ns_logs_close(b->logs);
 	ns_cgroups_close(b->cg);
 	if (b->scratch) {
 		rmdir(b->scratch);
@@ -273,7 +280,12 @@ static int machine_start(struct ns_machine *m)
 	int err = ns_cg_create(b->cg, name, b->cfg.mem_bytes, b->cfg.pids_max, &m->cg);
 	if (err)
 		return err;
-	if ((err = ns_spawn(b->plan, &b->ids, b->cg, &m->cg, timeout, &m->sp)))
+	int log_wr = -1;
+	if ((err = ns_log_attach(b->logs, m->id, &log_wr)))
+		goto fail;
+	err = ns_spawn(b->plan, &b->ids, b->cg, &m->cg, log_wr, timeout, &m->sp);
+	close(log_wr); /* the agent has its copy */
+	if (err)
 		goto fail;
 	int fd = m->sp.chan_fd;
 	m->sp.chan_fd = -1; /* the client owns it from here, even on failure */
@@ -300,10 +312,12 @@ int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
 		return -ENOMEM;
 	m->b = b;
 	m->id = atomic_fetch_add(&b->next_id, 1);
+	ns_log_path(b->logs, m->id, m->log_path, sizeof m->log_path);
 	m->sp.pidfd = -1;
 	m->sp.chan_fd = -1;
 	int err = machine_start(m);
 	if (err) {
+		ns_log_remove(b->logs, m->id);
 		free(m);
 		return err;
 	}
@@ -322,6 +336,7 @@ void ns_machine_destroy(struct ns_machine *m)
 	if (!m)
 		return;
 	machine_stop(m);
+	ns_log_remove(m->b->logs, m->id);
 	free(m);
 }
 
@@ -333,6 +348,11 @@ bool ns_machine_is_alive(struct ns_machine *m)
 struct vp_client *ns_machine_client(struct ns_machine *m)
 {
 	return m->client;
+}
+
+const char *ns_machine_log_path(struct ns_machine *m)
+{
+	return m->log_path;
 }
 
 void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)

@@ -6,6 +6,7 @@
  *               agent runs: see child_kernfs for why proc and sysfs must be)
  * ns_cgroup.c   per-machine cgroups (v1 or pure v2, detected at open)
  * ns_seccomp.c  the seccomp filter (hand-written BPF, one table of refusals)
+ * ns_log.c      the agents' stderr, copied (capped) into per-machine log files
  *
  * All functions return 0 or -errno. */
 #ifndef VMPOOL_NS_H
@@ -33,6 +34,20 @@ void ns_machine_destroy(struct ns_machine *m);
 bool ns_machine_is_alive(struct ns_machine *m);
 struct vp_client *ns_machine_client(struct ns_machine *m);
 void ns_machine_get_info(struct ns_machine *m, struct machine_info *out);
+const char *ns_machine_log_path(struct ns_machine *m); /* this life's agent log */
+
+/* ---- agent logs (ns_log.c) ------------------------------------------- */
+
+#define NS_LOG_LIMIT (1u << 20) /* bytes kept per life of a machine */
+struct ns_logs; /* a runtime dir $TMPDIR/vmpool-ns-XXXXXX and a copying thread */
+int ns_logs_open(struct ns_logs **out);
+/* After every machine is gone: stops the thread, removes the directory. */
+void ns_logs_close(struct ns_logs *l);
+/* A new, empty log for machine `id`; *wr (O_NONBLOCK, close-on-exec) is
+ * the agent's stderr, the caller closes it once the agent has it. */
+int ns_log_attach(struct ns_logs *l, uint32_t id, int *wr);
+int ns_log_path(const struct ns_logs *l, uint32_t id, char *buf, size_t cap);
+void ns_log_remove(struct ns_logs *l, uint32_t id);
 
 /* ---- seccomp (ns_seccomp.c) ------------------------------------------ */
 
@@ -111,11 +126,12 @@ struct ns_spawn_opts {
 	uint32_t uid_base, gid_base; /* host ids guest root maps to: "0 base 65536" */
 	bool oom_protect;            /* set the agent's oom_score_adj to -1000 (needs CAP_SYS_RESOURCE) */
 };
-/* Clones the sandbox into cg, maps ids, protects it from the OOM
+/* stderr_fd (-1: /dev/null) becomes the agent's fd 2.
+ * Clones the sandbox into cg, maps ids, protects it from the OOM
  * killer, releases it and waits (at most timeout_ms) until it has exec'ed
  * /init or failed. On failure nothing is left behind. */
 int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struct ns_cgroups *cgs,
-	     const struct ns_cg *cg, int timeout_ms, struct ns_spawned *out);
+	     const struct ns_cg *cg, int stderr_fd, int timeout_ms, struct ns_spawned *out);
 /* SIGKILL and reap (the pid namespace dies with its PID 1); closes pidfd. */
 void ns_spawn_kill(struct ns_spawned *s);
 bool ns_spawn_exited(const struct ns_spawned *s);

@@ -122,6 +122,7 @@ void ns_plan_free(struct ns_plan *p)
 struct child_args {
 	const struct ns_plan *plan;
 	int chan, release_rd, err_wr;
+	int log; /* the agent's stderr, or -1 */
 };
 
 static _Noreturn void child_fail(int err_wr, int step, int err)
@@ -224,8 +225,9 @@ static void child_loopback(const struct child_args *a)
 
 static void child_fds(struct child_args *a)
 {
-	/* Park the two fds we keep above 0..4, then lay out 0-2 = /dev/null,
-	 * 3 = channel (inheritable), 4 = error pipe (close-on-exec). */
+	/* Park the fds we keep above 0..4, then lay out 0-1 = /dev/null,
+	 * 2 = the log pipe (or /dev/null), 3 = channel (inheritable),
+	 * 4 = error pipe (close-on-exec). */
 	int chan = fcntl(a->chan, F_DUPFD, HIGH_FD);
 	if (chan < 0)
 		child_fail(a->err_wr, ST_FDS, errno);
@@ -233,14 +235,19 @@ static void child_fds(struct child_args *a)
 	if (ew < 0)
 		child_fail(a->err_wr, ST_FDS, errno);
 	a->err_wr = ew;
+	int log = a->log >= 0 ? fcntl(a->log, F_DUPFD_CLOEXEC, HIGH_FD) : -1;
+	if (a->log >= 0 && log < 0)
+		child_fail(a->err_wr, ST_FDS, errno);
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (nul < 0)
 		child_fail(a->err_wr, ST_FDS, errno);
-	for (int fd = 0; fd < 3; fd++)
-		if (fd != nul)
-			TRY(ST_FDS, dup2(nul, fd)); /* dup2 clears close-on-exec */
+	for (int fd = 0; fd < 3; fd++) {
+		int from = fd == 2 && log >= 0 ? log : nul;
+		if (fd != from)
+			TRY(ST_FDS, dup2(from, fd)); /* dup2 clears close-on-exec */
 		else
 			TRY(ST_FDS, fcntl(fd, F_SETFD, 0));
+	}
 	TRY(ST_FDS, dup2(chan, CHANNEL_FD));
 	TRY(ST_FDS, dup3(ew, ERR_FD, O_CLOEXEC));
 	a->err_wr = ERR_FD;
@@ -414,7 +421,7 @@ static void chan_bufs(const int sv[2])
 }
 
 int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struct ns_cgroups *cgs,
-	     const struct ns_cg *cg, int timeout_ms, struct ns_spawned *out)
+	     const struct ns_cg *cg, int stderr_fd, int timeout_ms, struct ns_spawned *out)
 {
 	int sv[2] = {-1, -1}, rel[2] = {-1, -1}, errp[2] = {-1, -1};
 	int err = 0;
@@ -458,7 +465,8 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 	}
 	long pid = syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid == 0) {
-		struct child_args a = {.plan = p, .chan = sv[1], .release_rd = rel[0], .err_wr = errp[1]};
+		struct child_args a = {
+			.plan = p, .chan = sv[1], .release_rd = rel[0], .err_wr = errp[1], .log = stderr_fd};
 		child_main(&a);
 	}
 	int clone_errno = errno;
