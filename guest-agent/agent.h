@@ -53,6 +53,7 @@ struct agent_msg {
 	int err;
 	union {
 		struct vp_hello hello;
+		struct vp_set_time time;
 		struct vp_bytes echo;
 		struct vp_fs_req fs;
 		struct vp_setattr sa;

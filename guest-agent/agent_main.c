@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -140,6 +141,23 @@ static void on_hello(struct agent *a, const struct agent_msg *m)
 		send_ready(a, m->h.id);
 }
 
+/* The clock is set only where it is the guest's own: in a VM. The ns
+ * guest shares the host's clock, and host mode runs on the host itself
+ * (tests, as root): there the request is refused without going near
+ * clock_settime, rather than leaving it to the kernel to say no. */
+static void on_set_time(struct agent *a, const struct agent_msg *m)
+{
+	if (a->mode != MODE_VM) {
+		agent_send_error(&a->chan, m->h.id, EPERM, "the clock is the host's");
+		return;
+	}
+	struct timespec ts = { .tv_sec = (time_t)m->u.time.sec, .tv_nsec = (long)m->u.time.nsec };
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		agent_send_error(&a->chan, m->h.id, errno, "clock_settime");
+	else
+		agent_send_ok(&a->chan, m->h.id);
+}
+
 /* Pool worker: everything that answers on the channel, so the frame
  * reader itself never blocks in a write. */
 static void serve_msg(void *ctx, struct agent_msg *m)
@@ -152,6 +170,9 @@ static void serve_msg(void *ctx, struct agent_msg *m)
 	switch (m->h.type) {
 	case VP_HELLO:
 		on_hello(a, m);
+		break;
+	case VP_SET_TIME:
+		on_set_time(a, m);
 		break;
 	case VP_PING: {
 		/* PONG has PING's layout: echo the payload as it came. */
@@ -171,7 +192,8 @@ static bool is_exec_type(uint16_t t)
 
 static bool is_request(uint16_t t)
 {
-	return t == VP_HELLO || t == VP_PING || is_exec_type(t) || (t >= VP_FS_LOOKUP && t <= VP_FS_STATFS);
+	return t == VP_HELLO || t == VP_SET_TIME || t == VP_PING || is_exec_type(t) ||
+	       (t >= VP_FS_LOOKUP && t <= VP_FS_STATFS);
 }
 
 static int decode(struct agent_msg *m)
@@ -180,6 +202,7 @@ static int decode(struct agent_msg *m)
 	size_t n = m->h.len;
 	switch (m->h.type) {
 	case VP_HELLO: return vp_dec_hello(p, n, &m->u.hello);
+	case VP_SET_TIME: return vp_dec_set_time(p, n, &m->u.time);
 	case VP_PING: {
 		struct vp_reader r;
 		vp_reader_init(&r, p, n);

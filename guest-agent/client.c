@@ -1096,6 +1096,16 @@ int vp_ping(struct vp_client *c)
 	return err;
 }
 
+int vp_set_time(struct vp_client *c, const struct timespec *now)
+{
+	if (!now || now->tv_nsec < 0 || now->tv_nsec >= 1000000000L)
+		return -EINVAL;
+	struct vp_buf b;
+	frame_begin(&b);
+	vp_enc_set_time(&b, &(struct vp_set_time){ .sec = now->tv_sec, .nsec = (uint32_t)now->tv_nsec });
+	return call_ok(c, VP_SET_TIME, &b, NULL, 0);
+}
+
 /* ---- exec ------------------------------------------------------------------------- */
 
 int vp_exec_start(struct vp_client *c, const struct vp_exec *req, const struct vp_exec_cb *cb, void *ctx,

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -37,6 +38,10 @@ int vp_client_handshake_resumed(struct vp_client *c, int timeout_ms);
 void vp_client_set_timeout(struct vp_client *c, int timeout_ms);
 
 int vp_ping(struct vp_client *c);
+/* SET_TIME: the guest's CLOCK_REALTIME := *now (tv_nsec < 1e9, else
+ * -EINVAL). -EPERM from an agent that may not set the clock (not a VM),
+ * -ENOSYS from one older than SET_TIME. */
+int vp_set_time(struct vp_client *c, const struct timespec *now);
 
 /* EXEC. Callbacks run on the reader thread: copy the data and return
  * quickly. Output is acknowledged to the agent after on_output returns (that

@@ -248,6 +248,7 @@ const char *vp_type_name(uint16_t type)
 	case VP_PONG: return "PONG";
 	case VP_ERROR: return "ERROR";
 	case VP_OK: return "OK";
+	case VP_SET_TIME: return "SET_TIME";
 	case VP_EXEC: return "EXEC";
 	case VP_EXEC_STARTED: return "EXEC_STARTED";
 	case VP_OUTPUT: return "OUTPUT";
@@ -571,6 +572,7 @@ union msg_tmp {
 	struct vp_hello hello;
 	struct vp_ready ready;
 	struct vp_error error;
+	struct vp_set_time set_time;
 	struct vp_exec_started started;
 	struct vp_output output;
 	struct vp_exit exit;
@@ -643,6 +645,20 @@ int vp_dec_error(const void *p, size_t n, struct vp_error *m)
 void vp_enc_error(struct vp_buf *b, const struct vp_error *m)
 {
 	enc_msg(b, m, error_fields, NULL);
+}
+
+static const struct field set_time_fields[] = {
+	F_INT(struct vp_set_time, sec), F_MAX(struct vp_set_time, nsec, NSEC_PER_SEC - 1), F_END,
+};
+
+int vp_dec_set_time(const void *p, size_t n, struct vp_set_time *m)
+{
+	return dec_msg(p, n, m, set_time_fields, NULL);
+}
+
+void vp_enc_set_time(struct vp_buf *b, const struct vp_set_time *m)
+{
+	enc_msg(b, m, set_time_fields, NULL);
 }
 
 /* EXEC: these fields, then u32 nenv and the env entries. */
@@ -1033,6 +1049,7 @@ int vp_validate(uint16_t type, const void *payload, size_t len)
 	case VP_PONG: return dec_bytes_only(payload, len, VP_MAX_DATA);
 	case VP_ERROR: return vp_dec_error(payload, len, &u.m.error);
 	case VP_OK: return len ? -EBADMSG : 0;
+	case VP_SET_TIME: return vp_dec_set_time(payload, len, &u.m.set_time);
 	case VP_EXEC: return vp_dec_exec(payload, len, &u.exec);
 	case VP_EXEC_STARTED: return vp_dec_exec_started(payload, len, &u.m.started);
 	case VP_OUTPUT: return vp_dec_output(payload, len, &u.m.output);

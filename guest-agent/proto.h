@@ -36,6 +36,7 @@ enum vp_type {
 	VP_PONG = 4,    /* guest→host  {bytes echo} */
 	VP_ERROR = 5,   /* guest→host  {i32 errno (positive), str message}: failure reply to any request */
 	VP_OK = 6,      /* guest→host  {}: success reply with no data */
+	VP_SET_TIME = 7, /* host→guest  vp_set_time → OK, or ERROR(EPERM) where the agent may not set the clock */
 
 	/* commands */
 	VP_EXEC = 16,       /* host→guest vp_exec → EXEC_STARTED, OUTPUT*, EXIT (all with the EXEC's id) or ERROR */
@@ -155,6 +156,9 @@ struct vp_bytes {
 struct vp_hello { uint32_t min_version, max_version; };
 struct vp_ready { uint32_t version, features; struct vp_bytes info; };
 struct vp_error { int32_t err; struct vp_bytes message; }; /* err positive errno */
+/* The host's CLOCK_REALTIME, for a guest whose clock was restored from a
+ * snapshot (docs/protocol.md, "Time"). */
+struct vp_set_time { int64_t sec; uint32_t nsec; /* < 1e9 */ };
 
 #define VP_EXEC_STDIN 0x1u /* keep a stdin pipe open for STDIN frames; else stdin is /dev/null */
 struct vp_exec {
@@ -231,6 +235,7 @@ struct vp_statfs {
 void vp_enc_hello(struct vp_buf *b, const struct vp_hello *m);
 void vp_enc_ready(struct vp_buf *b, const struct vp_ready *m);
 void vp_enc_error(struct vp_buf *b, const struct vp_error *m);
+void vp_enc_set_time(struct vp_buf *b, const struct vp_set_time *m);
 void vp_enc_exec(struct vp_buf *b, const struct vp_exec *m);
 void vp_enc_exec_started(struct vp_buf *b, const struct vp_exec_started *m);
 void vp_enc_output(struct vp_buf *b, const struct vp_output *m);
@@ -250,6 +255,7 @@ void vp_enc_fs_req(struct vp_buf *b, uint16_t type, const struct vp_fs_req *m);
 int vp_dec_hello(const void *p, size_t n, struct vp_hello *m);
 int vp_dec_ready(const void *p, size_t n, struct vp_ready *m);
 int vp_dec_error(const void *p, size_t n, struct vp_error *m);
+int vp_dec_set_time(const void *p, size_t n, struct vp_set_time *m);
 int vp_dec_exec(const void *p, size_t n, struct vp_exec *m);
 int vp_dec_exec_started(const void *p, size_t n, struct vp_exec_started *m);
 int vp_dec_output(const void *p, size_t n, struct vp_output *m);

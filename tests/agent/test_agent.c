@@ -14,10 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include "guest-agent/proto.h"
 #include "tests/common/tap.h"
@@ -143,7 +151,9 @@ static int wait_agent(pid_t pid, int ms)
 	return -1;
 }
 
-static bool conn_open(struct conn *c, const char *root)
+/* child_setup (may be NULL) runs in the agent's process before the exec;
+ * non-zero makes the child exit 126. */
+static bool conn_open_with(struct conn *c, const char *root, int (*child_setup)(void))
 {
 	memset(c, 0, sizeof *c);
 	snprintf(c->root, sizeof c->root, "%s", root);
@@ -158,6 +168,8 @@ static bool conn_open(struct conn *c, const char *root)
 			fcntl(3, F_SETFD, 0);
 		else
 			dup2(sv[1], 3);
+		if (child_setup && child_setup())
+			_exit(126);
 		execl(agent_path, agent_path, "--fd", "3", "--root", root, (char *)NULL);
 		_exit(127);
 	}
@@ -170,6 +182,11 @@ static bool conn_open(struct conn *c, const char *root)
 		  CHECKF(vp_dec_ready(f->p, f->h.len, &r) == 0 && r.version == VP_PROTO_VERSION, "READY v1");
 	frame_free(f);
 	return ok;
+}
+
+static bool conn_open(struct conn *c, const char *root)
+{
+	return conn_open_with(c, root, NULL);
 }
 
 /* Closes our end; returns the agent's wait status (-1: had to be killed). */
@@ -733,6 +750,75 @@ static void t_fatal(const char *root)
 			frame_free(f);
 		}
 	}
+}
+
+/* ---- tests: the clock ------------------------------------------------------ */
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "no seccomp arch value for this architecture"
+#endif
+#define CLOCK_CALL_ERRNO EHWPOISON /* what no clock call gives by itself */
+
+/* Every call that sets a clock fails with CLOCK_CALL_ERRNO in the agent
+ * (and its commands): the host's clock is out of its reach whatever it
+ * does, and a reply carrying that errno shows it tried. Calls through
+ * another architecture's table (i386), which it never makes, fail too. */
+static int forbid_clock_setting(void)
+{
+	static struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clock_settime, 3, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_settimeofday, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clock_adjtime, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_adjtimex, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | CLOCK_CALL_ERRNO),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+static int set_time(struct conn *c, int64_t sec, uint32_t nsec)
+{
+	struct vp_buf b;
+	vp_buf_init(&b);
+	/* By hand: the encoder would refuse a bad nsec. */
+	vp_put_i64(&b, sec);
+	vp_put_u32(&b, nsec);
+	uint32_t id = send_buf(c, VP_SET_TIME, &b);
+	vp_buf_free(&b);
+	return reply(c, id, VP_OK, NULL);
+}
+
+/* Host mode is the host itself: SET_TIME is refused with EPERM without
+ * clock_settime being tried. The time sent is the host's own, so not even
+ * a broken filter could make this test move the clock. */
+static void t_set_time(const char *root)
+{
+	struct conn c;
+	if (!conn_open_with(&c, root, forbid_clock_setting))
+		return;
+	CHECKF(proc_kb(c.pid, "Seccomp") == 2, "agent runs under the clock filter");
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int r = set_time(&c, now.tv_sec, (uint32_t)now.tv_nsec);
+	CHECKF(r == -EPERM, "SET_TIME in host mode → EPERM (%d%s)", r,
+	       r == -CLOCK_CALL_ERRNO ? ": the agent called a clock setter" : "");
+	CHECKF(set_time(&c, now.tv_sec, 1000000000u) == -EBADMSG, "nsec = 1e9 → EBADMSG");
+	uint32_t id = ++c.next_id;
+	CHECKF(send_raw(&c, VP_SET_TIME, id, "\1\0\0\0\0\0\0\0", 8) == 0, "send short SET_TIME");
+	CHECKF(reply(&c, id, VP_OK, NULL) == -EBADMSG, "SET_TIME without nsec → EBADMSG");
+	CHECKF(ping(&c, "still alive") == 0, "agent still answers");
+	int st = conn_close(&c);
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit (%d)", st);
 }
 
 /* ---- tests: commands --------------------------------------------------- */
@@ -1373,6 +1459,7 @@ int main(void)
 		{ "output flow control", t_exec_flow },
 		{ "channel EOF kills commands", t_exec_eof_kills },
 		{ "fatal frames close the channel", t_fatal },
+		{ "SET_TIME refused in host mode, no clock call", t_set_time },
 	};
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
 		mark = tap_mark();

@@ -6,6 +6,8 @@
  *   handshake (the agent said READY before the snapshot, never again);
  * - two machines at once: each one's PING counter (in guest RAM) starts at
  *   1 on its own; reset gives a pristine machine (the counter is 1 again);
+ * - every created or reset machine was told the host's time (SET_TIME):
+ *   its log's `time sec=` is within a few seconds of CLOCK_REALTIME;
  * - a guest that dies in the middle of a request (EXEC makes the
  *   conformance guest stop unanswered): the request and the next PING fail
  *   with an errno, the machine turns !alive, reset brings it back;
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest-agent/client.h"
@@ -138,6 +141,29 @@ static long wait_pong(struct machine *m, long want)
 	return v;
 }
 
+static int64_t realtime_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+/* Whether m's serial log says its guest was told a time within 5 s of
+ * `host` (the host's CLOCK_REALTIME when the machine was made). The guest
+ * logs before it answers, so the line is there once create returned. */
+static bool told_time(struct machine *m, int64_t host)
+{
+	char *s = read_path(machine_log_path(m));
+	const char *p = s ? strstr(s, "time sec=") : NULL;
+	long long told = p ? strtoll(p + 9, NULL, 10) : 0;
+	bool ok = p && told >= host - 5 && told <= host + 5;
+	if (!ok)
+		printf("# host %lld, guest told %.*s\n", (long long)host, p ? (int)strcspn(p, "\n") : 7,
+		       p ? p : "nothing");
+	free(s);
+	return ok;
+}
+
 static int pings(struct machine *m, int n)
 {
 	int rc = 0;
@@ -176,9 +202,10 @@ static void test_open(void)
 	char p[512];
 	snprintf(p, sizeof p, "%s/template.log", dir);
 	char *log = read_path(p);
-	/* Booted, said READY, answered the HELLO, then was snapshotted. */
+	/* Booted, said READY, answered the HELLO, then was snapshotted; only
+	 * restored machines are told the time. */
 	CHECKF(log && strstr(log, "kvm-conformance-guest\n") && strstr(log, "ready sent\n") &&
-		       strstr(log, "hello id=") && !strstr(log, "status="),
+		       strstr(log, "hello id=") && !strstr(log, "status=") && !strstr(log, "time sec="),
 	       "template log:\n%s", log ? log : "-");
 	free(log);
 	char *keep = strdup(dir);
@@ -194,6 +221,7 @@ static void test_machines(void)
 	REQUIRE(b);
 	struct machine *a = NULL, *c = NULL;
 	double t0 = now_s();
+	int64_t host = realtime_s();
 	CHECK_EQ(machine_create(b, &a), 0);
 	double t1 = now_s();
 	CHECK_EQ(machine_create(b, &c), 0);
@@ -210,6 +238,8 @@ static void test_machines(void)
 	CHECK_EQ(ia.oom_kills, 0);
 	CHECK(ia.boot_us > 0);
 	CHECK(strcmp(machine_log_path(a), machine_log_path(c)) != 0);
+	CHECK(told_time(a, host));
+	CHECK(told_time(c, host));
 
 	/* Each counter is in its own machine's RAM: both start from the
 	 * snapshot's 0, whatever the other does. */
@@ -223,9 +253,11 @@ static void test_machines(void)
 
 	/* Reset: pristine again, and the log starts over. */
 	t0 = now_s();
+	host = realtime_s();
 	CHECK_EQ(machine_reset(a), 0);
 	printf("# reset: %.1f ms\n", (now_s() - t0) * 1000.0);
 	CHECK(machine_is_alive(a));
+	CHECK(told_time(a, host));
 	CHECK_EQ(last_pong(a), 0);
 	CHECK_EQ(pings(a, 1), 0);
 	CHECK_EQ(wait_pong(a, 1), 1);
@@ -234,7 +266,9 @@ static void test_machines(void)
 	       log ? log : "-");
 	free(log);
 	for (int i = 0; i < 5; i++) { /* and again, as a pool does */
+		host = realtime_s();
 		CHECK_EQ(machine_reset(c), 0);
+		CHECK(told_time(c, host));
 		CHECK_EQ(pings(c, 2), 0);
 		CHECK_EQ(wait_pong(c, 2), 2);
 	}

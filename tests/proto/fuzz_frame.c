@@ -27,6 +27,7 @@ static void reencode(uint16_t t, const uint8_t *p, size_t n, struct vp_buf *b)
 	case VP_HELLO: ROUND_TRIP(struct vp_hello, vp_dec_hello, vp_enc_hello); return;
 	case VP_READY: ROUND_TRIP(struct vp_ready, vp_dec_ready, vp_enc_ready); return;
 	case VP_ERROR: ROUND_TRIP(struct vp_error, vp_dec_error, vp_enc_error); return;
+	case VP_SET_TIME: ROUND_TRIP(struct vp_set_time, vp_dec_set_time, vp_enc_set_time); return;
 	case VP_EXEC: ROUND_TRIP(struct vp_exec, vp_dec_exec, vp_enc_exec); return;
 	case VP_EXEC_STARTED: ROUND_TRIP(struct vp_exec_started, vp_dec_exec_started, vp_enc_exec_started); return;
 	case VP_OUTPUT: ROUND_TRIP(struct vp_output, vp_dec_output, vp_enc_output); return;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest-agent/client.h"
@@ -47,6 +48,20 @@ static int start_vcpu(struct kvm_live *l)
 	return err;
 }
 
+/* A restored guest's kvmclock, so its wall clock, is the snapshot's:
+ * behind by however long ago that was. The agent sets it to ours. An
+ * agent that answers at all leaves a working machine, so its refusal
+ * (EPERM: not a VM's PID 1; ENOSYS: older than SET_TIME; a failed
+ * clock_settime) costs only the correction; a channel that failed or a
+ * guest that did not answer in time fails the machine, as in any call. */
+static int tell_time(struct vp_client *c)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int err = vp_set_time(c, &now);
+	return err && err != -ETIMEDOUT && vp_client_alive(c) ? 0 : err;
+}
+
 int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeout_ms)
 {
 	int err = start_vcpu(l);
@@ -60,7 +75,10 @@ int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeo
 		return err;
 	}
 	int ms = timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
-	return resumed ? vp_client_handshake_resumed(l->client, ms) : vp_client_handshake(l->client, ms);
+	if (!resumed)
+		return vp_client_handshake(l->client, ms);
+	err = vp_client_handshake_resumed(l->client, ms);
+	return err ? err : tell_time(l->client);
 }
 
 void kvm_live_pause(struct kvm_live *l)

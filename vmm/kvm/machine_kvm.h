@@ -83,8 +83,9 @@ struct kvm_live {
  * fails instead of hanging. Then makes the client on host_fd (owned from
  * here on, closed on failure too) and handshakes within timeout_ms: fully
  * (waits for the unsolicited READY) for a booted guest, `resumed` (HELLO
- * only) for one restored after READY. On failure the caller still calls
- * kvm_live_stop. */
+ * only) for one restored after READY, which is then sent SET_TIME with the
+ * host's CLOCK_REALTIME (its clock is the snapshot's; the agent's refusal
+ * is not an error). On failure the caller still calls kvm_live_stop. */
 int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeout_ms);
 /* Pauses the vCPU (if it runs) and joins its thread; the machine's state
  * stays as it was (a snapshot can be taken). Idempotent. */

@@ -5,14 +5,17 @@
  * every PING with a PONG carrying the same id and echo, answers HELLO with
  * READY (version 1 when HELLO's range holds it, else ERROR
  * EPROTONOSUPPORT: the handshake of a machine restored after READY, which
- * sends no READY of its own), and ends after a PING whose echo is "bye" (a
- * conformance-guest convention, so the test can stop it). EXEC, which it
- * cannot serve, ends it at once without an answer: how a test makes a
- * guest die in the middle of a request. Other frames are ignored. Each
- * frame is reported on COM1: `ready sent`, `hello id=N`, `pong id=N len=L
- * n=C`, `exec id=N: stopping`, where C counts the PINGs answered so far: a
- * value in guest RAM, so machines restored from one snapshot show whether
- * their RAM is their own (tests/kvm/test_kvm_snapshot.c). */
+ * sends no READY of its own), answers SET_TIME with OK (it keeps no clock,
+ * it only reports the time it was told), and ends after a PING whose echo
+ * is "bye" (a conformance-guest convention, so the test can stop it).
+ * EXEC, which it cannot serve, ends it at once without an answer: how a
+ * test makes a guest die in the middle of a request. Other frames are
+ * ignored. Each frame is reported on COM1: `ready sent`, `hello id=N`,
+ * `time sec=S nsec=NS` (before the OK, so the line is there once the host
+ * has its answer), `pong id=N len=L n=C`, `exec id=N: stopping`, where C
+ * counts the PINGs answered so far: a value in guest RAM, so machines
+ * restored from one snapshot show whether their RAM is their own
+ * (tests/kvm/test_kvm_snapshot.c). */
 #include "vmm/kvm/guest/guest.h"
 
 #define VP_HDR 12u
@@ -21,10 +24,13 @@
 #define VP_PONG 4u
 #define VP_HELLO 1u
 #define VP_ERROR 5u
+#define VP_OK 6u
+#define VP_SET_TIME 7u
 #define VP_EXEC 16u
 #define VERSION 1u               /* VP_PROTO_VERSION */
 #define EPROTONOSUPPORT_ 93u     /* Linux's value, as ERROR carries it */
 #define MAX_PAYLOAD 256u /* the host's test pings are small */
+#define NSEC_PER_SEC 1000000000u
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -90,6 +96,25 @@ static int answer_hello(struct vcon_dev *d, uint32_t id, const uint8_t *pl, uint
 	return send_frame(d, VP_ERROR, id, err, sizeof(err));
 }
 
+/* SET_TIME{i64 sec, u32 nsec}: logged, then OK. A payload of another size
+ * or nsec ≥ 1e9 is a bad frame. */
+static int answer_set_time(struct vcon_dev *d, uint32_t id, const uint8_t *pl, uint32_t len)
+{
+	if (len != 12 || get32(pl + 8) >= NSEC_PER_SEC)
+		return -1;
+	uint64_t sec = (uint64_t)get32(pl) | (uint64_t)get32(pl + 4) << 32;
+	puts_("time sec=");
+	if ((int64_t)sec < 0) {
+		putc_('-');
+		sec = -sec;
+	}
+	putdec(sec);
+	puts_(" nsec=");
+	putdec(get32(pl + 8));
+	putc_('\n');
+	return send_frame(d, VP_OK, id, pl, 0);
+}
+
 int agent_run(struct vcon_dev *d)
 {
 	if (send_ready(d, 0))
@@ -106,8 +131,8 @@ int agent_run(struct vcon_dev *d)
 			return GUEST_ERR_PROTO; /* cannot resynchronise a byte stream */
 		}
 		recv_exact(d, pl, len);
-		if (type == VP_HELLO) {
-			if (answer_hello(d, id, pl, len))
+		if (type == VP_HELLO || type == VP_SET_TIME) {
+			if ((type == VP_HELLO ? answer_hello : answer_set_time)(d, id, pl, len))
 				return GUEST_ERR_PROTO;
 			continue;
 		}

@@ -68,7 +68,7 @@ int vcon_send(struct vcon_dev *d, const uint8_t *buf, uint32_t len);
 uint32_t vcon_recv(struct vcon_dev *d, uint8_t *buf, uint32_t cap);
 
 /* The agent protocol's basic frames over the console (agent.c): READY at
- * start, READY for HELLO, PONG for every PING, until a PING whose echo is
+ * start, READY for HELLO, OK for SET_TIME, PONG for every PING, until a PING whose echo is
  * "bye" or an EXEC (which ends it unanswered). */
 int agent_run(struct vcon_dev *d);
 
