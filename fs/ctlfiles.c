@@ -58,6 +58,9 @@ static int snapshot(struct vpfs *fs, struct vfh *fh)
 	case SF_STAT:
 		r = session_format_stat(fh->s, &txt, &len);
 		break;
+	case SF_LOG:
+		r = session_read_log(fh->s, &txt, &len);
+		break;
 	case SF_CTL:
 		pthread_mutex_lock(&fh->s->lock);
 		r = settings_format(&fh->s->settings, &txt, &len);
@@ -123,6 +126,10 @@ void cf_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_i
 			break;
 		case SF_STDIN:
 			if (rd)
+				err = -EACCES;
+			break;
+		case SF_LOG:
+			if (wr)
 				err = -EACCES;
 			break;
 		case SF_CTL:

@@ -2,12 +2,15 @@
 #include "session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/root_proxy.h"
 #include "guest-agent/client.h"
@@ -669,6 +672,73 @@ int session_format_stat(struct session *s, char **out, size_t *len)
 	return 0;
 }
 
+/* Reads the whole log file: the backends cap it (1 MiB and a marker line
+ * per life of a machine), so a bound here only guards against surprises. */
+#define LOG_READ_MAX (2u << 20)
+
+static int read_small_file(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char *buf = malloc(LOG_READ_MAX);
+	size_t got = 0;
+	int err = buf ? 0 : -ENOMEM;
+	while (!err && got < LOG_READ_MAX) {
+		ssize_t n = read(fd, buf + got, LOG_READ_MAX - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			err = -errno;
+		else if (n == 0)
+			break;
+		else
+			got += (size_t)n;
+	}
+	close(fd);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	char *shrunk = realloc(buf, got ? got : 1);
+	*out = shrunk ? shrunk : buf;
+	*len = got;
+	return 0;
+}
+
+int session_read_log(struct session *s, char **out, size_t *len)
+{
+	int err = session_machine_get(s);
+	if (err)
+		return err;
+	pthread_mutex_lock(&s->lock);
+	const char *path = machine_log_path(s->m);
+	pthread_mutex_unlock(&s->lock);
+	if (path) {
+		err = read_small_file(path, out, len);
+	} else {
+		*out = NULL;
+		*len = 0;
+	}
+	session_machine_put(s);
+	return err;
+}
+
+static uint64_t log_size(struct session *s)
+{
+	uint64_t n = 0;
+	if (session_machine_get(s) < 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	const char *path = machine_log_path(s->m);
+	pthread_mutex_unlock(&s->lock);
+	struct stat st;
+	if (path && stat(path, &st) == 0)
+		n = (uint64_t)st.st_size < LOG_READ_MAX ? (uint64_t)st.st_size : LOG_READ_MAX;
+	session_machine_put(s);
+	return n;
+}
+
 uint64_t session_file_size(struct session *s, int file)
 {
 	uint64_t n = 0;
@@ -684,6 +754,9 @@ uint64_t session_file_size(struct session *s, int file)
 		if (settings_format(&s->settings, &txt, &tl) == 0)
 			n = tl;
 		pthread_mutex_unlock(&s->lock);
+		break;
+	case SF_LOG:
+		n = log_size(s);
 		break;
 	default:
 		pthread_mutex_lock(&s->lock);

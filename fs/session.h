@@ -126,6 +126,9 @@ int session_stdin(struct session *s, uint64_t gen, const void *data, size_t len,
 void session_settled(struct session *s);
 /* Text of the stat file; malloc'ed. */
 int session_format_stat(struct session *s, char **out, size_t *len);
+/* The machine's log (console or agent stderr; machine_log_path) as it is
+ * now; -ESTALE after rmdir. */
+int session_read_log(struct session *s, char **out, size_t *len);
 /* Sizes for getattr: current length of a file's content. */
 uint64_t session_file_size(struct session *s, int file);
 

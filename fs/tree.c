@@ -26,7 +26,7 @@ static const struct {
 	{"cmd", SF_CMD, S_IFREG | 0644},      {"stdout", SF_STDOUT, S_IFREG | 0444},
 	{"stderr", SF_STDERR, S_IFREG | 0444}, {"stat", SF_STAT, S_IFREG | 0444},
 	{"exit", SF_EXIT, S_IFREG | 0444},     {"stdin", SF_STDIN, S_IFREG | 0200},
-	{"ctl", SF_CTL, S_IFREG | 0644},
+	{"ctl", SF_CTL, S_IFREG | 0644},      {"log", SF_LOG, S_IFREG | 0444},
 };
 #define NSFILES (sizeof(sfiles) / sizeof(sfiles[0]))
 

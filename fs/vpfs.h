@@ -29,7 +29,7 @@
 #define SES_SHIFT 8
 #define SES_SERIAL_MAX ((UINT64_C(1) << 23) - 1) /* fits between bit 40 and bit 63 */
 
-enum sfile { SF_DIR = 0, SF_CMD, SF_STDOUT, SF_STDERR, SF_STAT, SF_EXIT, SF_STDIN, SF_CTL, SF_COUNT };
+enum sfile { SF_DIR = 0, SF_CMD, SF_STDOUT, SF_STDERR, SF_STAT, SF_EXIT, SF_STDIN, SF_CTL, SF_LOG, SF_COUNT };
 /* Not session files: handles on MNT/stats, MNT/config and directories. */
 enum { FH_STATS = 100, FH_CONFIG, FH_DIR };
 

@@ -100,7 +100,17 @@ setup() { M=$MNT/pool/c; }
 
 @test "the directory lists the control files and root/" {
 	run ls "$M"
-	[ "$output" = "$(printf 'cmd\nctl\nexit\nroot\nstat\nstderr\nstdin\nstdout')" ]
+	[ "$output" = "$(printf 'cmd\nctl\nexit\nlog\nroot\nstat\nstderr\nstdin\nstdout')" ]
+}
+
+@test "log: the machine's log, read-only; a clean ns machine's is empty" {
+	run cat "$M/log"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[ "$(stat -c %s "$M/log")" = 0 ]
+	run bash -c "echo x > '$M/log'"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 }
 
 @test "commands run as root with a clean environment" {

@@ -144,3 +144,29 @@ stop_busy_daemon_with() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"vmpoolfs "* ]]
 }
+
+@test "log shows what the machine's log file holds, and is the next user's own after a release" {
+	local t
+	t=$(mktemp -d /tmp/vpfs-log.XXXXXX)
+	VP_MOUNT2_PREFIX="env TMPDIR=$t" vp_mount2 "min=0,max=1"
+	mkdir "$MNT2/pool/a"
+	local f
+	f=$(echo "$t"/vmpool-ns-*/machine-*.log)
+	[ -f "$f" ]
+	# stands in for the agent's stderr (guests cannot reach that pipe)
+	echo 'agent: something went wrong' >> "$f"
+	[ "$(cat "$MNT2/pool/a/log")" = 'agent: something went wrong' ]
+	[ "$(stat -c %s "$MNT2/pool/a/log")" = 28 ]
+	rmdir "$MNT2/pool/a"
+	run cat "$MNT2/pool/a/log"
+	[ "$status" -ne 0 ]
+	# the machine comes back reset: its log starts empty
+	wait_for "[ \$(grep -c . '$MNT2/stats') -gt 0 ] && [ \"\$(kv '$MNT2/stats' idle)\" = 1 ]"
+	mkdir "$MNT2/pool/b"
+	[ -z "$(cat "$MNT2/pool/b/log")" ]
+	rmdir "$MNT2/pool/b"
+	fusermount3 -u "$MNT2"
+	wait "$PID2"
+	[ -z "$(ls -A "$t")" ]
+	rm -rf "$D2" "$t"
+}
