@@ -30,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_TIMEOUT_MS 60000
 #define IB_SIZE (64u * 1024u)  /* batches small replies into one read() */
 #define MAX_ERRNO 4095
 #define TAB_INIT 64u
@@ -947,7 +946,7 @@ int vp_client_new(int fd, struct vp_client **out)
 	if (!c->tab || !c->ib)
 		goto fail_c;
 	c->nbuckets = TAB_INIT;
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = VP_CLIENT_DEFAULT_TIMEOUT_MS;
 	c->next_id = 1;
 	atomic_init(&c->dead, false);
 	pthread_condattr_init(&c->cattr);

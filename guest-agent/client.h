@@ -34,6 +34,7 @@ int vp_client_handshake(struct vp_client *c, int timeout_ms);
  * machine restored from a snapshot taken after READY never sends it again.
  * Only HELLO → READY, bounded by timeout_ms. -ETIMEDOUT, -EPROTO. */
 int vp_client_handshake_resumed(struct vp_client *c, int timeout_ms);
+#define VP_CLIENT_DEFAULT_TIMEOUT_MS 60000
 /* Timeout for every synchronous call below, in ms (default 60000; <0 = none). */
 void vp_client_set_timeout(struct vp_client *c, int timeout_ms);
 

@@ -78,7 +78,14 @@ int kvm_live_start(struct kvm_live *l, int host_fd, bool resumed, uint32_t timeo
 	if (!resumed)
 		return vp_client_handshake(l->client, ms);
 	err = vp_client_handshake_resumed(l->client, ms);
-	return err ? err : tell_time(l->client);
+	if (err)
+		return err;
+	/* Part of getting ready: bounded like the handshake, not by the
+	 * default timeout meant for a user's requests. */
+	vp_client_set_timeout(l->client, ms);
+	err = tell_time(l->client);
+	vp_client_set_timeout(l->client, VP_CLIENT_DEFAULT_TIMEOUT_MS);
+	return err;
 }
 
 void kvm_live_pause(struct kvm_live *l)

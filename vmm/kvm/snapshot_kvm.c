@@ -74,9 +74,11 @@ static int supported_msrs(struct kvm_vm *vm, uint32_t *out, uint32_t *n)
 	return rc;
 }
 
-struct msrs {
+/* struct kvm_msrs ends in a flexible array: room for NWANTED entries
+ * after it, as a union so no compiler sees a sized member follow it. */
+union msrs {
 	struct kvm_msrs hdr;
-	struct kvm_msr_entry e[NWANTED];
+	uint8_t room[sizeof(struct kvm_msrs) + NWANTED * sizeof(struct kvm_msr_entry)];
 };
 
 static int save_msrs(struct kvm_vm *vm, struct snapfile_w *w)
@@ -85,17 +87,17 @@ static int save_msrs(struct kvm_vm *vm, struct snapfile_w *w)
 	int rc = supported_msrs(vm, idx, &n);
 	if (rc)
 		return rc;
-	struct msrs m;
+	union msrs m;
 	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = n;
 	for (uint32_t i = 0; i < n; i++)
-		m.e[i].index = idx[i];
+		m.hdr.entries[i].index = idx[i];
 	int got = ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m);
 	if (got < 0)
 		return neg_errno();
 	if ((uint32_t)got != n)
 		return -EIO; /* listed but unreadable: the snapshot would be incomplete */
-	snapfile_w_add(w, TAG_MSRS, m.e, n * (uint32_t)sizeof(m.e[0]));
+	snapfile_w_add(w, TAG_MSRS, m.hdr.entries, n * (uint32_t)sizeof(m.hdr.entries[0]));
 	return 0;
 }
 
@@ -104,15 +106,15 @@ static int restore_msrs(struct kvm_vm *vm, const struct snapfile_r *r)
 	const struct snapfile_sect *s = snapfile_find(r, TAG_MSRS);
 	if (!s)
 		return -EBADMSG;
-	struct msrs m;
+	union msrs m;
 	memset(&m, 0, sizeof(m));
-	if (s->len % sizeof(m.e[0]) || s->len / sizeof(m.e[0]) > NWANTED)
+	if (s->len % sizeof(m.hdr.entries[0]) || s->len / sizeof(m.hdr.entries[0]) > NWANTED)
 		return -EBADMSG;
-	m.hdr.nmsrs = s->len / (uint32_t)sizeof(m.e[0]);
-	memcpy(m.e, s->data, s->len);
+	m.hdr.nmsrs = s->len / (uint32_t)sizeof(m.hdr.entries[0]);
+	memcpy(m.hdr.entries, s->data, s->len);
 	/* Only MSRs we would have saved: a crafted file sets nothing else. */
 	for (uint32_t i = 0; i < m.hdr.nmsrs; i++)
-		if (!msr_wanted(m.e[i].index) || m.e[i].reserved)
+		if (!msr_wanted(m.hdr.entries[i].index) || m.hdr.entries[i].reserved)
 			return -EBADMSG;
 	int set = ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m);
 	if (set < 0)
