@@ -116,15 +116,26 @@ static inline int run_wait(struct run *r, int limit_ms)
 	return done ? 0 : -ETIMEDOUT;
 }
 
-/* Runs cmd to the end; r holds output and status (caller frees r). */
-static inline int run_cmd(struct vp_client *c, const char *cmd, struct run *r)
+/* Runs cmd to the end (the agent's timeout: timeout_ms); r holds output
+ * and status (caller frees r). A command the agent does not end in time
+ * + 10 s costs the channel: shut down, its on_exit runs before r can go
+ * away, and the result is -ETIMEDOUT. */
+static inline int run_cmd_within(struct vp_client *c, const char *cmd, uint32_t timeout_ms, struct run *r)
 {
-	int err = run_start(c, cmd, 60000, 0, r);
+	int err = run_start(c, cmd, timeout_ms, 0, r);
 	if (err)
 		return err;
-	if (run_wait(r, 70000))
+	if (run_wait(r, (int)timeout_ms + 10000)) {
+		vp_client_shutdown(c);
+		run_wait(r, 600000); /* at once: the shutdown ended every call */
 		return -ETIMEDOUT;
+	}
 	return r->err;
+}
+
+static inline int run_cmd(struct vp_client *c, const char *cmd, struct run *r)
+{
+	return run_cmd_within(c, cmd, 60000, r);
 }
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "guest-agent/client.h"
+#include "tests/common/exec_run.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
 #include "vmm/kvm/machine_kvm.h"
@@ -21,70 +22,16 @@
 
 #define EXEC_MS 30000
 
-struct run {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	char out[4096];
-	size_t out_len;
-	bool done;
-	int err;
-	struct vp_exit ex;
-};
-
-static void on_output(void *ctx, int stream, const void *data, size_t len)
-{
-	struct run *r = ctx;
-	pthread_mutex_lock(&r->lock);
-	if (stream == VP_STREAM_STDOUT && len <= sizeof r->out - r->out_len) {
-		memcpy(r->out + r->out_len, data, len);
-		r->out_len += len;
-	}
-	pthread_mutex_unlock(&r->lock);
-}
-
-static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
-{
-	struct run *r = ctx;
-	pthread_mutex_lock(&r->lock);
-	r->done = true;
-	r->err = err;
-	if (ex)
-		r->ex = *ex;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-}
-
 /* Runs cmd in m; its stdout (NUL-terminated) in out; returns the exit
  * code, or -errno when it could not run or did not end in time. */
 static int sh(struct machine *m, const char *cmd, char *out, size_t cap)
 {
-	static const struct vp_exec_cb cb = { NULL, on_output, on_exit_cb };
-	struct run r = { .done = false };
-	pthread_mutex_init(&r.lock, NULL);
-	cond_init_monotonic(&r.cond);
-	struct vp_exec e;
-	memset(&e, 0, sizeof e);
-	e.cmd = (struct vp_bytes){ (const uint8_t *)cmd, (uint32_t)strlen(cmd) };
-	e.timeout_ms = EXEC_MS;
-	uint32_t id;
-	int rc = vp_exec_start(machine_client(m), &e, &cb, &r, &id);
-	struct timespec dl = deadline_ms(EXEC_MS + 5000);
-	bool late = false;
-	pthread_mutex_lock(&r.lock);
-	while (!rc && !r.done && !late)
-		late = pthread_cond_timedwait(&r.cond, &r.lock, &dl) == ETIMEDOUT;
-	pthread_mutex_unlock(&r.lock);
-	if (late) /* on_exit then runs (-ECONNRESET) before r goes away */
-		vp_client_shutdown(machine_client(m));
-	pthread_mutex_lock(&r.lock);
-	while (!rc && !r.done)
-		pthread_cond_wait(&r.cond, &r.lock);
+	struct run r;
+	int rc = run_cmd_within(machine_client(m), cmd, EXEC_MS, &r);
 	if (!rc)
-		rc = late ? -ETIMEDOUT : r.err ? r.err : r.ex.code;
-	snprintf(out, cap, "%.*s", (int)r.out_len, r.out);
-	pthread_mutex_unlock(&r.lock);
-	pthread_cond_destroy(&r.cond);
-	pthread_mutex_destroy(&r.lock);
+		rc = r.ex.code;
+	snprintf(out, cap, "%s", r.o.p ? r.o.p : "");
+	run_free(&r);
 	return rc;
 }
 
