@@ -13,6 +13,7 @@
 
 #include "guest-agent/client.h"
 #include "vmm/machine.h"
+#include "benchrun.h"
 #include "benchstat.h"
 
 #ifndef VMPOOL_IMAGE_DEFAULT
@@ -24,46 +25,6 @@
 #define XFER_BYTES (256u << 20)
 #define XFER_CHUNK (1u << 20)
 #define XFER_THREADS 4
-
-/* ---- exec round trip ---------------------------------------------------- */
-
-struct waiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-	int err, code;
-};
-
-static void on_output(void *ctx, int stream, const void *data, size_t len)
-{
-	(void)ctx, (void)stream, (void)data, (void)len;
-}
-
-static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
-{
-	struct waiter *w = ctx;
-	pthread_mutex_lock(&w->mu);
-	w->err = err;
-	w->code = ex ? ex->code : -1;
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-static int exec_true(struct vp_client *c, struct vp_exec *req)
-{
-	static const struct vp_exec_cb cb = {.on_output = on_output, .on_exit = on_exit_cb};
-	struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-	uint32_t id;
-	int err = vp_exec_start(c, req, &cb, &w, &id);
-	if (err)
-		return err;
-	pthread_mutex_lock(&w.mu);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
-	return w.err ? w.err : w.code ? -EIO : 0;
-}
 
 /* ---- throughput --------------------------------------------------------- */
 
@@ -116,19 +77,10 @@ static int xfer_run(struct vp_client *c, uint64_t fh, bool write, double *secs)
 
 int main(int argc, char **argv)
 {
-	const char *image = argc > 1 ? argv[1] : getenv("VMPOOL_IMAGE");
-	if (!image)
-		image = VMPOOL_IMAGE_DEFAULT;
-	struct machine_config cfg;
-	machine_config_defaults(&cfg);
-	cfg.kind = MACHINE_NS;
-	cfg.image_dir = image;
 	struct machine_backend *b;
-	int err = machine_backend_open(&cfg, &b);
-	if (err) {
-		fprintf(stderr, "ns_bench: backend open: %s\n", strerror(-err));
+	int err = bench_open_ns(argc, argv, VMPOOL_IMAGE_DEFAULT, &b);
+	if (err)
 		return 1;
-	}
 
 	static double create_us[N_CREATE], exec_us[N_EXEC];
 	struct machine *m = NULL;
@@ -150,10 +102,10 @@ int main(int argc, char **argv)
 	req->cmd.p = (const uint8_t *)"true";
 	req->cmd.len = 4;
 	for (int i = 0; i < 10 && !err; i++) /* warm-up */
-		err = exec_true(c, req);
+		err = bench_exec(c, req);
 	for (int i = 0; i < N_EXEC && !err; i++) {
 		double t0 = bench_now_us();
-		err = exec_true(c, req);
+		err = bench_exec(c, req);
 		exec_us[i] = bench_now_us() - t0;
 	}
 	free(req);

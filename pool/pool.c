@@ -499,18 +499,23 @@ void pool_free(struct pool *p)
  * than create one (or fail)? Each waiter claims one machine on its way, so a
  * crowd does not wait on a single reset. Below the cap we wait only for work
  * already running: a create started earlier ends before one we would start
- * now, and a reset is waited for only while resets are on average no slower
- * than boots (unknown averages: assume so, resets are meant to be cheap).
- * At the cap the alternative is -EAGAIN, so anything that will come back
- * (queued work too, or a destroy freeing a place) is worth the wait. */
+ * now. A running reset is, on average, half done, so it is waited for while
+ * half a reset costs no more than a boot (unknown averages: assume so).
+ * That also keeps a busy pool from booting a machine per miss: a reset of
+ * the ns backend is a destroy plus a boot, never cheaper than a boot, and
+ * booting instead grew the pool to max_machines under 4 clients on 2 cores
+ * while the resets competed for the same CPUs (docs/benchmarks.md, "pool
+ * against the reference"). At the cap the alternative is -EAGAIN, so
+ * anything that will come back (queued work too, or a destroy freeing a
+ * place) is worth the wait. */
 static bool should_wait_locked(const struct pool *p)
 {
 	if (room_locked(p) == 0)
 		return background_creating(p) + p->warm_creating + releasing(p) > p->waiters ||
 		       p->destroying > 0;
-	bool resets_cheaper = p->resets == 0 || p->creates == 0 ||
-			      p->reset_us_total / p->resets <= p->boot_us_total / p->creates;
-	uint32_t running = p->creates_running + (resets_cheaper ? p->resets_running : 0);
+	bool reset_soon = p->resets == 0 || p->creates == 0 ||
+			  p->reset_us_total / p->resets <= 2 * (p->boot_us_total / p->creates);
+	uint32_t running = p->creates_running + (reset_soon ? p->resets_running : 0);
 	return running > p->waiters;
 }
 

@@ -662,6 +662,72 @@ static void t_wait_for_reset(void)
 	stop(&f, p);
 }
 
+/* One acquire/release cycle to the end, so the pool has a boot and a
+ * reset average; returns the machine (idle again). */
+static void *cycle_once(struct pool *p)
+{
+	void *m = NULL;
+	CHECK_EQ(pool_acquire(p, &m), 0);
+	if (m)
+		pool_release(p, m);
+	pool_quiesce(p);
+	return m;
+}
+
+/* A reset somewhat slower than a boot (as the ns backend's, a destroy plus
+ * a boot) is still waited for once it runs (on average half of it is
+ * left); booting would add a machine for nothing. */
+static void t_wait_for_equal_reset(void)
+{
+	struct fake f;
+	struct pool *p;
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
+	FAKE_SET(&f, create_delay_ms, 120);
+	FAKE_SET(&f, reset_delay_ms, 170);
+	void *m = cycle_once(p), *x;
+	REQUIRE(m);
+	REQUIRE_EQ(pool_acquire(p, &x), 0); /* the hit */
+	REQUIRE(x == m);
+	pool_release(p, x);
+	sleep_ms(20); /* a worker runs the reset */
+	REQUIRE_EQ(pool_acquire(p, &x), 0);
+	REQUIRE(x == m);
+	struct pool_stats s = stats(p);
+	REQUIRE_EQ(s.creates, 1);
+	REQUIRE_EQ(s.misses, 1);
+	REQUIRE_EQ(s.hits, 2);
+	pool_release(p, x);
+	stop(&f, p);
+}
+
+/* A reset far slower than a boot (here 500 ms against 40 ms) is not waited
+ * for: the acquire boots a machine of its own. */
+static void t_boot_past_slow_reset(void)
+{
+	struct fake f;
+	struct pool *p;
+	struct pool_config c = cfg_with(0, 4, 0);
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
+	FAKE_SET(&f, create_delay_ms, 40);
+	FAKE_SET(&f, reset_delay_ms, 500);
+	void *m = cycle_once(p), *x, *y;
+	REQUIRE(m);
+	REQUIRE_EQ(pool_acquire(p, &x), 0);
+	REQUIRE(x == m);
+	pool_release(p, x);
+	sleep_ms(20);
+	uint64_t t0 = now_ms();
+	REQUIRE_EQ(pool_acquire(p, &y), 0);
+	REQUIRE(now_ms() - t0 < 400);
+	REQUIRE(y != m);
+	struct pool_stats s = stats(p);
+	REQUIRE_EQ(s.creates, 2);
+	REQUIRE_EQ(s.misses, 2);
+	pool_release(p, y);
+	stop(&f, p);
+}
+
 static void t_refill_after_hit(void)
 {
 	struct fake f;
@@ -937,6 +1003,8 @@ int main(void)
 		{ "reset failure evicts", t_reset_failure },
 		{ "release returns before a slow reset", t_release_async },
 		{ "acquire waits for a running reset over a boot", t_wait_for_reset },
+		{ "a running reset somewhat slower than a boot is still waited for", t_wait_for_equal_reset },
+		{ "a reset far slower than a boot is not waited for", t_boot_past_slow_reset },
 		{ "background refill to min_size after a hit", t_refill_after_hit },
 		{ "max_machines gives EAGAIN", t_max_machines },
 		{ "8 threads never exceed max_machines", t_concurrent },
