@@ -5,7 +5,6 @@
  * it fills. Through the pipe the daemon keeps at most NS_LOG_LIMIT bytes
  * per life of a machine and drops the rest after a marker line; the
  * agent's end is non-blocking, so a log never stalls the agent. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmm/ns.h"
+#include "vmm/rundir.h"
 
 struct sink {
 	int rd, file;
@@ -91,20 +91,6 @@ static void *logs_main(void *arg)
 	return NULL;
 }
 
-/* Only machine-*.log files live here, and ns_log_remove takes them as
- * machines go; whatever is left goes by name. */
-static void remove_dir(struct ns_logs *l)
-{
-	DIR *d = opendir(l->dir);
-	struct dirent *e;
-	while (d && (e = readdir(d)))
-		if (e->d_name[0] != '.')
-			unlinkat(dirfd(d), e->d_name, 0);
-	if (d)
-		closedir(d);
-	rmdir(l->dir);
-}
-
 int ns_logs_open(struct ns_logs **out)
 {
 	struct ns_logs *l = calloc(1, sizeof *l);
@@ -112,13 +98,7 @@ int ns_logs_open(struct ns_logs **out)
 		return -ENOMEM;
 	l->epfd = l->stopfd = -1;
 	pthread_mutex_init(&l->lock, NULL);
-	const char *tmp = getenv("TMPDIR");
-	int err = 0;
-	if (snprintf(l->dir, sizeof l->dir, "%s/vmpool-ns-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
-	    (int)sizeof l->dir)
-		err = -ENAMETOOLONG;
-	else if (!mkdtemp(l->dir))
-		err = -errno;
+	int err = rundir_make("ns", l->dir, sizeof l->dir);
 	if (err) {
 		l->dir[0] = '\0';
 		ns_logs_close(l);
@@ -162,8 +142,7 @@ void ns_logs_close(struct ns_logs *l)
 	}
 	if (l->epfd >= 0)
 		close(l->epfd);
-	if (l->dir[0])
-		remove_dir(l);
+	rundir_remove(l->dir);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

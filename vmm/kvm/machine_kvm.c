@@ -1,5 +1,6 @@
 /* The kvm backend and its machines (machine_kvm.h). The backend owns a
- * private runtime directory (mkdtemp, removed at close):
+ * private runtime directory (rundir.h: removed at close, or by the next
+ * daemon if this one is killed):
  *   template.log        serial log of the template boot
  *   snapshot/           memory + state, taken after the agent's READY
  *   machine-<id>.log    each machine's serial log (emptied at reset)
@@ -8,7 +9,6 @@
  * keeps nothing of the previous user. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,7 @@
 
 #include "guest-agent/client.h"
 #include "vmm/kvm/machine_kvm.h"
+#include "vmm/rundir.h"
 
 #define MEM_MIN (2ull << 20) /* what vm.c takes at least */
 #define DIR_CAP 448   /* leaves room for the names inside it */
@@ -48,34 +49,11 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-/* The runtime directory holds only what we put there: remove it all. */
-static void remove_tree(const char *dir)
-{
-	if (dir[0])
-		nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 static int runtime_dir(struct kvm_backend *b, char *why, size_t cap)
 {
-	const char *tmp = getenv("TMPDIR");
-	if (snprintf(b->dir, sizeof b->dir, "%s/vmpool-kvm-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
-	    (int)sizeof b->dir) {
-		b->dir[0] = '\0';
-		snprintf(why, cap, "TMPDIR is too long for the kvm runtime directory");
-		return -ENAMETOOLONG;
-	}
-	int rc = 0;
-	if (!mkdtemp(b->dir)) {
-		rc = -errno;
-		snprintf(why, cap, "%s: %s", b->dir, strerror(-rc));
-		b->dir[0] = '\0';
+	int rc = rundir_make("kvm", b->dir, sizeof b->dir);
+	if (rc) {
+		snprintf(why, cap, "kvm runtime directory in $TMPDIR: %s", strerror(-rc));
 		return rc;
 	}
 	snprintf(b->snap, sizeof b->snap, "%s/snapshot", b->dir); /* fits: dir is shorter */
@@ -130,7 +108,7 @@ int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out,
 	}
 	if (rc) {
 		kvm_reaper_stop(&b->reaper);
-		remove_tree(b->dir);
+		rundir_remove(b->dir);
 		free(b);
 		if (rc == -ETIMEDOUT)
 			add_native_hint(why, cap);
@@ -146,7 +124,7 @@ void kvm_backend_close(struct kvm_backend *b)
 	if (!b)
 		return;
 	kvm_reaper_stop(&b->reaper);
-	remove_tree(b->dir);
+	rundir_remove(b->dir);
 	free(b);
 }
 
