@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest-agent/client.h"
@@ -67,6 +68,21 @@ static void test_reset_and_isolation(void)
 	machine_destroy(b);
 }
 
+/* Restored from a snapshot taken at the template's boot, the guest's
+ * clock would lag; SET_TIME after the resumed handshake sets it. */
+static void test_clock(void)
+{
+	struct machine *m = NULL;
+	REQUIRE_EQ(machine_create(backend, &m), 0);
+	sleep_ms(2000); /* the snapshot is older than this machine by now */
+	char out[64];
+	CHECK_EQ(machine_reset(m), 0);
+	CHECK_EQ(sh(m, "date +%s", out, sizeof out), 0);
+	long guest = strtol(out, NULL, 10), host = (long)time(NULL);
+	CHECKF(guest > host - 5 && guest <= host + 1, "guest %ld, host %ld", guest, host);
+	machine_destroy(m);
+}
+
 int main(void)
 {
 	const char *image = getenv("VMPOOL_IMAGE");
@@ -102,6 +118,7 @@ int main(void)
 	static const struct tap_test tests[] = {
 		{ "echo hi: stdout and exit status through the virtio console", test_echo },
 		{ "a file written is gone after reset; machines do not share files", test_reset_and_isolation },
+		{ "a restored guest's clock is the host's (SET_TIME)", test_clock },
 	};
 	rc = tap_main(tests, sizeof tests / sizeof tests[0]);
 	machine_backend_close(backend);
