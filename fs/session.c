@@ -712,8 +712,11 @@ int session_read_log(struct session *s, char **out, size_t *len)
 	if (err)
 		return err;
 	pthread_mutex_lock(&s->lock);
-	const char *path = machine_log_path(s->m);
+	struct machine *m = s->m;
 	pthread_mutex_unlock(&s->lock);
+	/* A guest found dead now gets its end noted in the log before we read. */
+	machine_is_alive(m);
+	const char *path = machine_log_path(m);
 	if (path) {
 		err = read_small_file(path, out, len);
 	} else {

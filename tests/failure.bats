@@ -31,6 +31,8 @@ teardown_file() { vp_unmount; }
 	grep -q "Input/output error" "$VP_DIR/err2"
 	[ "$(kv "$M/stat" state)" = error ]
 	[ -n "$(kv "$M/stat" error)" ]
+	# the machine's log says how the agent ended
+	grep -q "^\[vmpoolfs: the agent (the machine's PID 1) was killed by signal 9 (Killed); processes killed by the memory limit in this life: 0\]$" "$M/log"
 	# new commands fail
 	run bash -c "echo true > '$M/cmd'"
 	[ "$status" -ne 0 ]

@@ -51,6 +51,8 @@ const char *machine_backend_runtime_dir(const struct machine_backend *b);
 int machine_create(struct machine_backend *b, struct machine **out);
 int machine_reset(struct machine *m);
 void machine_destroy(struct machine *m); /* safe on NULL */
+/* ns: the first time it finds the agent gone, it also says how it ended
+ * in the machine's log (machine_log_path). */
 bool machine_is_alive(struct machine *m);
 struct vp_client *machine_client(struct machine *m); /* valid until reset/destroy */
 /* The machine's log file, emptied at reset, capped at 1 MiB per life:

@@ -44,6 +44,7 @@ struct ns_machine {
 	struct vp_client *client;
 	uint64_t boot_us;
 	char log_path[300];
+	bool end_noted; /* this life's end is in the log */
 };
 
 static void complain(const char *what, int err)
@@ -271,6 +272,7 @@ static void machine_stop(struct ns_machine *m)
 static int machine_start(struct ns_machine *m)
 {
 	struct ns_backend *b = m->b;
+	m->end_noted = false;
 	uint64_t t0 = now_us();
 	int timeout = (int)b->cfg.ready_timeout_ms;
 	char name[32];
@@ -340,9 +342,42 @@ void ns_machine_destroy(struct ns_machine *m)
 	free(m);
 }
 
+/* Once per life, when the agent is found gone: how it ended, in the
+ * machine's log, where a user of the tree looks (pool/NAME/log) when a
+ * command fails with "guest connection lost". WNOWAIT leaves the zombie
+ * for ns_spawn_kill to reap; __WALL because the agent was cloned with no
+ * exit signal. */
+static void note_agent_end(struct ns_machine *m)
+{
+	if (m->end_noted || m->sp.pidfd < 0)
+		return;
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	if (waitid((idtype_t)P_PIDFD, (id_t)m->sp.pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 ||
+	    si.si_pid == 0)
+		return;
+	m->end_noted = true;
+	char how[96];
+	if (si.si_code == CLD_EXITED)
+		snprintf(how, sizeof how, "exited with status %d", si.si_status);
+	else
+		snprintf(how, sizeof how, "was killed by signal %d (%s)", si.si_status, strsignal(si.si_status));
+	uint64_t oom = 0;
+	ns_cg_oom_kills(&m->cg, &oom);
+	int fd = open(m->log_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dprintf(fd, "[vmpoolfs: the agent (the machine's PID 1) %s; processes killed by the memory limit "
+		    "in this life: %llu]\n", how, (unsigned long long)oom);
+	close(fd);
+}
+
 bool ns_machine_is_alive(struct ns_machine *m)
 {
-	return m->client && vp_client_alive(m->client) && !ns_spawn_exited(&m->sp);
+	bool alive = m->client && vp_client_alive(m->client) && !ns_spawn_exited(&m->sp);
+	if (!alive)
+		note_agent_end(m);
+	return alive;
 }
 
 struct vp_client *ns_machine_client(struct ns_machine *m)
