@@ -67,6 +67,7 @@ teardown_file() {
 	[[ "$output" == *"Input/output error"* ]]
 	[ "$(kv "$MNT/pool/d/stat" state)" = error ]
 	[[ "$(kv "$MNT/pool/d/stat" error)" == "guest connection lost: "* ]]
+	grep -q '^\[vmpoolfs: the guest stopped' "$MNT/pool/d/log"
 	run bash -c "echo true > '$MNT/pool/d/cmd'"
 	[ "$status" -ne 0 ]
 	rmdir "$MNT/pool/d"

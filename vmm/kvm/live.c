@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -14,6 +15,24 @@
 /* kvm_vm_run's timeout is only a safety net for its callers; a machine
  * runs until it stops or is paused, so the loop just runs it again. */
 #define RUN_SLICE_MS (3600u * 1000u)
+
+/* How the guest ended, after its console output in the machine's log,
+ * where a user of the tree looks (pool/NAME/log) when its commands fail
+ * with "guest connection lost". Written by the monitor, once, so not
+ * under the guest's log limit. */
+static void note_guest_end(struct kvm_live *l, int rc)
+{
+	if (!l->parts.serial || l->ser.log_fd < 0)
+		return;
+	if (rc == 0)
+		dprintf(l->ser.log_fd, "\n[vmpoolfs: the guest stopped itself (exit status %d)]\n",
+			l->vm.exit_status);
+	else if (rc == -EFAULT)
+		dprintf(l->ser.log_fd, "\n[vmpoolfs: the guest stopped: shutdown, triple fault or an exit "
+				       "KVM could not handle (a panic reboots)]\n");
+	else
+		dprintf(l->ser.log_fd, "\n[vmpoolfs: the guest stopped: %s]\n", strerror(-rc));
+}
 
 static void *vcpu_main(void *arg)
 {
@@ -29,6 +48,8 @@ static void *vcpu_main(void *arg)
 	 * monitor's end, so the client sees EOF and fails its waiters. */
 	if (rc != -EINTR && l->parts.console)
 		shutdown(l->con.sock, SHUT_RDWR);
+	if (rc != -EINTR && l->note_end)
+		note_guest_end(l, rc);
 	return NULL;
 }
 

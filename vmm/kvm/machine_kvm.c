@@ -150,6 +150,7 @@ static int restore(struct kvm_machine *m)
 	int rc = kvm_snapshot_restore(m->b->snap, NULL, &l->parts, m->log_fd, &host_fd);
 	if (!rc) {
 		l->vm_up = true;
+		l->note_end = true;
 		rc = kvm_live_start(l, host_fd, true, m->b->ready_timeout_ms);
 	}
 	if (rc) {

@@ -74,6 +74,7 @@ struct kvm_live {
 	atomic_bool stopped;     /* the run loop ended for good */
 	int run_rc;              /* how it ended (-EINTR: paused by us) */
 	struct vp_client *client;
+	bool note_end;           /* say in the serial log how the guest stopped (machines, not the template) */
 };
 
 /* The caller zeroes *l, builds the VM and devices into it (parts, vm_up),
