@@ -172,3 +172,16 @@ stop_busy_daemon_with() {
 	[ -z "$(ls -A "$t")" ]
 	rm -rf "$D2" "$t"
 }
+
+@test "no writable \$TMPDIR: machines still work, log is empty, the daemon says why" {
+	VP_MOUNT2_PREFIX="env TMPDIR=/nonexistent/vmpoolfs-test" vp_mount2 "min=1"
+	grep -q "vmpoolfs: ns: no agent logs" "$D2/log"
+	mkdir "$MNT2/pool/a"
+	echo 'echo works' > "$MNT2/pool/a/cmd"
+	[ "$(cat "$MNT2/pool/a/stdout")" = works ]
+	[ -z "$(cat "$MNT2/pool/a/log")" ]
+	rmdir "$MNT2/pool/a"
+	fusermount3 -u "$MNT2"
+	wait "$PID2"
+	rm -rf "$D2"
+}

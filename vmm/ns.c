@@ -218,9 +218,12 @@ int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
 	}
 	if ((err = make_scratch(&b->scratch)))
 		goto fail;
+	/* Logs are for diagnosis: without a writable $TMPDIR the machines
+	 * still work, their agents' stderr goes nowhere and `log` is empty. */
 	if ((err = ns_logs_open(&b->logs))) {
-		complain("cannot make the agent log directory", err);
-		goto fail;
+		fprintf(stderr, "vmpoolfs: ns: no agent logs (runtime directory in $TMPDIR: %s)\n",
+			strerror(-err));
+		b->logs = NULL;
 	}
 	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, &b->sc, &b->plan)))
 		goto fail;
@@ -283,10 +286,11 @@ static int machine_start(struct ns_machine *m)
 	if (err)
 		return err;
 	int log_wr = -1;
-	if ((err = ns_log_attach(b->logs, m->id, &log_wr)))
+	if (b->logs && (err = ns_log_attach(b->logs, m->id, &log_wr)))
 		goto fail;
 	err = ns_spawn(b->plan, &b->ids, b->cg, &m->cg, log_wr, timeout, &m->sp);
-	close(log_wr); /* the agent has its copy */
+	if (log_wr >= 0)
+		close(log_wr); /* the agent has its copy */
 	if (err)
 		goto fail;
 	int fd = m->sp.chan_fd;
@@ -314,12 +318,14 @@ int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
 		return -ENOMEM;
 	m->b = b;
 	m->id = atomic_fetch_add(&b->next_id, 1);
-	ns_log_path(b->logs, m->id, m->log_path, sizeof m->log_path);
+	if (b->logs)
+		ns_log_path(b->logs, m->id, m->log_path, sizeof m->log_path);
 	m->sp.pidfd = -1;
 	m->sp.chan_fd = -1;
 	int err = machine_start(m);
 	if (err) {
-		ns_log_remove(b->logs, m->id);
+		if (b->logs)
+			ns_log_remove(b->logs, m->id);
 		free(m);
 		return err;
 	}
@@ -338,7 +344,8 @@ void ns_machine_destroy(struct ns_machine *m)
 	if (!m)
 		return;
 	machine_stop(m);
-	ns_log_remove(m->b->logs, m->id);
+	if (m->b->logs)
+		ns_log_remove(m->b->logs, m->id);
 	free(m);
 }
 
@@ -349,7 +356,7 @@ void ns_machine_destroy(struct ns_machine *m)
  * exit signal. */
 static void note_agent_end(struct ns_machine *m)
 {
-	if (m->end_noted || m->sp.pidfd < 0)
+	if (m->end_noted || m->sp.pidfd < 0 || !m->log_path[0])
 		return;
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
@@ -387,7 +394,7 @@ struct vp_client *ns_machine_client(struct ns_machine *m)
 
 const char *ns_machine_log_path(struct ns_machine *m)
 {
-	return m->log_path;
+	return m->log_path[0] ? m->log_path : NULL;
 }
 
 void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)
