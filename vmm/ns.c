@@ -44,7 +44,7 @@ struct ns_machine {
 	struct vp_client *client;
 	uint64_t boot_us;
 	char log_path[300];
-	bool end_noted; /* this life's end is in the log */
+	atomic_bool end_noted; /* this life's end is in the log (is_alive may run on two threads) */
 };
 
 static void complain(const char *what, int err)
@@ -275,7 +275,7 @@ static void machine_stop(struct ns_machine *m)
 static int machine_start(struct ns_machine *m)
 {
 	struct ns_backend *b = m->b;
-	m->end_noted = false;
+	atomic_store(&m->end_noted, false);
 	uint64_t t0 = now_us();
 	int timeout = (int)b->cfg.ready_timeout_ms;
 	char name[32];
@@ -356,14 +356,13 @@ void ns_machine_destroy(struct ns_machine *m)
  * exit signal. */
 static void note_agent_end(struct ns_machine *m)
 {
-	if (m->end_noted || m->sp.pidfd < 0 || !m->log_path[0])
+	if (atomic_load(&m->end_noted) || m->sp.pidfd < 0 || !m->log_path[0])
 		return;
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
 	if (waitid((idtype_t)P_PIDFD, (id_t)m->sp.pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 ||
-	    si.si_pid == 0)
+	    si.si_pid == 0 || atomic_exchange(&m->end_noted, true))
 		return;
-	m->end_noted = true;
 	char how[96];
 	if (si.si_code == CLD_EXITED)
 		snprintf(how, sizeof how, "exited with status %d", si.si_status);
