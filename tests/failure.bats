@@ -168,7 +168,9 @@ stop_busy_daemon_with() {
 	[ -z "$(cat "$MNT2/pool/b/log")" ]
 	rmdir "$MNT2/pool/b"
 	fusermount3 -u "$MNT2"
-	wait "$PID2"
+	local rc=0
+	wait "$PID2" || rc=$?
+	vp_exited_clean "$rc" "" "$D2/log"
 	[ -z "$(ls -A "$t")" ]
 	rm -rf "$D2" "$t"
 }
@@ -182,6 +184,8 @@ stop_busy_daemon_with() {
 	[ -z "$(cat "$MNT2/pool/a/log")" ]
 	rmdir "$MNT2/pool/a"
 	fusermount3 -u "$MNT2"
-	wait "$PID2"
+	local rc=0
+	wait "$PID2" || rc=$?
+	vp_exited_clean "$rc" "" "$D2/log"
 	rm -rf "$D2"
 }

@@ -139,7 +139,9 @@ setup() { M=$MNT/pool/o; }
 	[ -z "$(kv "$m/stat" error)" ]
 	rmdir "$m"
 	fusermount3 -u "$MNT2"
-	wait "$PID2"
+	local rc=0
+	wait "$PID2" || rc=$?
+	vp_exited_clean "$rc" "" "$D2/log"
 	umount "$small"
 	rm -rf "$D2" "$small"
 }

@@ -165,7 +165,7 @@ guest() {
 	fusermount3 -u "$MNT2"
 	local rc=0
 	wait "$PID2" || rc=$?
-	[ "$rc" = 0 ] || { cat "$D2/log"; false; }
+	vp_exited_clean "$rc" "" "$D2/log"
 	rm -rf "$D2"
 }
 
