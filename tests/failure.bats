@@ -189,3 +189,29 @@ stop_busy_daemon_with() {
 	vp_exited_clean "$rc" "" "$D2/log"
 	rm -rf "$D2"
 }
+
+@test "without -f: returns once mounted, serves, and exits at unmount; a failed start says why, status 1" {
+	local d pid i
+	d=$(mktemp -d /tmp/vpfs-bg.XXXXXX)
+	mkdir "$d/mnt"
+	run "$VMPOOLFS" -o "min=1,image=$VMPOOL_IMAGE" "$d/mnt"
+	[ "$status" -eq 0 ]
+	mountpoint -q "$d/mnt"
+	pid=$(pgrep -f "^$VMPOOLFS -o min=1,image=$VMPOOL_IMAGE $d/mnt\$")
+	[ -n "$pid" ]
+	mkdir "$d/mnt/pool/a"
+	echo 'echo from-the-background' > "$d/mnt/pool/a/cmd"
+	[ "$(cat "$d/mnt/pool/a/stdout")" = from-the-background ]
+	rmdir "$d/mnt/pool/a"
+	fusermount3 -u "$d/mnt"
+	for i in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	! kill -0 "$pid" 2>/dev/null
+	run "$VMPOOLFS" -o "image=$d/no-such-image" "$d/mnt"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no-such-image"* ]]
+	! mountpoint -q "$d/mnt"
+	rm -rf "$d"
+}
