@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -28,6 +29,20 @@ struct reply {
 /* A request name as a C string: one path component, never "." or "..".
  * The codec already bounds the length; these rules keep a name from
  * walking anywhere but into its parent. */
+/* renameat2 and its flags by number: the agent is built against musl
+ * where available (guest-agent/meson.build), and musl 1.2.3 (Debian 12)
+ * has neither the wrapper nor the constants. */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1u << 0)
+#define RENAME_EXCHANGE (1u << 1)
+#define RENAME_WHITEOUT (1u << 2)
+#endif
+
+static int rename_at2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags)
+{
+	return (int)syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags);
+}
+
 static int cname(const struct vp_bytes *s, char out[VP_MAX_NAME + 1])
 {
 	if (s->len == 0 || s->len > VP_MAX_NAME)
@@ -549,7 +564,7 @@ static int serve_named(struct agent_fs *fs, uint16_t type, const struct vp_fs_re
 		struct agent_node *np = agent_node_get(fs, q->node2);
 		if (!np)
 			return -ESTALE;
-		r = renameat2(p->fd, name, np->fd, newname, q->flags) < 0 ? -errno : 0;
+		r = rename_at2(p->fd, name, np->fd, newname, q->flags) < 0 ? -errno : 0;
 		agent_node_put(fs, np);
 		if (r == 0)
 			rp->type = VP_OK;
