@@ -118,10 +118,7 @@ stop_busy_daemon_with() {
 	vp_run "$MNT2/pool/a" 'sleep 100 & echo started'
 	kids=$(vp_descendants "$PID2")
 	rmdir "$MNT2/pool/a"
-	fusermount3 -u "$MNT2"
-	local rc=0
-	wait "$PID2" || rc=$?
-	vp_exited_clean "$rc" "$kids" "$D2/log"
+	vp_unmount2 "$kids"
 	rm -rf "$D2"
 }
 
@@ -167,10 +164,7 @@ stop_busy_daemon_with() {
 	mkdir "$MNT2/pool/b"
 	[ -z "$(cat "$MNT2/pool/b/log")" ]
 	rmdir "$MNT2/pool/b"
-	fusermount3 -u "$MNT2"
-	local rc=0
-	wait "$PID2" || rc=$?
-	vp_exited_clean "$rc" "" "$D2/log"
+	vp_unmount2
 	[ -z "$(ls -A "$t")" ]
 	rm -rf "$D2" "$t"
 }
@@ -183,10 +177,7 @@ stop_busy_daemon_with() {
 	[ "$(cat "$MNT2/pool/a/stdout")" = works ]
 	[ -z "$(cat "$MNT2/pool/a/log")" ]
 	rmdir "$MNT2/pool/a"
-	fusermount3 -u "$MNT2"
-	local rc=0
-	wait "$PID2" || rc=$?
-	vp_exited_clean "$rc" "" "$D2/log"
+	vp_unmount2
 	rm -rf "$D2"
 }
 

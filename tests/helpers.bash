@@ -101,6 +101,16 @@ vp_mount2() {
 	wait_for "mountpoint -q '$MNT2' && [ -e '$MNT2/config' ]"
 }
 
+# Unmounts the second daemon, waits for it and checks it exited cleanly
+# (status 0, none of KIDS left, no sanitizer report): vp_unmount2 [KIDS].
+# Leaves D2 for the caller to remove.
+vp_unmount2() {
+	local rc=0
+	fusermount3 -u "$MNT2"
+	wait "$PID2" || rc=$?
+	vp_exited_clean "$rc" "${1:-}" "$D2/log"
+}
+
 # value of key in a key=value file: kv FILE KEY
 kv() {
 	sed -n "s/^$2=//p" "$1" | head -n 1

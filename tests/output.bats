@@ -138,10 +138,7 @@ setup() { M=$MNT/pool/o; }
 	[ "$(cat "$m/stdout")" = ok ]
 	[ -z "$(kv "$m/stat" error)" ]
 	rmdir "$m"
-	fusermount3 -u "$MNT2"
-	local rc=0
-	wait "$PID2" || rc=$?
-	vp_exited_clean "$rc" "" "$D2/log"
+	vp_unmount2
 	umount "$small"
 	rm -rf "$D2" "$small"
 }

@@ -162,10 +162,7 @@ guest() {
 	[ "$(cut -d' ' -f1 "$MNT2/pool/d/stdout")" = "$(md5sum <"$TMPD/r" | cut -d' ' -f1)" ]
 	rm -f "$TMPD/r"
 	rmdir "$MNT2/pool/d"
-	fusermount3 -u "$MNT2"
-	local rc=0
-	wait "$PID2" || rc=$?
-	vp_exited_clean "$rc" "" "$D2/log"
+	vp_unmount2
 	rm -rf "$D2"
 }
 
