@@ -676,16 +676,25 @@ int session_format_stat(struct session *s, char **out, size_t *len)
  * per life of a machine), so a bound here only guards against surprises. */
 #define LOG_READ_MAX (2u << 20)
 
+/* Up to LOG_READ_MAX bytes of the file as it is now, sized by fstat rather
+ * than by the bound: a log is usually empty or a few lines. */
 static int read_small_file(const char *path, char **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	char *buf = malloc(LOG_READ_MAX);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	size_t want = (uint64_t)st.st_size < LOG_READ_MAX ? (size_t)st.st_size : LOG_READ_MAX;
+	char *buf = malloc(want ? want : 1);
 	size_t got = 0;
 	int err = buf ? 0 : -ENOMEM;
-	while (!err && got < LOG_READ_MAX) {
-		ssize_t n = read(fd, buf + got, LOG_READ_MAX - got);
+	while (!err && got < want) {
+		ssize_t n = read(fd, buf + got, want - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -700,23 +709,32 @@ static int read_small_file(const char *path, char **out, size_t *len)
 		free(buf);
 		return err;
 	}
-	char *shrunk = realloc(buf, got ? got : 1);
-	*out = shrunk ? shrunk : buf;
+	*out = buf;
 	*len = got;
 	return 0;
 }
 
-int session_read_log(struct session *s, char **out, size_t *len)
+/* The machine, held (musers) so that it stays ours; NULL after rmdir.
+ * The caller ends with session_machine_put. */
+static struct machine *machine_held(struct session *s)
 {
-	int err = session_machine_get(s);
-	if (err)
-		return err;
+	if (session_machine_get(s) < 0)
+		return NULL;
 	pthread_mutex_lock(&s->lock);
 	struct machine *m = s->m;
 	pthread_mutex_unlock(&s->lock);
+	return m;
+}
+
+int session_read_log(struct session *s, char **out, size_t *len)
+{
+	struct machine *m = machine_held(s);
+	if (!m)
+		return -ESTALE;
 	/* A guest found dead now gets its end noted in the log before we read. */
 	machine_is_alive(m);
 	const char *path = machine_log_path(m);
+	int err = 0;
 	if (path) {
 		err = read_small_file(path, out, len);
 	} else {
@@ -729,13 +747,12 @@ int session_read_log(struct session *s, char **out, size_t *len)
 
 static uint64_t log_size(struct session *s)
 {
-	uint64_t n = 0;
-	if (session_machine_get(s) < 0)
+	struct machine *m = machine_held(s);
+	if (!m)
 		return 0;
-	pthread_mutex_lock(&s->lock);
-	const char *path = machine_log_path(s->m);
-	pthread_mutex_unlock(&s->lock);
+	const char *path = machine_log_path(m);
 	struct stat st;
+	uint64_t n = 0;
 	if (path && stat(path, &st) == 0)
 		n = (uint64_t)st.st_size < LOG_READ_MAX ? (uint64_t)st.st_size : LOG_READ_MAX;
 	session_machine_put(s);
