@@ -14,6 +14,7 @@
 
 #include "guest-agent/client.h"
 #include "vmm/machine.h"
+#include "vmm/rundir.h"
 #include "benchstat.h"
 
 #ifndef VMPOOL_IMAGE_DEFAULT
@@ -63,16 +64,6 @@ static int make_image(char *dir, const char *guest)
 	if (fd >= 0)
 		close(fd);
 	return err;
-}
-
-static void remove_image(const char *dir)
-{
-	char path[512];
-	snprintf(path, sizeof path, "%s/vmlinuz", dir);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/initramfs.cpio.gz", dir);
-	unlink(path);
-	rmdir(dir);
 }
 
 static int measure(enum machine_kind kind, const char *image, uint64_t mem, struct figures *f)
@@ -142,7 +133,7 @@ int main(int argc, char **argv)
 	static struct figures kvm, ns;
 	if (!err)
 		err = measure(MACHINE_KVM, dir, KVM_MEM, &kvm);
-	remove_image(dir);
+	rundir_remove(dir);
 	if (!err)
 		err = measure(MACHINE_NS, ns_image, 0, &ns);
 	if (err)

@@ -1,8 +1,10 @@
 /* Small helpers the C tests share (header only): a monotonic clock, sleeps,
- * and deadlines for condition variables on that clock. */
+ * deadlines for condition variables on that clock, and counts of this
+ * process's fds and threads (for "nothing left behind"). */
 #ifndef VMPOOL_TESTS_TESTUTIL_H
 #define VMPOOL_TESTS_TESTUTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -52,6 +54,29 @@ static inline struct timespec deadline_ms(int ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return ts;
+}
+
+/* Entries of a /proc directory (fds, tasks), "." and ".." included. */
+static inline int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static inline int count_fds(void)
+{
+	return count_dir("/proc/self/fd");
+}
+
+static inline int count_threads(void)
+{
+	return count_dir("/proc/self/task");
 }
 
 #endif

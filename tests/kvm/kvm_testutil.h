@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "guest-agent/proto.h"
+#include "tests/common/testutil.h"
 
 /* Sends PING `id` carrying `echo`, reads one frame, and checks it is the
  * PONG of that id with the same bytes. 0 or -errno (-EPROTO: another
@@ -67,29 +68,6 @@ static inline int write_file(const char *path, const void *buf, size_t len)
 	ssize_t n = write(fd, buf, len);
 	close(fd);
 	return n == (ssize_t)len ? 0 : -EIO;
-}
-
-/* Entries of a /proc directory (fds, tasks), "." and ".." included. */
-static inline int count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
-static inline int count_fds(void)
-{
-	return count_dir("/proc/self/fd");
-}
-
-static inline int count_threads(void)
-{
-	return count_dir("/proc/self/task");
 }
 
 /* A whole file by name, NUL-terminated; free() it. NULL if unreadable. */

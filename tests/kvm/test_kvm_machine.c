@@ -36,6 +36,7 @@
 #include "vmm/kvm/boot.h"
 #include "vmm/kvm/machine_kvm.h"
 #include "vmm/machine.h"
+#include "vmm/rundir.h"
 
 #define MEM (64ull << 20)
 #define READY_MS 5000u
@@ -82,16 +83,6 @@ static int make_image(char *dir, const char *name, const uint8_t *entry, size_t 
 		rc = write_in(dir, "vmlinuz", k, fx.guest_len);
 	free(k);
 	return rc;
-}
-
-static void remove_image(const char *dir)
-{
-	char p[256];
-	snprintf(p, sizeof p, "%s/vmlinuz", dir);
-	unlink(p);
-	snprintf(p, sizeof p, "%s/initramfs.cpio.gz", dir);
-	unlink(p);
-	rmdir(dir);
 }
 
 /* Entries of fx.tmp other than the image dirs: runtime dirs left behind. */
@@ -614,10 +605,10 @@ int main(void)
 		{ "AUTO: native only without kvm_pvm and with kvm_intel/kvm_amd", test_auto },
 	};
 	rc = tap_main(tests, sizeof tests / sizeof tests[0]);
-	remove_image(fx.img);
-	remove_image(fx.spin);
-	remove_image(fx.fault);
-	remove_image(fx.noimg);
+	rundir_remove(fx.img);
+	rundir_remove(fx.spin);
+	rundir_remove(fx.fault);
+	rundir_remove(fx.noimg);
 	rmdir(fx.tmp);
 	free(img);
 	return rc;

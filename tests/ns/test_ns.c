@@ -63,20 +63,6 @@ static int count_children(void)
 	return n;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the DIR's own fd */
-}
-
 /* Host mounts the backend could leak: its scratch tmpfs, or an overlay
  * (whose options name the scratch dir). Other processes' mounts do not
  * count, so tests running beside this one do not disturb it. */

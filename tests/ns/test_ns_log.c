@@ -25,17 +25,6 @@
 
 static const char *image;
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 /* The file's content once it holds `want` (or after 5 s); free() it. */
 static char *file_with(const char *path, const char *want)
 {
