@@ -63,8 +63,9 @@ static bool sink_pump(struct sink *k)
 		size_t keep = 0;
 		if (k->written < NS_LOG_LIMIT)
 			keep = (size_t)n < NS_LOG_LIMIT - k->written ? (size_t)n : (size_t)(NS_LOG_LIMIT - k->written);
-		if (keep && write(k->file, buf, keep) > 0)
-			k->written += keep;
+		ssize_t w = keep ? write(k->file, buf, keep) : 0;
+		if (w > 0)
+			k->written += (uint64_t)w; /* what the file holds, short writes too */
 		if (keep < (size_t)n && !k->truncated) {
 			k->truncated = true;
 			dprintf(k->file, "\n[vmpoolfs: log truncated at %u bytes]\n", NS_LOG_LIMIT);
