@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "vmm/machine.h"
 
 struct bench_exec_wait {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "vmm/machine.h"
 #include "vmm/rundir.h"
 #include "benchstat.h"

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "vmm/machine.h"
 #include "benchrun.h"
 #include "benchstat.h"

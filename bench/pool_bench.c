@@ -1,6 +1,6 @@
 /* Our pool (pool/pool.h) against the reference pool (refpool.h) in the same
  * run, over the same ns machines through the daemon's own adapter
- * (fs/poolglue.c): how long the caller's thread is blocked in acquire and in
+ * (vmm/machine_pool.c): how long the caller's thread is blocked in acquire and in
  * release, and cycles/s of acquire → EXEC `true` → release, for one client
  * (200 cycles) and four at once (100 each); then four clients whose command
  * does 20 ms of waiting (`sleep 0.02`, 50 cycles each), the case of users
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/poolglue.h"
-#include "guest-agent/client.h"
+#include "vmm/machine_pool.h"
+#include "proto/client.h"
 #include "pool/pool.h"
 #include "vmm/machine.h"
 #include "benchrun.h"
@@ -62,7 +62,7 @@ struct counted {
 static int cnt_create(void *ctx, void **m)
 {
 	struct counted *c = ctx;
-	int r = vpfs_pool_ops.create(c->b, m);
+	int r = machine_pool_ops.create(c->b, m);
 	if (r == 0) {
 		atomic_fetch_add(&c->live, 1);
 		atomic_fetch_add(&c->creates, 1);
@@ -74,24 +74,24 @@ static int cnt_reset(void *ctx, void *m)
 {
 	struct counted *c = ctx;
 	atomic_fetch_add(&c->resets, 1);
-	return vpfs_pool_ops.reset(c->b, m);
+	return machine_pool_ops.reset(c->b, m);
 }
 
 static void cnt_destroy(void *ctx, void *m)
 {
 	struct counted *c = ctx;
 	atomic_fetch_sub(&c->live, 1);
-	vpfs_pool_ops.destroy(c->b, m);
+	machine_pool_ops.destroy(c->b, m);
 }
 
 static bool cnt_alive(void *ctx, void *m)
 {
-	return vpfs_pool_ops.is_alive(((struct counted *)ctx)->b, m);
+	return machine_pool_ops.is_alive(((struct counted *)ctx)->b, m);
 }
 
 static int cnt_health(void *ctx, void *m)
 {
-	return vpfs_pool_ops.health_check(((struct counted *)ctx)->b, m);
+	return machine_pool_ops.health_check(((struct counted *)ctx)->b, m);
 }
 
 static const struct pool_machine_ops counted_ops = {

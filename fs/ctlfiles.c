@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "ctlparse.h"
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 #include "info.h"
 #include "notify.h"
 #include "session.h"

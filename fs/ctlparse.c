@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 
 #define ENV_ENTRY_MAX (32u * 1024u) /* keeps a full EXEC frame under VP_MAX_PAYLOAD */
 

@@ -17,7 +17,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "opts.h"
-#include "poolglue.h"
+#include "vmm/machine_pool.h"
 #include "session.h"
 #include "tree.h"
 
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "vmpoolfs: backend %s: %s\n", machine_backend_name(fs.backend),
 		machine_backend_reason(fs.backend));
-	r = pool_new(&fs.opts.pool, &vpfs_pool_ops, fs.backend, &fs.pool);
+	r = pool_new(&fs.opts.pool, &machine_pool_ops, fs.backend, &fs.pool);
 	if (r < 0) {
 		fprintf(stderr, "vmpoolfs: cannot start the pool: %s\n", strerror(-r));
 		goto out_backend;

@@ -42,7 +42,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 
 #define RP_ATTR_TIMEOUT 1.0
 #define RP_ENTRY_TIMEOUT 1.0

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "fs/root_proxy.h"
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "notify.h"
 #include "waiters.h"
 

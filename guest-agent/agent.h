@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "proto.h"
+#include "proto/proto.h"
 
 #define AGENT_LOG(...) agent_log(__VA_ARGS__)
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -9,7 +9,7 @@
 load helpers
 
 setup_file() {
-	local guest=$VP_BUILDDIR/vmm/kvm/guest/kvm-conformance-guest.bzImage
+	local guest=$VP_BUILDDIR/tests/kvm/guest/kvm-conformance-guest.bzImage
 	[ -f "$guest" ] || { echo "no conformance guest at $guest" >&2; return 1; }
 	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
 	KIMG=$(mktemp -d /tmp/vpfs-kimg.XXXXXX)

@@ -7,7 +7,7 @@
 
 #include "vmm/kvm/machine_kvm.h"
 #include "vmm/machine.h"
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 
 #define WHY_CAP 320
 

@@ -27,7 +27,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
 

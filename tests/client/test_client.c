@@ -1,6 +1,6 @@
 /* Host client tests against a fake agent: a thread on the other end of a
  * socketpair that speaks raw frames with the codec. */
-#include "guest-agent/client.h"
+#include "proto/client.h"
 
 #include <errno.h>
 #include <poll.h>

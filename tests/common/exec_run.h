@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "tests/common/testutil.h"
 
 struct out {

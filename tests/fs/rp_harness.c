@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "fs/root_proxy.h"
-#include "guest-agent/client.h"
+#include "proto/client.h"
 
 #ifndef VMPOOL_AGENT_HOST_PATH
 #define VMPOOL_AGENT_HOST_PATH "vmpool-agent-host"

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 #include "tests/common/testutil.h"
 
 /* Sends PING `id` carrying `echo`, reads one frame, and checks it is the

@@ -13,10 +13,10 @@
 #include "tests/common/tap.h"
 #include "tests/kvm/kvm_testutil.h"
 #include "tests/common/testutil.h"
-#include "vmm/kvm/boot.h"
-#include "vmm/kvm/bootparam.h"
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/boot.h"
+#include "vmm/kvm/monitor/bootparam.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define MEM (64ull << 20)
 #define RUN_TIMEOUT_MS 60000

@@ -10,7 +10,7 @@
  *   NEEDS_RESET);
  * - the conformance guest driving the device: init order as the monitor
  *   saw it, negotiated features, READY and PING→PONG through the socketpair
- *   with the real codec (guest-agent/proto.c), frames spanning receive
+ *   with the real codec (proto/proto.c), frames spanning receive
  *   buffers, irqfd signalled and the pin's state read back with
  *   KVM_GET_IRQCHIP.
  * SKIPs (77) when /dev/kvm cannot make a VM (the virtq part runs anyway). */
@@ -26,16 +26,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
 #include "tests/kvm/kvm_testutil.h"
-#include "vmm/kvm/boot.h"
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/virtio_console.h"
-#include "vmm/kvm/virtio_mmio.h"
-#include "vmm/kvm/virtq.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/boot.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/virtio_console.h"
+#include "vmm/kvm/monitor/virtio_mmio.h"
+#include "vmm/kvm/monitor/virtq.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define MEM (64ull << 20)
 #define RUN_TIMEOUT_MS 60000

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "tests/common/exec_run.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"

@@ -29,11 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
 #include "tests/kvm/kvm_testutil.h"
-#include "vmm/kvm/boot.h"
+#include "vmm/kvm/monitor/boot.h"
 #include "vmm/kvm/machine_kvm.h"
 #include "vmm/machine.h"
 #include "vmm/rundir.h"

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "tests/common/tap.h"
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/vm.h"
 
 struct rig {
 	struct kvm_vm vm; /* only its device table: never opened */

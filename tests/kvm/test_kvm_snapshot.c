@@ -25,16 +25,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
 #include "tests/kvm/kvm_testutil.h"
-#include "vmm/kvm/boot.h"
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/snapfile.h"
-#include "vmm/kvm/snapshot.h"
-#include "vmm/kvm/virtio_console.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/boot.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/snapfile.h"
+#include "vmm/kvm/monitor/snapshot.h"
+#include "vmm/kvm/monitor/virtio_console.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define MEM (64ull << 20)
 #define RUN_TIMEOUT_MS 60000

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "vmm/kvm/machine_kvm.h"
 #include "vmm/machine.h"
 #include "tests/common/exec_run.h"

@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 #include "tests/common/tap.h"
 
 /* ---- the fake cgroupfs ---------------------------------------------------- */

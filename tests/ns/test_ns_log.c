@@ -1,4 +1,4 @@
-/* The ns agents' logs (vmm/ns_log.c, machine_log_path):
+/* The ns agents' logs (vmm/ns/ns_log.c, machine_log_path):
  * - the copier on its own: what reaches a log's pipe lands in its file,
  *   capped at NS_LOG_LIMIT with one marker line while the writer is never
  *   held up; a new life of the same machine starts an empty file while
@@ -21,7 +21,7 @@
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
 #include "vmm/machine.h"
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 
 static const char *image;
 

@@ -2,7 +2,7 @@
 #ifndef VMPOOL_TESTS_PROTO_ALL_TYPES_H
 #define VMPOOL_TESTS_PROTO_ALL_TYPES_H
 
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 
 static const uint16_t vp_all_types[] = {
 	VP_HELLO, VP_READY, VP_PING, VP_PONG, VP_ERROR, VP_OK, VP_EXEC, VP_EXEC_STARTED, VP_OUTPUT, VP_EXIT,

@@ -3,7 +3,7 @@
  * memfd. Whatever decodes must re-encode to the very same bytes, so
  * encoder and decoder can never disagree about a message.
  * Seeds: tests/proto/corpus (written by `test_proto --write-corpus DIR`). */
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 #include "all_types.h"
 
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Protocol codec tests: round trips of every message, malformed payloads
  * and headers, frame I/O over a socketpair and a pipe.
  * `test_proto --write-corpus DIR` writes the fuzzer's seed frames. */
-#include "guest-agent/proto.h"
+#include "proto/proto.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 #include "vmm/kvm/machine_kvm.h"
 
 /* kvm_vm_run's timeout is only a safety net for its callers; a machine

@@ -22,10 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/snapshot.h"
-#include "vmm/kvm/virtio_console.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/snapshot.h"
+#include "vmm/kvm/monitor/virtio_console.h"
+#include "vmm/kvm/monitor/vm.h"
 #include "vmm/machine.h"
 
 /* ---- backend and machines (machine_kvm.c) -------------------------------- */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/kvm/boot.h"
+#include "vmm/kvm/monitor/boot.h"
 #include "vmm/kvm/machine_kvm.h"
 
 #define KERNEL_MAX (256u << 20)

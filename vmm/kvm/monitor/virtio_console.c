@@ -1,5 +1,5 @@
 /* virtio-console, port 0, bridged to a socketpair (virtio_console.h). */
-#include "vmm/kvm/virtio_console.h"
+#include "vmm/kvm/monitor/virtio_console.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define CONFIG_LEN 12u /* cols, rows, max_nr_ports, emerg_wr: all 0 here */
 

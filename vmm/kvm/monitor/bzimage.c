@@ -1,12 +1,12 @@
 /* bzImage setup header parsing (boot.h): every field read from the image is
  * bounds-checked against the file and against the header's own end, since
  * the image may be truncated or hostile. */
-#include "vmm/kvm/boot.h"
+#include "vmm/kvm/monitor/boot.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/kvm/bootparam.h"
+#include "vmm/kvm/monitor/bootparam.h"
 
 /* Little-endian reads of fields that must lie before `end`; a field the
  * header is too short to hold reads as 0 ("not provided"). */

@@ -3,7 +3,7 @@
  *
  * The guest's console is bridged to one end of a host socketpair; the
  * caller gets the other end, a plain byte stream, so the host's protocol
- * client (guest-agent/client.h) can talk to the guest agent unchanged.
+ * client (proto/client.h) can talk to the guest agent unchanged.
  * receiveq (0) carries host→guest bytes, transmitq (1) guest→host bytes.
  * Offered features: VIRTIO_F_VERSION_1 only (no MULTIPORT, SIZE or
  * EMERG_WRITE). A device thread does all queue work: it wakes on the
@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/kvm/virtio_mmio.h"
+#include "vmm/kvm/monitor/virtio_mmio.h"
 
 struct kvm_vm;
 

@@ -1,6 +1,6 @@
 /* Snapshot directory: memory file, state file, and putting a machine back
  * together from them (snapshot.h). */
-#include "vmm/kvm/snapshot.h"
+#include "vmm/kvm/monitor/snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/kvm/snapfile.h"
-#include "vmm/kvm/snapshot_kvm.h"
+#include "vmm/kvm/monitor/snapfile.h"
+#include "vmm/kvm/monitor/snapshot_kvm.h"
 
 /* Machine-level sections; the KVM ones (snapshot_kvm.c) are below 100. */
 enum { TAG_CONFIG = 100, TAG_SERIAL, TAG_CONSOLE };

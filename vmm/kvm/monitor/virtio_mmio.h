@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/kvm/virtio_regs.h"
-#include "vmm/kvm/virtq.h"
+#include "vmm/kvm/monitor/virtio_regs.h"
+#include "vmm/kvm/monitor/virtq.h"
 
 struct kvm_vm;
 

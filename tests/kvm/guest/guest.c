@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/kvm/bootparam.h"
-#include "vmm/kvm/guest/guest.h"
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/bootparam.h"
+#include "tests/kvm/guest/guest.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define LSR_THRE 0x20
 

@@ -1,12 +1,12 @@
 /* 8250 UART (serial.h). Register semantics follow the 16550A datasheet as
  * far as Linux's 8250 driver looks at them. */
-#include "vmm/kvm/serial.h"
+#include "vmm/kvm/monitor/serial.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/vm.h"
 
 enum {
 	REG_DATA = 0, REG_IER = 1, REG_IIR_FCR = 2, REG_LCR = 3,

@@ -1,6 +1,6 @@
 /* vCPU, irqchip, PIT and clock state to and from snapshot sections
  * (snapshot_kvm.h). */
-#include "vmm/kvm/snapshot_kvm.h"
+#include "vmm/kvm/monitor/snapshot_kvm.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/kvm/snapfile.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/snapfile.h"
+#include "vmm/kvm/monitor/vm.h"
 
 enum {
 	TAG_REGS = 1, TAG_SREGS, TAG_FPU, TAG_XSAVE, TAG_XCRS, TAG_MSRS, TAG_LAPIC,

@@ -14,7 +14,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 
 #define X32_SYSCALL_BIT 0x40000000u
 

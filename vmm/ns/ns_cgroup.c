@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 
 struct mnt {
 	char point[1024];

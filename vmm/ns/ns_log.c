@@ -15,7 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 #include "vmm/rundir.h"
 
 struct sink {

@@ -22,9 +22,9 @@
 #ifndef VMPOOL_KVM_SNAPSHOT_H
 #define VMPOOL_KVM_SNAPSHOT_H
 
-#include "vmm/kvm/serial.h"
-#include "vmm/kvm/virtio_console.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/serial.h"
+#include "vmm/kvm/monitor/virtio_console.h"
+#include "vmm/kvm/monitor/vm.h"
 
 /* A machine's parts, in caller storage. serial and console may be NULL
  * (absent devices) when saving; restore creates what the snapshot has. */

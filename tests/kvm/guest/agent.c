@@ -1,5 +1,5 @@
 /* The agent protocol's basic frames, spoken by the conformance guest over
- * the virtio console (docs/protocol.md; layout of guest-agent/proto.h).
+ * the virtio console (docs/protocol.md; layout of proto/proto.h).
  * proto.c needs libc, so the 12-byte header {u32 len, u16 type, u16 flags,
  * u32 id} is encoded by hand here. Sends READY (id 0) at start, answers
  * every PING with a PONG carrying the same id and echo, answers HELLO with
@@ -16,7 +16,7 @@
  * counts the PINGs answered so far: a value in guest RAM, so machines
  * restored from one snapshot show whether their RAM is their own
  * (tests/kvm/test_kvm_snapshot.c). */
-#include "vmm/kvm/guest/guest.h"
+#include "tests/kvm/guest/guest.h"
 
 #define VP_HDR 12u
 #define VP_READY 2u

@@ -1,5 +1,5 @@
 /* KVM VM lifecycle and run loop (vm.h). */
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* Snapshot state file container (snapfile.h). */
-#include "vmm/kvm/snapfile.h"
+#include "vmm/kvm/monitor/snapfile.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,8 +4,8 @@
  * interrupts cannot be delivered on this host (DESIGN §3), so it watches
  * the used rings and reads and acknowledges InterruptStatus as a handler
  * would. Port 0 only: receiveq 0, transmitq 1. */
-#include "vmm/kvm/guest/guest.h"
-#include "vmm/kvm/virtio_regs.h"
+#include "tests/kvm/guest/guest.h"
+#include "vmm/kvm/monitor/virtio_regs.h"
 
 #define QN 8u          /* entries per queue: enough to keep rx posted */
 #define RXBUF 64u      /* small, so frames span buffers and get reassembled */

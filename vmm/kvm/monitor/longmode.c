@@ -1,13 +1,13 @@
 /* 64-bit entry state (longmode.h). */
-#include "vmm/kvm/longmode.h"
+#include "vmm/kvm/monitor/longmode.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/kvm/boot.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/boot.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define BOOT_CS 0x10 /* __BOOT_CS: the selectors Linux's entry code expects */
 #define BOOT_DS 0x18

@@ -1,6 +1,6 @@
 /* virtio-mmio transport (virtio_mmio.h). Register behaviour per virtio
  * 1.2 §4.2.2 as Linux's virtio_mmio.c drives it. */
-#include "vmm/kvm/virtio_mmio.h"
+#include "vmm/kvm/monitor/virtio_mmio.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +11,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/vm.h"
 
 static void kick(int fd)
 {

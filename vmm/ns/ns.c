@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/client.h"
-#include "vmm/ns.h"
+#include "proto/client.h"
+#include "vmm/ns/ns.h"
 
 /* Guest ids 0..65535 map to [base, base + 65536): the base must leave the
  * host's own ordinary ids (0..65535) unmapped. */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/kvm/virtio_regs.h"
+#include "vmm/kvm/monitor/virtio_regs.h"
 
 #define VIRTQ_NUM_MAX 256u /* QueueNumMax we offer; also bounds a chain */
 

@@ -32,7 +32,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 
-#include "vmm/ns.h"
+#include "vmm/ns/ns.h"
 
 #define CHANNEL_FD 3 /* where the agent finds the channel (VMPOOL_CHANNEL_FD) */
 #define ERR_FD 4     /* error pipe until execve (close-on-exec) */

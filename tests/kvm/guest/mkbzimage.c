@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/kvm/bootparam.h"
+#include "vmm/kvm/monitor/bootparam.h"
 
 #define SETUP_SECTS 1
 #define SETUP_LEN ((SETUP_SECTS + 1) * 512)

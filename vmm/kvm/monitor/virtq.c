@@ -6,7 +6,7 @@
  * same one running concurrently with the device thread), so the indices
  * are read with acquire and published with release ordering, and every
  * descriptor is copied out once before it is checked and used. */
-#include "vmm/kvm/virtq.h"
+#include "vmm/kvm/monitor/virtq.h"
 
 #include <errno.h>
 #include <string.h>

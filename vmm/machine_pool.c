@@ -1,12 +1,12 @@
-/* pool_machine_ops over machines; see poolglue.h. */
-#include "poolglue.h"
+/* pool_machine_ops over machines; see machine_pool.h. */
+#include "vmm/machine_pool.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 
-#include "guest-agent/client.h"
+#include "proto/client.h"
 
 #define HEALTH_TIMEOUT_MS 10000
 
@@ -40,10 +40,10 @@ static bool op_is_alive(void *ctx, void *machine)
 static int op_health(void *ctx, void *machine)
 {
 	(void)ctx;
-	return vpfs_health_check(machine, HEALTH_TIMEOUT_MS);
+	return machine_health_check(machine, HEALTH_TIMEOUT_MS);
 }
 
-const struct pool_machine_ops vpfs_pool_ops = {
+const struct pool_machine_ops machine_pool_ops = {
 	.create = op_create,
 	.reset = op_reset,
 	.destroy = op_destroy,
@@ -79,7 +79,7 @@ static void hc_exit(void *ctx, const struct vp_exit *ex, int err)
 	pthread_mutex_unlock(&h->lock);
 }
 
-int vpfs_health_check(struct machine *m, int timeout_ms)
+int machine_health_check(struct machine *m, int timeout_ms)
 {
 	struct vp_client *c = machine_client(m);
 	if (!c || !vp_client_alive(c))

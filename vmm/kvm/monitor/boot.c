@@ -1,5 +1,5 @@
 /* Placing kernel, command line, initrd and zero page in guest RAM (boot.h). */
-#include "vmm/kvm/boot.h"
+#include "vmm/kvm/monitor/boot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/kvm/bootparam.h"
-#include "vmm/kvm/longmode.h"
-#include "vmm/kvm/vm.h"
+#include "vmm/kvm/monitor/bootparam.h"
+#include "vmm/kvm/monitor/longmode.h"
+#include "vmm/kvm/monitor/vm.h"
 
 #define PAGE_MASK 0xfffull
 
