@@ -19,7 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # apt-cache needs package lists to resolve the guest kernel package.
-[ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null | head -n1)" ] || apt-get update -qq
+# apt keeps its lists compressed (*_Packages.lz4 on Debian 12): any form
+# counts, so a set-up machine needs no network to build and test.
+[ -n "$(ls /var/lib/apt/lists/*_Packages* 2>/dev/null | head -n1)" ] || apt-get update -qq
 
 export VMPOOL_DEB_CACHE=${VMPOOL_DEB_CACHE:-$PWD/.cache/debs}
 build() { # build DIR [meson options...]
