@@ -14,10 +14,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "proto/client.h"
+#include "vmm/machine_ops.h"
 #include "vmm/ns/ns.h"
 
 /* Guest ids 0..65535 map to [base, base + 65536): the base must leave the
@@ -169,8 +170,14 @@ static int make_scratch(char **out)
 	return -errno;
 }
 
-int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
+static void backend_close(void *backend);
+
+/* Says what is missing on stderr, not in why: machine.c's line (errno and
+ * why ns was chosen) is the one a caller shows. */
+static int backend_open(const struct machine_config *cfg, void **out, char *why, size_t cap)
 {
+	(void)why;
+	(void)cap;
 	if (!cfg->image_dir || !cfg->mem_bytes || !cfg->disk_bytes || !cfg->pids_max)
 		return -EINVAL;
 	if (geteuid() != 0) {
@@ -232,12 +239,13 @@ int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
 	return 0;
 fail:
 	free(rootfs);
-	ns_backend_close(b);
+	backend_close(b);
 	return err;
 }
 
-void ns_backend_close(struct ns_backend *b)
+static void backend_close(void *backend)
 {
+	struct ns_backend *b = backend;
 	if (!b)
 		return;
 	ns_plan_free(b->plan);
@@ -248,13 +256,6 @@ void ns_backend_close(struct ns_backend *b)
 		free(b->scratch);
 	}
 	free(b);
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Tears down one life of the machine: nothing of it survives. */
@@ -276,7 +277,7 @@ static int machine_start(struct ns_machine *m)
 {
 	struct ns_backend *b = m->b;
 	atomic_store(&m->end_noted, false);
-	uint64_t t0 = now_us();
+	uint64_t t0 = clock_mono_us();
 	int timeout = (int)b->cfg.ready_timeout_ms;
 	char name[32];
 	snprintf(name, sizeof name, "m%u.%u", m->id, m->gen++);
@@ -299,20 +300,21 @@ static int machine_start(struct ns_machine *m)
 		m->client = NULL;
 		goto fail;
 	}
-	int left = timeout - (int)((now_us() - t0) / 1000u);
+	int left = timeout - (int)((clock_mono_us() - t0) / 1000u);
 	if (left < 1)
 		left = 1;
 	if ((err = vp_client_handshake(m->client, left)))
 		goto fail;
-	m->boot_us = now_us() - t0;
+	m->boot_us = clock_mono_us() - t0;
 	return 0;
 fail:
 	machine_stop(m);
 	return err;
 }
 
-int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
+static int machine_create_ns(void *backend, void **out)
 {
+	struct ns_backend *b = backend;
 	struct ns_machine *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
@@ -333,14 +335,16 @@ int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
 	return 0;
 }
 
-int ns_machine_reset(struct ns_machine *m)
+static int machine_reset_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	machine_stop(m);
 	return machine_start(m);
 }
 
-void ns_machine_destroy(struct ns_machine *m)
+static void machine_destroy_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	if (!m)
 		return;
 	machine_stop(m);
@@ -378,26 +382,30 @@ static void note_agent_end(struct ns_machine *m)
 	close(fd);
 }
 
-bool ns_machine_is_alive(struct ns_machine *m)
+static bool machine_is_alive_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	bool alive = m->client && vp_client_alive(m->client) && !ns_spawn_exited(&m->sp);
 	if (!alive)
 		note_agent_end(m);
 	return alive;
 }
 
-struct vp_client *ns_machine_client(struct ns_machine *m)
+static struct vp_client *machine_client_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	return m->client;
 }
 
-const char *ns_machine_log_path(struct ns_machine *m)
+static const char *machine_log_path_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	return m->log_path[0] ? m->log_path : NULL;
 }
 
-void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)
+static void machine_get_info_ns(void *machine, struct machine_info *out)
 {
+	const struct ns_machine *m = machine;
 	memset(out, 0, sizeof *out);
 	out->id = m->id;
 	out->host_pid = m->sp.pid;
@@ -405,3 +413,33 @@ void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)
 	if (m->cg.ndirs > 0)
 		ns_cg_oom_kills(&m->cg, &out->oom_kills);
 }
+
+static void backend_reason(const void *backend, char *buf, size_t cap)
+{
+	(void)backend; /* the choice says it all */
+	(void)buf;
+	(void)cap;
+}
+
+/* The agents' logs have a runtime directory, but it is not the backend's
+ * to show (machine.h: ns has none). */
+static const char *backend_runtime_dir(const void *backend)
+{
+	(void)backend;
+	return NULL;
+}
+
+const struct machine_ops ns_machine_ops = {
+	.name = "ns",
+	.open = backend_open,
+	.close = backend_close,
+	.reason = backend_reason,
+	.runtime_dir = backend_runtime_dir,
+	.create = machine_create_ns,
+	.reset = machine_reset_ns,
+	.destroy = machine_destroy_ns,
+	.is_alive = machine_is_alive_ns,
+	.client = machine_client_ns,
+	.log_path = machine_log_path_ns,
+	.get_info = machine_get_info_ns,
+};

@@ -1,6 +1,7 @@
-/* Namespace machine backend ("ns", DESIGN §3): internal interface.
+/* Namespace machine backend ("ns"): internal interface.
  *
- * ns.c          backend open/close and machine lifecycle (create, reset, destroy)
+ * ns.c          backend open/close and machine lifecycle (create, reset,
+ *               destroy): ns_machine_ops
  * ns_spawn.c    clone of the sandboxed agent: parent side and child setup
  *               (proc, sysfs, /dev, loopback are set up there, before the
  *               agent runs: see child_kernfs for why proc and sysfs must be)
@@ -23,18 +24,11 @@
 
 /* ---- backend / machines (ns.c) --------------------------------------- */
 
-struct ns_backend;
-struct ns_machine;
-
-int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out);
-void ns_backend_close(struct ns_backend *b);
-int ns_machine_create(struct ns_backend *b, struct ns_machine **out);
-int ns_machine_reset(struct ns_machine *m);
-void ns_machine_destroy(struct ns_machine *m);
-bool ns_machine_is_alive(struct ns_machine *m);
-struct vp_client *ns_machine_client(struct ns_machine *m);
-void ns_machine_get_info(struct ns_machine *m, struct machine_info *out);
-const char *ns_machine_log_path(struct ns_machine *m); /* this life's agent log */
+/* machine.h's calls for ns (vmm/machine_ops.h). open needs root, user
+ * namespaces, overlayfs, memory+pids cgroups and an image rootfs/ owned by
+ * a mapped id range, and says on stderr which one is missing. */
+struct machine_ops;
+extern const struct machine_ops ns_machine_ops;
 
 /* ---- agent logs (ns_log.c) ------------------------------------------- */
 
