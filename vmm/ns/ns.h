@@ -8,6 +8,7 @@
  * ns_cgroup.c   per-machine cgroups (v1 or pure v2, detected at open)
  * ns_seccomp.c  the seccomp filter (hand-written BPF, one table of refusals)
  * ns_log.c      the agents' stderr, copied (capped) into per-machine log files
+ * ns_host.c     what the backend needs from the host, checked at open
  *
  * All functions return 0 or -errno. */
 #ifndef VMPOOL_NS_H
@@ -129,5 +130,19 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 /* SIGKILL and reap (the pid namespace dies with its PID 1); closes pidfd. */
 void ns_spawn_kill(struct ns_spawned *s);
 bool ns_spawn_exited(const struct ns_spawned *s);
+
+/* ---- host checks (ns_host.c) ----------------------------------------- */
+
+/* Each says on stderr what is missing ("vmpoolfs: ns backend unavailable:
+ * what (errno)"): machine.h's callers get only the errno. */
+void ns_host_complain(const char *what, int err);
+/* Root, user namespaces (one is tried), overlayfs. */
+int ns_host_check(void);
+/* The ids guest root maps to (the owner of rootfs, >= 65536; rootfs must
+ * hold an executable /init) and whether agents can be OOM-protected. */
+int ns_host_ids(const char *rootfs, struct ns_spawn_opts *ids);
+/* An empty 0700 directory under /run or /tmp (malloc'ed path), after
+ * removing those of daemons that died. */
+int ns_host_make_scratch(char **out);
 
 #endif
