@@ -9,7 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/queue.h>
-#include <time.h>
+
+#include "lib/clock.h"
 
 /* IdleVm, in the VecDeque: head = front = oldest, tail = back = most
  * recently pushed. */
@@ -37,9 +38,7 @@ static uint64_t now_ms(struct refpool *p)
 {
 	if (p->ops.now_ms)
 		return p->ops.now_ms(p->ctx);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return clock_mono_ms();
 }
 
 static void remove_locked(struct refpool *p, struct idle_vm *e)

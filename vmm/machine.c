@@ -1,5 +1,6 @@
-/* Backend dispatch for machine.h: resolves MACHINE_AUTO, keeps the choice
- * and its reason, and forwards machine calls to the chosen backend. */
+/* machine.h over the backends' machine_ops tables: resolves MACHINE_AUTO,
+ * keeps the choice and its reason, and forwards every machine call to the
+ * chosen backend's table. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,21 +8,20 @@
 
 #include "vmm/kvm/machine_kvm.h"
 #include "vmm/machine.h"
+#include "vmm/machine_ops.h"
 #include "vmm/ns/ns.h"
 
 #define WHY_CAP 320
 
 struct machine_backend {
-	enum machine_kind kind; /* resolved: MACHINE_NS or MACHINE_KVM */
+	const struct machine_ops *ops;
+	void *impl;
 	char reason[2 * WHY_CAP + 64]; /* detection + a template failure */
-	struct ns_backend *ns;
-	struct kvm_backend *kvm;
 };
 
 struct machine {
-	struct machine_backend *b;
-	struct ns_machine *ns;
-	struct kvm_machine *kvm;
+	const struct machine_ops *ops;
+	void *impl;
 };
 
 void machine_config_defaults(struct machine_config *cfg)
@@ -35,25 +35,25 @@ void machine_config_defaults(struct machine_config *cfg)
 	cfg->ready_timeout_ms = 10000;
 }
 
-static int open_kvm(struct machine_backend *b, const struct machine_config *cfg, const char *why_kvm,
-		    char *why, size_t cap)
+/* Opens `ops` chosen because of `chosen` (copied into the reason first:
+ * a failure message quotes it). A backend with nothing to say about its
+ * failure gets a line naming it, the errno and why it was chosen. */
+static int open_with(struct machine_backend *b, const struct machine_ops *ops, const struct machine_config *cfg,
+		     const char *chosen, char *why, size_t cap)
 {
-	int rc = kvm_backend_open(cfg, &b->kvm, why, cap);
-	if (rc)
+	if (chosen != b->reason)
+		snprintf(b->reason, sizeof b->reason, "%s", chosen);
+	why[0] = '\0';
+	int rc = ops->open(cfg, &b->impl, why, cap);
+	if (rc) {
+		if (!why[0])
+			snprintf(why, cap, "%s backend: %s (chosen because: %s)", ops->name, strerror(-rc),
+				 b->reason);
 		return rc;
-	b->kind = MACHINE_KVM;
-	snprintf(b->reason, sizeof b->reason, "%s; template booted to READY in %llu ms", why_kvm,
-		 (unsigned long long)(kvm_backend_template_us(b->kvm) / 1000));
+	}
+	b->ops = ops;
+	ops->reason(b->impl, b->reason, sizeof b->reason);
 	return 0;
-}
-
-static int open_ns(struct machine_backend *b, const struct machine_config *cfg, char *why, size_t cap)
-{
-	b->kind = MACHINE_NS;
-	int rc = ns_backend_open(cfg, &b->ns);
-	if (rc)
-		snprintf(why, cap, "ns backend: %s (chosen because: %s)", strerror(-rc), b->reason);
-	return rc;
 }
 
 /* AUTO: kvm only where the guest kernel runs natively and the template
@@ -62,13 +62,13 @@ static int open_auto(struct machine_backend *b, const struct machine_config *cfg
 {
 	char det[WHY_CAP], err[WHY_CAP];
 	if (kvm_detect_native(NULL, NULL, det, sizeof det) == 0) {
-		if (open_kvm(b, cfg, det, err, sizeof err) == 0)
+		if (open_with(b, &kvm_machine_ops, cfg, det, err, sizeof err) == 0)
 			return 0;
 		snprintf(b->reason, sizeof b->reason, "%s, but the kvm template did not boot: %s", det, err);
 	} else {
 		snprintf(b->reason, sizeof b->reason, "%s", det);
 	}
-	return open_ns(b, cfg, why, cap);
+	return open_with(b, &ns_machine_ops, cfg, b->reason, why, cap);
 }
 
 int machine_backend_open_why(const struct machine_config *cfg, struct machine_backend **out, char *why,
@@ -87,15 +87,14 @@ int machine_backend_open_why(const struct machine_config *cfg, struct machine_ba
 	struct machine_backend *b = calloc(1, sizeof *b);
 	if (!b)
 		return -ENOMEM;
+	static const char requested[] = "requested in the configuration";
 	int rc;
-	if (cfg->kind == MACHINE_KVM) {
-		rc = open_kvm(b, cfg, "requested in the configuration", why, cap);
-	} else if (cfg->kind == MACHINE_NS) {
-		snprintf(b->reason, sizeof b->reason, "requested in the configuration");
-		rc = open_ns(b, cfg, why, cap);
-	} else {
+	if (cfg->kind == MACHINE_KVM)
+		rc = open_with(b, &kvm_machine_ops, cfg, requested, why, cap);
+	else if (cfg->kind == MACHINE_NS)
+		rc = open_with(b, &ns_machine_ops, cfg, requested, why, cap);
+	else
 		rc = open_auto(b, cfg, why, cap);
-	}
 	if (rc) {
 		free(b);
 		return rc;
@@ -113,16 +112,13 @@ void machine_backend_close(struct machine_backend *b)
 {
 	if (!b)
 		return;
-	if (b->kind == MACHINE_KVM)
-		kvm_backend_close(b->kvm);
-	else
-		ns_backend_close(b->ns);
+	b->ops->close(b->impl);
 	free(b);
 }
 
 const char *machine_backend_name(const struct machine_backend *b)
 {
-	return b->kind == MACHINE_KVM ? "kvm" : "ns";
+	return b->ops->name;
 }
 
 const char *machine_backend_reason(const struct machine_backend *b)
@@ -132,7 +128,7 @@ const char *machine_backend_reason(const struct machine_backend *b)
 
 const char *machine_backend_runtime_dir(const struct machine_backend *b)
 {
-	return b->kind == MACHINE_KVM ? kvm_backend_runtime_dir(b->kvm) : NULL;
+	return b->ops->runtime_dir(b->impl);
 }
 
 int machine_create(struct machine_backend *b, struct machine **out)
@@ -140,9 +136,8 @@ int machine_create(struct machine_backend *b, struct machine **out)
 	struct machine *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
-	m->b = b;
-	int err = b->kind == MACHINE_KVM ? kvm_machine_create(b->kvm, &m->kvm)
-					 : ns_machine_create(b->ns, &m->ns);
+	m->ops = b->ops;
+	int err = b->ops->create(b->impl, &m->impl);
 	if (err) {
 		free(m);
 		return err;
@@ -153,41 +148,33 @@ int machine_create(struct machine_backend *b, struct machine **out)
 
 int machine_reset(struct machine *m)
 {
-	return m->kvm ? kvm_machine_reset(m->kvm) : ns_machine_reset(m->ns);
+	return m->ops->reset(m->impl);
 }
 
 void machine_destroy(struct machine *m)
 {
 	if (!m)
 		return;
-	if (m->kvm)
-		kvm_machine_destroy(m->kvm);
-	else
-		ns_machine_destroy(m->ns);
+	m->ops->destroy(m->impl);
 	free(m);
 }
 
 bool machine_is_alive(struct machine *m)
 {
-	if (!m)
-		return false;
-	return m->kvm ? kvm_machine_is_alive(m->kvm) : ns_machine_is_alive(m->ns);
+	return m && m->ops->is_alive(m->impl);
 }
 
 struct vp_client *machine_client(struct machine *m)
 {
-	return m->kvm ? kvm_machine_client(m->kvm) : ns_machine_client(m->ns);
+	return m->ops->client(m->impl);
 }
 
 const char *machine_log_path(struct machine *m)
 {
-	return m->kvm ? kvm_machine_log_path(m->kvm) : ns_machine_log_path(m->ns);
+	return m->ops->log_path(m->impl);
 }
 
 void machine_get_info(struct machine *m, struct machine_info *out)
 {
-	if (m->kvm)
-		kvm_machine_get_info(m->kvm, out);
-	else
-		ns_machine_get_info(m->ns, out);
+	m->ops->get_info(m->impl, out);
 }

@@ -13,11 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "proto/client.h"
 #include "vmm/kvm/machine_kvm.h"
+#include "vmm/machine_ops.h"
 #include "vmm/rundir.h"
 
 #define MEM_MIN (2ull << 20) /* what vm.c takes at least */
@@ -41,13 +42,6 @@ struct kvm_machine {
 	uint64_t boot_us;
 	struct kvm_live *live; /* heap: a reset hands the old one to the reaper */
 };
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int runtime_dir(struct kvm_backend *b, char *why, size_t cap)
 {
@@ -74,8 +68,7 @@ static void add_native_hint(char *why, size_t cap)
 		snprintf(why + len, cap - len, " (%s)", det);
 }
 
-int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out, char *why,
-		     size_t cap)
+static int backend_open(const struct machine_config *cfg, void **out, char *why, size_t cap)
 {
 	why[0] = '\0';
 	/* RAM is one slot below the MMIO hole: more than that is capped. */
@@ -101,7 +94,7 @@ int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out,
 	rc = runtime_dir(b, why, cap);
 	char log[PATH_CAP];
 	snprintf(log, sizeof log, "%s/template.log", b->dir);
-	uint64_t t0 = mono_us();
+	uint64_t t0 = clock_mono_us();
 	if (!rc) {
 		struct kvm_template_cfg t = { cfg->image_dir, mem, cfg->ready_timeout_ms, log, b->snap };
 		rc = kvm_template_snapshot(&t, why, cap);
@@ -114,13 +107,14 @@ int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out,
 			add_native_hint(why, cap);
 		return rc;
 	}
-	b->template_us = mono_us() - t0;
+	b->template_us = clock_mono_us() - t0;
 	*out = b;
 	return 0;
 }
 
-void kvm_backend_close(struct kvm_backend *b)
+static void backend_close(void *backend)
 {
+	struct kvm_backend *b = backend;
 	if (!b)
 		return;
 	kvm_reaper_stop(&b->reaper);
@@ -128,14 +122,19 @@ void kvm_backend_close(struct kvm_backend *b)
 	free(b);
 }
 
-const char *kvm_backend_runtime_dir(const struct kvm_backend *b)
+static const char *backend_runtime_dir(const void *backend)
 {
+	const struct kvm_backend *b = backend;
 	return b->dir;
 }
 
-uint64_t kvm_backend_template_us(const struct kvm_backend *b)
+static void backend_reason(const void *backend, char *buf, size_t cap)
 {
-	return b->template_us;
+	const struct kvm_backend *b = backend;
+	size_t len = strlen(buf);
+	if (len < cap)
+		snprintf(buf + len, cap - len, "; template booted to READY in %llu ms",
+			 (unsigned long long)(b->template_us / 1000));
 }
 
 /* A new life for m from the snapshot: VM, devices, vCPU thread, client. */
@@ -145,7 +144,7 @@ static int restore(struct kvm_machine *m)
 	if (!l)
 		return -ENOMEM;
 	l->parts = (struct kvm_snap_machine){ &l->vm, &l->ser, &l->con };
-	uint64_t t0 = mono_us();
+	uint64_t t0 = clock_mono_us();
 	int host_fd = -1;
 	int rc = kvm_snapshot_restore(m->b->snap, NULL, &l->parts, m->log_fd, &host_fd);
 	if (!rc) {
@@ -159,12 +158,13 @@ static int restore(struct kvm_machine *m)
 		l = NULL;
 	}
 	m->live = l;
-	m->boot_us = mono_us() - t0;
+	m->boot_us = clock_mono_us() - t0;
 	return rc;
 }
 
-int kvm_machine_create(struct kvm_backend *b, struct kvm_machine **out)
+static int machine_create_kvm(void *backend, void **out)
 {
+	struct kvm_backend *b = backend;
 	struct kvm_machine *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
@@ -186,8 +186,9 @@ int kvm_machine_create(struct kvm_backend *b, struct kvm_machine **out)
 	return 0;
 }
 
-int kvm_machine_reset(struct kvm_machine *m)
+static int machine_reset_kvm(void *machine)
 {
+	struct kvm_machine *m = machine;
 	if (m->live)
 		kvm_reaper_release(&m->b->reaper, m->live);
 	m->live = NULL;
@@ -196,8 +197,9 @@ int kvm_machine_reset(struct kvm_machine *m)
 	return restore(m);
 }
 
-void kvm_machine_destroy(struct kvm_machine *m)
+static void machine_destroy_kvm(void *machine)
 {
+	struct kvm_machine *m = machine;
 	if (!m)
 		return;
 	if (m->live) {
@@ -209,18 +211,21 @@ void kvm_machine_destroy(struct kvm_machine *m)
 	free(m);
 }
 
-bool kvm_machine_is_alive(struct kvm_machine *m)
+static bool machine_is_alive_kvm(void *machine)
 {
+	struct kvm_machine *m = machine;
 	return m->live && kvm_live_alive(m->live);
 }
 
-struct vp_client *kvm_machine_client(struct kvm_machine *m)
+static struct vp_client *machine_client_kvm(void *machine)
 {
+	const struct kvm_machine *m = machine;
 	return m->live ? m->live->client : NULL;
 }
 
-void kvm_machine_get_info(struct kvm_machine *m, struct machine_info *out)
+static void machine_get_info_kvm(void *machine, struct machine_info *out)
 {
+	const struct kvm_machine *m = machine;
 	memset(out, 0, sizeof *out);
 	out->id = m->id;
 	out->host_pid = (int32_t)getpid(); /* the VMM is a thread of this process */
@@ -228,7 +233,23 @@ void kvm_machine_get_info(struct kvm_machine *m, struct machine_info *out)
 	out->boot_us = m->boot_us;
 }
 
-const char *kvm_machine_log_path(struct kvm_machine *m)
+static const char *machine_log_path_kvm(void *machine)
 {
+	const struct kvm_machine *m = machine;
 	return m->log_path;
 }
+
+const struct machine_ops kvm_machine_ops = {
+	.name = "kvm",
+	.open = backend_open,
+	.close = backend_close,
+	.reason = backend_reason,
+	.runtime_dir = backend_runtime_dir,
+	.create = machine_create_kvm,
+	.reset = machine_reset_kvm,
+	.destroy = machine_destroy_kvm,
+	.is_alive = machine_is_alive_kvm,
+	.client = machine_client_kvm,
+	.log_path = machine_log_path_kvm,
+	.get_info = machine_get_info_kvm,
+};

@@ -1,9 +1,10 @@
-/* The kvm machine backend (DESIGN §3, kvm): machine.h on top of the kvm
- * monitor. Internal interface, one section per file:
+/* The kvm machine backend: machine.h on top of the kvm monitor. Internal
+ * interface, one section per file:
  *
- * machine_kvm.c  backend open/close (private runtime directory, template
- *                snapshot) and machines: create = restore + vCPU thread +
- *                client, reset = tear down + restore, destroy
+ * machine_kvm.c  kvm_machine_ops: backend open/close (private runtime
+ *                directory, template snapshot) and machines: create =
+ *                restore + vCPU thread + client, reset = tear down +
+ *                restore, destroy
  * template.c     boots image_dir's kernel and initramfs to the agent's
  *                READY and saves the snapshot machines are restored from
  * live.c         a running machine: its vCPU thread (which hangs up the
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/list.h"
 #include "vmm/kvm/monitor/serial.h"
 #include "vmm/kvm/monitor/snapshot.h"
 #include "vmm/kvm/monitor/virtio_console.h"
@@ -30,21 +32,10 @@
 
 /* ---- backend and machines (machine_kvm.c) -------------------------------- */
 
-struct kvm_backend;
-struct kvm_machine;
-
-int kvm_backend_open(const struct machine_config *cfg, struct kvm_backend **out, char *why,
-		     size_t cap);
-void kvm_backend_close(struct kvm_backend *b);
-const char *kvm_backend_runtime_dir(const struct kvm_backend *b);
-uint64_t kvm_backend_template_us(const struct kvm_backend *b); /* boot to READY + snapshot */
-int kvm_machine_create(struct kvm_backend *b, struct kvm_machine **out);
-int kvm_machine_reset(struct kvm_machine *m);
-void kvm_machine_destroy(struct kvm_machine *m);
-bool kvm_machine_is_alive(struct kvm_machine *m);
-struct vp_client *kvm_machine_client(struct kvm_machine *m);
-void kvm_machine_get_info(struct kvm_machine *m, struct machine_info *out);
-const char *kvm_machine_log_path(struct kvm_machine *m);
+/* machine.h's calls for kvm (vmm/machine_ops.h). open boots the template
+ * (bounded by ready_timeout_ms) and says in `why` what went wrong. */
+struct machine_ops;
+extern const struct machine_ops kvm_machine_ops;
 
 /* ---- the template (template.c) ------------------------------------------- */
 
@@ -63,6 +54,19 @@ int kvm_template_snapshot(const struct kvm_template_cfg *cfg, char *why, size_t 
 
 /* ---- a running machine (live.c) ------------------------------------------ */
 
+/* Threads and locks of a kvm backend:
+ * - a machine's vCPU thread (live.c) runs the guest; it writes run_rc and
+ *   then `stopped`, and shuts down con.sock. The owner (the one thread
+ *   using the machine) reads run_rc only after joining it; `stopped` is
+ *   atomic for kvm_live_alive. Pausing goes through kvm_vm_pause (vm.h's
+ *   __atomic pause_req/in_run and a kick signal), not through a lock.
+ * - the console's device thread (monitor/virtio_console.c) shares the
+ *   device with the vCPU's MMIO exits under con.mmio.lock, which also
+ *   freezes the device while a snapshot copies RAM.
+ * - the reaper thread (reaper.c) owns each kvm_live it is handed.
+ * Lock order: con.mmio.lock and the reaper's lock are leaves: neither is
+ * held while taking any other lock, joining a thread or calling the
+ * client. Everything else in kvm_live and kvm_machine is the owner's. */
 struct kvm_live {
 	struct kvm_vm vm;
 	struct kvm_serial ser;
@@ -100,11 +104,14 @@ bool kvm_live_alive(struct kvm_live *l);
 
 /* ---- the reaper (reaper.c) ---------------------------------------------- */
 
-struct reaped;
+/* `lock` protects queue, queued and stopping; `running` and `thread` are
+ * the owner's (start/stop, never concurrent with release). The lock is a
+ * leaf: nothing else is taken while holding it, and machines are released
+ * with it dropped. */
 struct kvm_reaper {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct reaped *head;
+	pthread_cond_t cond;     /* queue gained an entry, or stopping */
+	struct list_node queue;  /* struct reaped (reaper.c), oldest first */
 	int queued;
 	bool stopping, running;
 	pthread_t thread;

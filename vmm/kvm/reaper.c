@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lib/list.h"
 #include "vmm/kvm/machine_kvm.h"
 
 /* Past this many waiting, the caller releases itself: a reaper that falls
@@ -14,8 +15,8 @@
 #define REAPER_MAX_QUEUED 4
 
 struct reaped {
+	struct list_node link; /* in kvm_reaper.queue */
 	struct kvm_live *live;
-	struct reaped *next;
 };
 
 static void *reaper_main(void *arg)
@@ -23,12 +24,12 @@ static void *reaper_main(void *arg)
 	struct kvm_reaper *r = arg;
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		while (!r->head && !r->stopping)
+		while (list_empty(&r->queue) && !r->stopping)
 			pthread_cond_wait(&r->cond, &r->lock);
-		struct reaped *q = r->head;
-		if (!q)
+		struct list_node *n = list_pop_head(&r->queue);
+		if (!n)
 			break; /* stopping, and nothing left */
-		r->head = q->next;
+		struct reaped *q = container_of(n, struct reaped, link);
 		r->queued--;
 		pthread_mutex_unlock(&r->lock);
 		kvm_live_stop(q->live);
@@ -43,6 +44,7 @@ static void *reaper_main(void *arg)
 int kvm_reaper_start(struct kvm_reaper *r)
 {
 	*r = (struct kvm_reaper){ .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	list_init(&r->queue);
 	int err = pthread_create(&r->thread, NULL, reaper_main, r);
 	r->running = err == 0;
 	return -err;
@@ -56,11 +58,8 @@ void kvm_reaper_release(struct kvm_reaper *r, struct kvm_live *l)
 	pthread_mutex_lock(&r->lock);
 	bool queue = q && r->queued < REAPER_MAX_QUEUED && !r->stopping;
 	if (queue) {
-		*q = (struct reaped){ .live = l };
-		struct reaped **tail = &r->head;
-		while (*tail)
-			tail = &(*tail)->next;
-		*tail = q;
+		q->live = l;
+		list_add_tail(&r->queue, &q->link);
 		r->queued++;
 		pthread_cond_signal(&r->cond);
 	}

@@ -1,28 +1,20 @@
-/* The ns backend: checks at open that this host can run it, then creates,
+/* The ns backend: opens (after ns_host.c's checks) and closes it, creates,
  * resets and destroys sandboxed agents (ns_spawn.c) with their cgroups
  * (ns_cgroup.c) and a client on their channel. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "proto/client.h"
+#include "vmm/machine_ops.h"
 #include "vmm/ns/ns.h"
-
-/* Guest ids 0..65535 map to [base, base + 65536): the base must leave the
- * host's own ordinary ids (0..65535) unmapped. */
-#define ID_RANGE 65536u
 
 struct ns_backend {
 	struct machine_config cfg;
@@ -47,145 +39,19 @@ struct ns_machine {
 	atomic_bool end_noted; /* this life's end is in the log (is_alive may run on two threads) */
 };
 
-static void complain(const char *what, int err)
-{
-	fprintf(stderr, "vmpoolfs: ns backend unavailable: %s (%s)\n", what, strerror(-err));
-}
+static void backend_close(void *backend);
 
-/* The sysctls say little (Debian's knob only binds unprivileged users, LSMs
- * and container runtimes forbid it in other ways): try one. */
-static int check_userns(void)
+/* Says what is missing on stderr, not in why: machine.c's line (errno and
+ * why ns was chosen) is the one a caller shows. */
+static int backend_open(const struct machine_config *cfg, void **out, char *why, size_t cap)
 {
-	int pidfd = -1;
-	struct clone_args ca;
-	memset(&ca, 0, sizeof ca);
-	ca.flags = CLONE_NEWUSER | CLONE_PIDFD;
-	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-	long pid = syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid == 0)
-		_exit(0);
-	if (pid < 0)
-		return errno == ENOMEM ? -ENOMEM : -EOPNOTSUPP;
-	siginfo_t si;
-	while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-		;
-	close(pidfd);
-	return 0;
-}
-
-static int check_overlay(void)
-{
-	FILE *f = fopen("/proc/filesystems", "re");
-	if (!f)
-		return -errno;
-	char line[128];
-	int found = 0;
-	while (fgets(line, sizeof line, f))
-		if (strstr(line, "\toverlay\n"))
-			found = 1;
-	fclose(f);
-	/* Not listed can also mean "module not loaded yet"; see if it exists. */
-	if (!found && access("/sys/module/overlay", F_OK) == 0)
-		found = 1;
-	return found ? 0 : -ENODEV;
-}
-
-static int check_image(struct ns_backend *b, const char *rootfs)
-{
-	struct stat st;
-	if (stat(rootfs, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	/* The image's owner is the host id guest root maps to (the image build
-	 * chowns the tree); anything below ID_RANGE would map host users. */
-	if (st.st_uid < ID_RANGE || st.st_gid < ID_RANGE || st.st_uid > UINT32_MAX - ID_RANGE ||
-	    st.st_gid > UINT32_MAX - ID_RANGE)
-		return -EINVAL;
-	b->ids.uid_base = st.st_uid;
-	b->ids.gid_base = st.st_gid;
-	char init[4200];
-	snprintf(init, sizeof init, "%s/init", rootfs);
-	if (stat(init, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
-		return -ENOEXEC;
-	return 0;
-}
-
-/* Lowering oom_score_adj below what a process inherited needs
- * CAP_SYS_RESOURCE, which some container hosts drop from the bounding set. */
-static bool have_cap(int cap)
-{
-	FILE *f = fopen("/proc/self/status", "re");
-	if (!f)
-		return false;
-	char line[256];
-	unsigned long long eff = 0;
-	bool found = false;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
-			found = true;
-			break;
-		}
-	fclose(f);
-	return found && (eff >> cap) & 1u;
-}
-
-/* Scratch dirs of daemons that died: empty (nothing is ever mounted on
- * them on the host), named after their pid. */
-static void remove_stale_scratch(const char *base)
-{
-	DIR *d = opendir(base);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		int pid;
-		if (sscanf(de->d_name, "vmpoolfs-ns.%d.", &pid) != 1 || pid <= 0 || pid == getpid())
-			continue;
-		if (kill(pid, 0) < 0 && errno == ESRCH)
-			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-	}
-	closedir(d);
-}
-
-static int make_scratch(char **out)
-{
-	static const char *const bases[] = {"/run", "/tmp"};
-	for (size_t i = 0; i < 2; i++) {
-		char *p;
-		remove_stale_scratch(bases[i]);
-		if (asprintf(&p, "%s/vmpoolfs-ns.%d.XXXXXX", bases[i], (int)getpid()) < 0)
-			return -ENOMEM;
-		/* 0700 is enough: the child mounts on it before any guest id
-		 * looks inside, and no host user should. */
-		if (mkdtemp(p)) {
-			*out = p;
-			return 0;
-		}
-		free(p);
-	}
-	return -errno;
-}
-
-int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
-{
+	(void)why;
+	(void)cap;
 	if (!cfg->image_dir || !cfg->mem_bytes || !cfg->disk_bytes || !cfg->pids_max)
 		return -EINVAL;
-	if (geteuid() != 0) {
-		complain("needs root (id maps, cgroups)", -EPERM);
-		return -EPERM;
-	}
-	int err = check_userns();
-	if (err) {
-		complain("user namespaces are disabled", err);
+	int err = ns_host_check();
+	if (err)
 		return err;
-	}
-	if ((err = check_overlay())) {
-		complain("overlayfs is not available", err);
-		return err;
-	}
 	struct ns_backend *b = calloc(1, sizeof *b);
 	if (!b)
 		return -ENOMEM;
@@ -200,23 +66,15 @@ int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
 		free(b);
 		return -ENOMEM;
 	}
-	if ((err = check_image(b, rootfs))) {
-		complain(err == -EINVAL ? "image rootfs/ is not owned by a mapped id range (uid/gid >= 65536)"
-					: "image rootfs/ with an executable /init not found",
-			 err);
+	if ((err = ns_host_ids(rootfs, &b->ids)))
 		goto fail;
-	}
-	b->ids.oom_protect = have_cap(CAP_SYS_RESOURCE);
-	if (!b->ids.oom_protect)
-		fprintf(stderr, "vmpoolfs: ns: no CAP_SYS_RESOURCE here: agents keep oom_score_adj 0 "
-				"(the OOM killer still prefers the largest process, a command)\n");
 	if ((err = ns_seccomp_build(&b->sc)))
 		goto fail;
 	if ((err = ns_cgroups_open(&b->cg))) {
-		complain("no usable cgroup memory+pids controllers (v1 or v2)", err);
+		ns_host_complain("no usable cgroup memory+pids controllers (v1 or v2)", err);
 		goto fail;
 	}
-	if ((err = make_scratch(&b->scratch)))
+	if ((err = ns_host_make_scratch(&b->scratch)))
 		goto fail;
 	/* Logs are for diagnosis: without a writable $TMPDIR the machines
 	 * still work, their agents' stderr goes nowhere and `log` is empty. */
@@ -232,12 +90,13 @@ int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out)
 	return 0;
 fail:
 	free(rootfs);
-	ns_backend_close(b);
+	backend_close(b);
 	return err;
 }
 
-void ns_backend_close(struct ns_backend *b)
+static void backend_close(void *backend)
 {
+	struct ns_backend *b = backend;
 	if (!b)
 		return;
 	ns_plan_free(b->plan);
@@ -248,13 +107,6 @@ void ns_backend_close(struct ns_backend *b)
 		free(b->scratch);
 	}
 	free(b);
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Tears down one life of the machine: nothing of it survives. */
@@ -276,7 +128,7 @@ static int machine_start(struct ns_machine *m)
 {
 	struct ns_backend *b = m->b;
 	atomic_store(&m->end_noted, false);
-	uint64_t t0 = now_us();
+	uint64_t t0 = clock_mono_us();
 	int timeout = (int)b->cfg.ready_timeout_ms;
 	char name[32];
 	snprintf(name, sizeof name, "m%u.%u", m->id, m->gen++);
@@ -299,20 +151,21 @@ static int machine_start(struct ns_machine *m)
 		m->client = NULL;
 		goto fail;
 	}
-	int left = timeout - (int)((now_us() - t0) / 1000u);
+	int left = timeout - (int)((clock_mono_us() - t0) / 1000u);
 	if (left < 1)
 		left = 1;
 	if ((err = vp_client_handshake(m->client, left)))
 		goto fail;
-	m->boot_us = now_us() - t0;
+	m->boot_us = clock_mono_us() - t0;
 	return 0;
 fail:
 	machine_stop(m);
 	return err;
 }
 
-int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
+static int machine_create_ns(void *backend, void **out)
 {
+	struct ns_backend *b = backend;
 	struct ns_machine *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
@@ -333,14 +186,16 @@ int ns_machine_create(struct ns_backend *b, struct ns_machine **out)
 	return 0;
 }
 
-int ns_machine_reset(struct ns_machine *m)
+static int machine_reset_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	machine_stop(m);
 	return machine_start(m);
 }
 
-void ns_machine_destroy(struct ns_machine *m)
+static void machine_destroy_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	if (!m)
 		return;
 	machine_stop(m);
@@ -378,26 +233,30 @@ static void note_agent_end(struct ns_machine *m)
 	close(fd);
 }
 
-bool ns_machine_is_alive(struct ns_machine *m)
+static bool machine_is_alive_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	bool alive = m->client && vp_client_alive(m->client) && !ns_spawn_exited(&m->sp);
 	if (!alive)
 		note_agent_end(m);
 	return alive;
 }
 
-struct vp_client *ns_machine_client(struct ns_machine *m)
+static struct vp_client *machine_client_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	return m->client;
 }
 
-const char *ns_machine_log_path(struct ns_machine *m)
+static const char *machine_log_path_ns(void *machine)
 {
+	struct ns_machine *m = machine;
 	return m->log_path[0] ? m->log_path : NULL;
 }
 
-void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)
+static void machine_get_info_ns(void *machine, struct machine_info *out)
 {
+	const struct ns_machine *m = machine;
 	memset(out, 0, sizeof *out);
 	out->id = m->id;
 	out->host_pid = m->sp.pid;
@@ -405,3 +264,33 @@ void ns_machine_get_info(struct ns_machine *m, struct machine_info *out)
 	if (m->cg.ndirs > 0)
 		ns_cg_oom_kills(&m->cg, &out->oom_kills);
 }
+
+static void backend_reason(const void *backend, char *buf, size_t cap)
+{
+	(void)backend; /* the choice says it all */
+	(void)buf;
+	(void)cap;
+}
+
+/* The agents' logs have a runtime directory, but it is not the backend's
+ * to show (machine.h: ns has none). */
+static const char *backend_runtime_dir(const void *backend)
+{
+	(void)backend;
+	return NULL;
+}
+
+const struct machine_ops ns_machine_ops = {
+	.name = "ns",
+	.open = backend_open,
+	.close = backend_close,
+	.reason = backend_reason,
+	.runtime_dir = backend_runtime_dir,
+	.create = machine_create_ns,
+	.reset = machine_reset_ns,
+	.destroy = machine_destroy_ns,
+	.is_alive = machine_is_alive_ns,
+	.client = machine_client_ns,
+	.log_path = machine_log_path_ns,
+	.get_info = machine_get_info_ns,
+};

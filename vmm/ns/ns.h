@@ -1,12 +1,14 @@
-/* Namespace machine backend ("ns", DESIGN §3): internal interface.
+/* Namespace machine backend ("ns"): internal interface.
  *
- * ns.c          backend open/close and machine lifecycle (create, reset, destroy)
+ * ns.c          backend open/close and machine lifecycle (create, reset,
+ *               destroy): ns_machine_ops
  * ns_spawn.c    clone of the sandboxed agent: parent side and child setup
  *               (proc, sysfs, /dev, loopback are set up there, before the
  *               agent runs: see child_kernfs for why proc and sysfs must be)
  * ns_cgroup.c   per-machine cgroups (v1 or pure v2, detected at open)
  * ns_seccomp.c  the seccomp filter (hand-written BPF, one table of refusals)
  * ns_log.c      the agents' stderr, copied (capped) into per-machine log files
+ * ns_host.c     what the backend needs from the host, checked at open
  *
  * All functions return 0 or -errno. */
 #ifndef VMPOOL_NS_H
@@ -23,18 +25,11 @@
 
 /* ---- backend / machines (ns.c) --------------------------------------- */
 
-struct ns_backend;
-struct ns_machine;
-
-int ns_backend_open(const struct machine_config *cfg, struct ns_backend **out);
-void ns_backend_close(struct ns_backend *b);
-int ns_machine_create(struct ns_backend *b, struct ns_machine **out);
-int ns_machine_reset(struct ns_machine *m);
-void ns_machine_destroy(struct ns_machine *m);
-bool ns_machine_is_alive(struct ns_machine *m);
-struct vp_client *ns_machine_client(struct ns_machine *m);
-void ns_machine_get_info(struct ns_machine *m, struct machine_info *out);
-const char *ns_machine_log_path(struct ns_machine *m); /* this life's agent log */
+/* machine.h's calls for ns (vmm/machine_ops.h). open needs root, user
+ * namespaces, overlayfs, memory+pids cgroups and an image rootfs/ owned by
+ * a mapped id range, and says on stderr which one is missing. */
+struct machine_ops;
+extern const struct machine_ops ns_machine_ops;
 
 /* ---- agent logs (ns_log.c) ------------------------------------------- */
 
@@ -135,5 +130,19 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 /* SIGKILL and reap (the pid namespace dies with its PID 1); closes pidfd. */
 void ns_spawn_kill(struct ns_spawned *s);
 bool ns_spawn_exited(const struct ns_spawned *s);
+
+/* ---- host checks (ns_host.c) ----------------------------------------- */
+
+/* Each says on stderr what is missing ("vmpoolfs: ns backend unavailable:
+ * what (errno)"): machine.h's callers get only the errno. */
+void ns_host_complain(const char *what, int err);
+/* Root, user namespaces (one is tried), overlayfs. */
+int ns_host_check(void);
+/* The ids guest root maps to (the owner of rootfs, >= 65536; rootfs must
+ * hold an executable /init) and whether agents can be OOM-protected. */
+int ns_host_ids(const char *rootfs, struct ns_spawn_opts *ids);
+/* An empty 0700 directory under /run or /tmp (malloc'ed path), after
+ * removing those of daemons that died. */
+int ns_host_make_scratch(char **out);
 
 #endif

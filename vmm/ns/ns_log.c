@@ -15,32 +15,34 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "lib/list.h"
 #include "vmm/ns/ns.h"
 #include "vmm/rundir.h"
 
+/* Threads: the copier (logs_main) and the machines' threads (attach).
+ * A sink's rd, file, written and truncated are the copier's once the sink
+ * is in epoll (attach only fills them before). `lock` protects the list of
+ * sinks and the links in it, nothing else; it is a leaf, held for list
+ * operations only (never across I/O or epoll_ctl). */
 struct sink {
+	struct list_node link; /* in ns_logs.sinks */
 	int rd, file;
 	uint64_t written;
 	bool truncated;
-	struct sink *next;
 };
 
 struct ns_logs {
 	char dir[256];
 	int epfd, stopfd;
 	pthread_t thread;
-	pthread_mutex_t lock; /* sinks */
-	struct sink *sinks;
+	pthread_mutex_t lock;
+	struct list_node sinks; /* every sink whose pipe has not ended */
 };
 
 static void sink_unlink(struct ns_logs *l, struct sink *k)
 {
 	pthread_mutex_lock(&l->lock);
-	for (struct sink **p = &l->sinks; *p; p = &(*p)->next)
-		if (*p == k) {
-			*p = k->next;
-			break;
-		}
+	list_del(&k->link);
 	pthread_mutex_unlock(&l->lock);
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, k->rd, NULL);
 	close(k->rd);
@@ -98,6 +100,7 @@ int ns_logs_open(struct ns_logs **out)
 	if (!l)
 		return -ENOMEM;
 	l->epfd = l->stopfd = -1;
+	list_init(&l->sinks);
 	pthread_mutex_init(&l->lock, NULL);
 	int err = rundir_make("ns", l->dir, sizeof l->dir);
 	if (err) {
@@ -134,9 +137,9 @@ void ns_logs_close(struct ns_logs *l)
 		close(l->stopfd);
 	}
 	/* Lives whose pipes have not ended yet (machines destroyed just now). */
-	while (l->sinks) {
-		struct sink *k = l->sinks;
-		l->sinks = k->next;
+	struct list_node *n;
+	while ((n = list_pop_head(&l->sinks))) {
+		struct sink *k = container_of(n, struct sink, link);
 		close(k->rd);
 		close(k->file);
 		free(k);
@@ -176,8 +179,7 @@ int ns_log_attach(struct ns_logs *l, uint32_t id, int *wr)
 	}
 	k->rd = p[0];
 	pthread_mutex_lock(&l->lock);
-	k->next = l->sinks;
-	l->sinks = k;
+	list_add_head(&l->sinks, &k->link);
 	pthread_mutex_unlock(&l->lock);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, k->rd, &ev) < 0) {

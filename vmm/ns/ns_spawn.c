@@ -26,12 +26,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 
+#include "lib/clock.h"
 #include "vmm/ns/ns.h"
 
 #define CHANNEL_FD 3 /* where the agent finds the channel (VMPOOL_CHANNEL_FD) */
@@ -336,21 +336,12 @@ static int write_proc(pid_t pid, const char *name, const char *val)
 	return err;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for the child's verdict: EOF on the error pipe = execve succeeded. */
 static int wait_exec(int err_rd, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	uint64_t deadline = deadline_after_ms(timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
 	for (;;) {
-		int left = (int)(deadline - now_ms());
-		if (left < 0)
-			return -ETIMEDOUT;
+		int left = deadline_left_ms(deadline);
 		struct pollfd pfd = {.fd = err_rd, .events = POLLIN};
 		int n = poll(&pfd, 1, left);
 		if (n < 0 && errno == EINTR)

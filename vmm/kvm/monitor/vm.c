@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
+
 /* Just below 4 GiB, where real firmware keeps them and where no RAM or
  * device of ours ever goes (Intel needs both for real-mode emulation). */
 #define TSS_ADDR          0xfffbd000ull
@@ -317,13 +319,6 @@ static int arm_kick_timer(timer_t *t, unsigned timeout_ms)
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int kvm_vm_run(struct kvm_vm *vm, unsigned timeout_ms)
 {
 	if (vm->vcpu_fd < 0)
@@ -332,12 +327,12 @@ int kvm_vm_run(struct kvm_vm *vm, unsigned timeout_ms)
 	int rc = arm_kick_timer(&timer, timeout_ms);
 	if (rc)
 		return rc;
-	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t deadline = deadline_after_ms(timeout_ms);
 	vm->stopped = false;
 	vm->run_thread = pthread_self();
 	__atomic_store_n(&vm->in_run, 1, __ATOMIC_SEQ_CST);
 	while (!vm->stopped) {
-		if (mono_ns() >= deadline) {
+		if (deadline_passed(deadline)) {
 			rc = -ETIMEDOUT;
 			break;
 		}
