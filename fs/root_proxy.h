@@ -1,5 +1,5 @@
 /* root/ of one machine: FUSE low-level operations proxied to the guest agent
- * (DESIGN §1 root/), like sshfs proxies SFTP.
+ * like sshfs proxies SFTP.
  *
  * FUSE inode numbers of a proxy are ino_base | guest_node (guest nodes are
  * < 2^40, node 1 is the guest's "/"); the daemon routes an inode to its
