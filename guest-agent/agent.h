@@ -51,17 +51,7 @@ struct agent_msg {
 	struct vp_hdr h;
 	uint8_t *payload;
 	int err;
-	union {
-		struct vp_hello hello;
-		struct vp_set_time time;
-		struct vp_bytes echo;
-		struct vp_fs_req fs;
-		struct vp_setattr sa;
-		struct vp_exec ex;
-		struct vp_stdin in;
-		struct vp_signal sig;
-		struct vp_output_ack ack;
-	} u;
+	union vp_msg u; /* vp_decode by h.type */
 };
 void agent_msg_free(struct agent_msg *m);
 

@@ -405,7 +405,7 @@ static int start(struct agent_exec *x, const struct agent_msg *m, struct exec *e
 	if (e->tfd < 0)
 		return -errno;
 	struct agent_child c;
-	int r = agent_spawn(&m->u.ex, &c);
+	int r = agent_spawn(&m->u.exec, &c);
 	if (r < 0)
 		return r;
 	e->pid = c.pid;
@@ -425,7 +425,7 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 	}
 	e->id = m->h.id;
 	e->fd[0] = e->fd[1] = e->fd[2] = e->tfd = -1;
-	e->has_stdin = m->u.ex.flags & VP_EXEC_STDIN;
+	e->has_stdin = m->u.exec.flags & VP_EXEC_STDIN;
 	for (int s = 0; s < 3; s++)
 		e->w[s] = (struct watch){ s == 0 ? W_STDIN : s == 1 ? W_STDOUT : W_STDERR, e };
 	e->wt = (struct watch){ W_TIMER, e };
@@ -450,8 +450,8 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 		close_out(x, e, 2);
 		return; /* EXIT follows when it is reaped */
 	}
-	if (m->u.ex.timeout_ms)
-		arm_timer(e->tfd, m->u.ex.timeout_ms);
+	if (m->u.exec.timeout_ms)
+		arm_timer(e->tfd, m->u.exec.timeout_ms);
 }
 
 static void on_signal(struct agent_exec *x, const struct agent_msg *m)

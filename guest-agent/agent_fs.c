@@ -578,7 +578,7 @@ static int serve_node(struct agent_fs *fs, const struct agent_msg *m, struct rep
 {
 	uint16_t type = m->h.type;
 	const struct vp_fs_req *q = &m->u.fs;
-	uint64_t id = type == VP_FS_SETATTR ? m->u.sa.node : q->node;
+	uint64_t id = type == VP_FS_SETATTR ? m->u.setattr.node : q->node;
 	struct agent_node *n = agent_node_get(fs, id);
 	if (!n)
 		return -ESTALE;
@@ -586,7 +586,7 @@ static int serve_node(struct agent_fs *fs, const struct agent_msg *m, struct rep
 	switch (type) {
 	case VP_FS_GETATTR: r = reply_attr(n->fd, rp); break;
 	case VP_FS_SETATTR:
-		r = op_setattr(fs, n, &m->u.sa);
+		r = op_setattr(fs, n, &m->u.setattr);
 		if (r == 0)
 			r = reply_attr(n->fd, rp);
 		break;
