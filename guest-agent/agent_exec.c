@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "lib/clock.h"
 
 #define OUT_CHUNK (64u * 1024u)
 #define LINGER_MS 100
@@ -73,13 +74,6 @@ struct agent_exec {
 	uint8_t *buf;
 	struct vp_buf out;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int ep_add(struct agent_exec *x, int fd, uint32_t events, struct watch *w)
 {
@@ -337,7 +331,7 @@ static void on_reaped(struct agent_exec *x, struct exec *e, int status)
 {
 	e->reaped = true;
 	e->status = status;
-	e->duration_us = (now_ns() - e->start_ns) / 1000u;
+	e->duration_us = (clock_mono_ns() - e->start_ns) / 1000u;
 	arm_timer(e->tfd, 0); /* disarm the timeout */
 	if (e->fd[1] < 0 && e->fd[2] < 0) {
 		finish(x, e);
