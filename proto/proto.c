@@ -360,7 +360,7 @@ int vp_frame_write(int fd, uint16_t type, uint32_t id, const void *payload, size
 	vp_hdr_encode(hdr, &h);
 	struct iovec iov[2] = {
 		{ .iov_base = hdr, .iov_len = sizeof hdr },
-		{ .iov_base = (void *)payload, .iov_len = len },
+		{ .iov_base = (void *)(uintptr_t)payload, .iov_len = len },
 	};
 	struct iovec *v = iov;
 	int cnt = len ? 2 : 1;
