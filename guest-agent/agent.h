@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/u64map.h"
 #include "proto/proto.h"
 
 #define AGENT_LOG(...) agent_log(__VA_ARGS__)
@@ -51,17 +52,7 @@ struct agent_msg {
 	struct vp_hdr h;
 	uint8_t *payload;
 	int err;
-	union {
-		struct vp_hello hello;
-		struct vp_set_time time;
-		struct vp_bytes echo;
-		struct vp_fs_req fs;
-		struct vp_setattr sa;
-		struct vp_exec ex;
-		struct vp_stdin in;
-		struct vp_signal sig;
-		struct vp_output_ack ack;
-	} u;
+	union vp_msg u; /* vp_decode by h.type */
 };
 void agent_msg_free(struct agent_msg *m);
 
@@ -101,17 +92,8 @@ void agent_exec_free(struct agent_exec *x);
 
 /* ---- file nodes and handles (agent_fs_table.c) ------------------------- */
 
-struct agent_ht_link {
-	struct agent_ht_link *next;
-	uint64_t key;
-};
-struct agent_ht {
-	struct agent_ht_link **b;
-	size_t nb, n;
-};
-
 struct agent_node {
-	struct agent_ht_link by_id, by_ino;
+	struct u64map_link by_id, by_ino; /* in nodes (id), inos (ino_key) */
 	uint64_t id;
 	int fd; /* O_PATH | O_NOFOLLOW */
 	dev_t dev;
@@ -124,7 +106,7 @@ struct agent_node {
 };
 
 struct agent_handle {
-	struct agent_ht_link link;
+	struct u64map_link link; /* in handles, by id */
 	uint64_t id;
 	int fd;
 	DIR *dp; /* directories; fd == dirfd(dp) */
@@ -137,7 +119,7 @@ struct agent_handle {
 
 struct agent_fs {
 	pthread_mutex_t lock; /* the three tables and every refs/nlookup */
-	struct agent_ht nodes, inos, handles;
+	struct u64map nodes, inos, handles;
 	uint64_t next_node, next_fh;
 };
 
@@ -160,6 +142,15 @@ int agent_handle_close(struct agent_fs *fs, uint64_t fh);
 /* Runs one VP_FS_* request (not FORGET) and sends its reply. May block
  * (a FIFO open/read) for as long as the file does. */
 void agent_fs_serve(struct agent_fs *fs, struct agent_chan *c, const struct agent_msg *m);
+
+/* ---- big reads without copies (agent_fs_splice.c) --------------------- */
+
+/* Below this a READ goes through pread: a pipe costs more than it saves. */
+#define AGENT_SPLICE_MIN (64u * 1024u)
+/* Answers READ `id` of h by splicing file → pipe → channel socket. 1 when
+ * this path does not apply (nothing was sent: use pread), else 0 (answered,
+ * or the channel broke). */
+int agent_read_spliced(struct agent_chan *c, struct agent_handle *h, uint32_t id, uint64_t off, uint32_t size);
 
 /* ---- worker pool (agent_pool.c) ---------------------------------------- */
 

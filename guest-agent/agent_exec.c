@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "lib/clock.h"
 
 #define OUT_CHUNK (64u * 1024u)
 #define LINGER_MS 100
@@ -73,13 +74,6 @@ struct agent_exec {
 	uint8_t *buf;
 	struct vp_buf out;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int ep_add(struct agent_exec *x, int fd, uint32_t events, struct watch *w)
 {
@@ -337,7 +331,7 @@ static void on_reaped(struct agent_exec *x, struct exec *e, int status)
 {
 	e->reaped = true;
 	e->status = status;
-	e->duration_us = (now_ns() - e->start_ns) / 1000u;
+	e->duration_us = (clock_mono_ns() - e->start_ns) / 1000u;
 	arm_timer(e->tfd, 0); /* disarm the timeout */
 	if (e->fd[1] < 0 && e->fd[2] < 0) {
 		finish(x, e);
@@ -405,7 +399,7 @@ static int start(struct agent_exec *x, const struct agent_msg *m, struct exec *e
 	if (e->tfd < 0)
 		return -errno;
 	struct agent_child c;
-	int r = agent_spawn(&m->u.ex, &c);
+	int r = agent_spawn(&m->u.exec, &c);
 	if (r < 0)
 		return r;
 	e->pid = c.pid;
@@ -425,7 +419,7 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 	}
 	e->id = m->h.id;
 	e->fd[0] = e->fd[1] = e->fd[2] = e->tfd = -1;
-	e->has_stdin = m->u.ex.flags & VP_EXEC_STDIN;
+	e->has_stdin = m->u.exec.flags & VP_EXEC_STDIN;
 	for (int s = 0; s < 3; s++)
 		e->w[s] = (struct watch){ s == 0 ? W_STDIN : s == 1 ? W_STDOUT : W_STDERR, e };
 	e->wt = (struct watch){ W_TIMER, e };
@@ -450,8 +444,8 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 		close_out(x, e, 2);
 		return; /* EXIT follows when it is reaped */
 	}
-	if (m->u.ex.timeout_ms)
-		arm_timer(e->tfd, m->u.ex.timeout_ms);
+	if (m->u.exec.timeout_ms)
+		arm_timer(e->tfd, m->u.exec.timeout_ms);
 }
 
 static void on_signal(struct agent_exec *x, const struct agent_msg *m)

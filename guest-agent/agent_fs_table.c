@@ -11,10 +11,8 @@
 
 #include "agent.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
-/* ---- a small chained hash keyed by u64 --------------------------------- */
-
+/* Spreads dev over the key's bits, so that equal inode numbers on two
+ * devices rarely share a key. */
 static uint64_t mix(uint64_t x)
 {
 	x ^= x >> 33;
@@ -23,71 +21,20 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-static int ht_init(struct agent_ht *t)
+static void ht_insert(struct u64map *t, struct u64map_link *l, uint64_t key)
 {
-	t->nb = 64;
-	t->n = 0;
-	t->b = calloc(t->nb, sizeof *t->b);
-	return t->b ? 0 : -ENOMEM;
-}
-
-static void ht_grow(struct agent_ht *t)
-{
-	size_t nb = t->nb * 2;
-	struct agent_ht_link **b = calloc(nb, sizeof *b);
-	if (!b)
-		return; /* longer chains, still correct */
-	for (size_t i = 0; i < t->nb; i++) {
-		struct agent_ht_link *l = t->b[i], *next;
-		for (; l; l = next) {
-			next = l->next;
-			size_t k = mix(l->key) & (nb - 1);
-			l->next = b[k];
-			b[k] = l;
-		}
-	}
-	free(t->b);
-	t->b = b;
-	t->nb = nb;
-}
-
-static void ht_insert(struct agent_ht *t, struct agent_ht_link *l, uint64_t key)
-{
-	if (t->n >= t->nb * 2)
-		ht_grow(t);
 	l->key = key;
-	size_t k = mix(key) & (t->nb - 1);
-	l->next = t->b[k];
-	t->b[k] = l;
-	t->n++;
+	u64map_insert(t, l);
 }
 
-static struct agent_ht_link *ht_first(const struct agent_ht *t, uint64_t key)
-{
-	for (struct agent_ht_link *l = t->b[mix(key) & (t->nb - 1)]; l; l = l->next)
-		if (l->key == key)
-			return l;
-	return NULL;
-}
-
-static struct agent_ht_link *ht_next(const struct agent_ht_link *l, uint64_t key)
+/* inos may hold several nodes under one key (dev/ino pairs that mix to the
+ * same value): the next one after l in its chain. */
+static struct u64map_link *ht_next(const struct u64map_link *l, uint64_t key)
 {
 	for (l = l->next; l; l = l->next)
 		if (l->key == key)
-			return (struct agent_ht_link *)l;
+			return (struct u64map_link *)(uintptr_t)l;
 	return NULL;
-}
-
-static void ht_remove(struct agent_ht *t, struct agent_ht_link *l)
-{
-	struct agent_ht_link **pp = &t->b[mix(l->key) & (t->nb - 1)];
-	for (; *pp; pp = &(*pp)->next) {
-		if (*pp == l) {
-			*pp = l->next;
-			t->n--;
-			return;
-		}
-	}
 }
 
 /* ---- nodes ------------------------------------------------------------- */
@@ -104,7 +51,8 @@ int agent_fs_new(const char *root, struct agent_fs **out)
 		return -ENOMEM;
 	struct agent_node *n = calloc(1, sizeof *n);
 	int r = -ENOMEM;
-	if (!n || ht_init(&fs->nodes) < 0 || ht_init(&fs->inos) < 0 || ht_init(&fs->handles) < 0)
+	if (!n || u64map_init(&fs->nodes, 64) < 0 || u64map_init(&fs->inos, 64) < 0 ||
+	    u64map_init(&fs->handles, 64) < 0)
 		goto fail;
 	n->fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	struct stat st;
@@ -129,9 +77,9 @@ int agent_fs_new(const char *root, struct agent_fs **out)
 	return 0;
 fail:
 	free(n);
-	free(fs->nodes.b);
-	free(fs->inos.b);
-	free(fs->handles.b);
+	u64map_destroy(&fs->nodes);
+	u64map_destroy(&fs->inos);
+	u64map_destroy(&fs->handles);
 	free(fs);
 	return r;
 }
@@ -157,23 +105,13 @@ void agent_fs_free(struct agent_fs *fs)
 	if (!fs)
 		return;
 	/* Only called once no request runs: refs are all zero. */
-	for (size_t i = 0; i < fs->nodes.nb; i++) {
-		struct agent_ht_link *l = fs->nodes.b[i], *next;
-		for (; l; l = next) {
-			next = l->next;
-			node_free(container_of(l, struct agent_node, by_id));
-		}
-	}
-	for (size_t i = 0; i < fs->handles.nb; i++) {
-		struct agent_ht_link *l = fs->handles.b[i], *next;
-		for (; l; l = next) {
-			next = l->next;
-			handle_free(container_of(l, struct agent_handle, link));
-		}
-	}
-	free(fs->nodes.b);
-	free(fs->inos.b);
-	free(fs->handles.b);
+	u64map_for_each_safe(&fs->nodes, it, tmp)
+		node_free(container_of(it, struct agent_node, by_id));
+	u64map_for_each_safe(&fs->handles, it, tmp)
+		handle_free(container_of(it, struct agent_handle, link));
+	u64map_destroy(&fs->nodes);
+	u64map_destroy(&fs->inos);
+	u64map_destroy(&fs->handles);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
@@ -181,7 +119,7 @@ void agent_fs_free(struct agent_fs *fs)
 struct agent_node *agent_node_get(struct agent_fs *fs, uint64_t id)
 {
 	pthread_mutex_lock(&fs->lock);
-	struct agent_ht_link *l = ht_first(&fs->nodes, id);
+	struct u64map_link *l = u64map_find(&fs->nodes, id);
 	struct agent_node *n = l ? container_of(l, struct agent_node, by_id) : NULL;
 	if (n)
 		n->refs++;
@@ -204,7 +142,7 @@ int agent_node_add(struct agent_fs *fs, int fd, dev_t dev, ino_t ino, mode_t typ
 {
 	uint64_t key = ino_key(dev, ino);
 	pthread_mutex_lock(&fs->lock);
-	for (struct agent_ht_link *l = ht_first(&fs->inos, key); l; l = ht_next(l, key)) {
+	for (struct u64map_link *l = u64map_find(&fs->inos, key); l; l = ht_next(l, key)) {
 		struct agent_node *n = container_of(l, struct agent_node, by_ino);
 		if (n->dev == dev && n->ino == ino) {
 			n->nlookup++;
@@ -237,14 +175,14 @@ int agent_node_add(struct agent_fs *fs, int fd, dev_t dev, ino_t ino, mode_t typ
 void agent_node_forget(struct agent_fs *fs, uint64_t id, uint64_t nlookup)
 {
 	pthread_mutex_lock(&fs->lock);
-	struct agent_ht_link *l = ht_first(&fs->nodes, id);
+	struct u64map_link *l = u64map_find(&fs->nodes, id);
 	struct agent_node *n = l ? container_of(l, struct agent_node, by_id) : NULL;
 	bool gone = false;
 	if (n && !n->permanent) {
 		n->nlookup -= nlookup < n->nlookup ? nlookup : n->nlookup;
 		if (n->nlookup == 0) {
-			ht_remove(&fs->nodes, &n->by_id);
-			ht_remove(&fs->inos, &n->by_ino);
+			u64map_remove(&fs->nodes, &n->by_id);
+			u64map_remove(&fs->inos, &n->by_ino);
 			n->hashed = false;
 			gone = n->refs == 0;
 		}
@@ -282,7 +220,7 @@ int agent_handle_add(struct agent_fs *fs, int fd, DIR *dp, bool regular, uint64_
 struct agent_handle *agent_handle_get(struct agent_fs *fs, uint64_t fh)
 {
 	pthread_mutex_lock(&fs->lock);
-	struct agent_ht_link *l = ht_first(&fs->handles, fh);
+	struct u64map_link *l = u64map_find(&fs->handles, fh);
 	struct agent_handle *h = l ? container_of(l, struct agent_handle, link) : NULL;
 	if (h)
 		h->refs++;
@@ -304,11 +242,11 @@ void agent_handle_put(struct agent_fs *fs, struct agent_handle *h)
 int agent_handle_close(struct agent_fs *fs, uint64_t fh)
 {
 	pthread_mutex_lock(&fs->lock);
-	struct agent_ht_link *l = ht_first(&fs->handles, fh);
+	struct u64map_link *l = u64map_find(&fs->handles, fh);
 	struct agent_handle *h = l ? container_of(l, struct agent_handle, link) : NULL;
 	bool gone = false;
 	if (h) {
-		ht_remove(&fs->handles, &h->link);
+		u64map_remove(&fs->handles, &h->link);
 		h->hashed = false;
 		gone = h->refs == 0;
 	}

@@ -151,7 +151,7 @@ static void on_set_time(struct agent *a, const struct agent_msg *m)
 		agent_send_error(&a->chan, m->h.id, EPERM, "the clock is the host's");
 		return;
 	}
-	struct timespec ts = { .tv_sec = (time_t)m->u.time.sec, .tv_nsec = (long)m->u.time.nsec };
+	struct timespec ts = { .tv_sec = (time_t)m->u.set_time.sec, .tv_nsec = (long)m->u.set_time.nsec };
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
 		agent_send_error(&a->chan, m->h.id, errno, "clock_settime");
 	else
@@ -190,32 +190,12 @@ static bool is_exec_type(uint16_t t)
 	return t == VP_EXEC || t == VP_STDIN || t == VP_SIGNAL || t == VP_OUTPUT_ACK;
 }
 
+/* What the agent serves comes from the message list (proto_msgs.h):
+ * host→guest types, answered or one-way. */
 static bool is_request(uint16_t t)
 {
-	return t == VP_HELLO || t == VP_SET_TIME || t == VP_PING || is_exec_type(t) ||
-	       (t >= VP_FS_LOOKUP && t <= VP_FS_STATFS);
-}
-
-static int decode(struct agent_msg *m)
-{
-	const uint8_t *p = m->payload;
-	size_t n = m->h.len;
-	switch (m->h.type) {
-	case VP_HELLO: return vp_dec_hello(p, n, &m->u.hello);
-	case VP_SET_TIME: return vp_dec_set_time(p, n, &m->u.time);
-	case VP_PING: {
-		struct vp_reader r;
-		vp_reader_init(&r, p, n);
-		vp_get_str(&r, &m->u.echo.p, &m->u.echo.len, VP_MAX_PAYLOAD);
-		return vp_reader_finish(&r);
-	}
-	case VP_EXEC: return vp_dec_exec(p, n, &m->u.ex);
-	case VP_STDIN: return vp_dec_stdin(p, n, &m->u.in);
-	case VP_SIGNAL: return vp_dec_signal(p, n, &m->u.sig);
-	case VP_OUTPUT_ACK: return vp_dec_output_ack(p, n, &m->u.ack);
-	case VP_FS_SETATTR: return vp_dec_setattr(p, n, &m->u.sa);
-	default: return vp_dec_fs_req(p, n, m->h.type, &m->u.fs);
-	}
+	enum vp_dir d = vp_msg_dir(t);
+	return d == VP_DIR_REQ || d == VP_DIR_ONEWAY;
 }
 
 /* One frame whose header was sound; takes ownership of p (NULL and
@@ -223,7 +203,7 @@ static int decode(struct agent_msg *m)
  * -EPROTO when the frame cannot be answered and the channel must close. */
 static int dispatch(struct agent *a, const struct vp_hdr *h, uint8_t *p, int err)
 {
-	bool oneway = h->type == VP_OUTPUT_ACK || h->type == VP_FS_FORGET;
+	bool oneway = vp_msg_dir(h->type) == VP_DIR_ONEWAY;
 	if (!err && !is_request(h->type))
 		err = ENOSYS; /* a type only the agent sends */
 	/* A request with id 0 could not be answered, and a one-way frame with
@@ -241,7 +221,7 @@ static int dispatch(struct agent *a, const struct vp_hdr *h, uint8_t *p, int err
 	m->h = *h;
 	m->payload = p;
 	m->err = err;
-	if (!err && decode(m) < 0) {
+	if (!err && vp_decode(h->type, m->payload, h->len, &m->u) < 0) {
 		if (oneway) {
 			agent_msg_free(m);
 			AGENT_LOG("malformed %s; closing", vp_type_name(h->type));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "lib/clock.h"
 
 /* What the child needs, all prepared before the fork. */
 struct spawn {
@@ -152,13 +153,6 @@ static void close_fds(int *fds, int n)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Forks the command; c gets its pid and our pipe ends. */
 static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_child *c)
 {
@@ -181,7 +175,7 @@ static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_chi
 	s->out = p[3];
 	s->err = p[5];
 	s->errpipe = p[7];
-	c->start_ns = now_ns();
+	c->start_ns = clock_mono_ns();
 	pid_t pid = fork();
 	if (pid < 0)
 		goto err;

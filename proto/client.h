@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "proto.h"
+#include "client_exec.h"
 
 struct vp_client;
 

@@ -242,56 +242,36 @@ int vp_hdr_decode(const uint8_t in[VP_HDR_SIZE], struct vp_hdr *h)
 const char *vp_type_name(uint16_t type)
 {
 	switch (type) {
-	case VP_HELLO: return "HELLO";
-	case VP_READY: return "READY";
-	case VP_PING: return "PING";
-	case VP_PONG: return "PONG";
-	case VP_ERROR: return "ERROR";
-	case VP_OK: return "OK";
-	case VP_SET_TIME: return "SET_TIME";
-	case VP_EXEC: return "EXEC";
-	case VP_EXEC_STARTED: return "EXEC_STARTED";
-	case VP_OUTPUT: return "OUTPUT";
-	case VP_EXIT: return "EXIT";
-	case VP_OUTPUT_ACK: return "OUTPUT_ACK";
-	case VP_STDIN: return "STDIN";
-	case VP_SIGNAL: return "SIGNAL";
-	case VP_FS_LOOKUP: return "FS_LOOKUP";
-	case VP_FS_FORGET: return "FS_FORGET";
-	case VP_FS_GETATTR: return "FS_GETATTR";
-	case VP_FS_SETATTR: return "FS_SETATTR";
-	case VP_FS_READLINK: return "FS_READLINK";
-	case VP_FS_MKNOD: return "FS_MKNOD";
-	case VP_FS_MKDIR: return "FS_MKDIR";
-	case VP_FS_UNLINK: return "FS_UNLINK";
-	case VP_FS_RMDIR: return "FS_RMDIR";
-	case VP_FS_SYMLINK: return "FS_SYMLINK";
-	case VP_FS_RENAME: return "FS_RENAME";
-	case VP_FS_LINK: return "FS_LINK";
-	case VP_FS_OPEN: return "FS_OPEN";
-	case VP_FS_CREATE: return "FS_CREATE";
-	case VP_FS_READ: return "FS_READ";
-	case VP_FS_WRITE: return "FS_WRITE";
-	case VP_FS_FSYNC: return "FS_FSYNC";
-	case VP_FS_CLOSE: return "FS_CLOSE";
-	case VP_FS_OPENDIR: return "FS_OPENDIR";
-	case VP_FS_READDIR: return "FS_READDIR";
-	case VP_FS_STATFS: return "FS_STATFS";
-	case VP_FS_ENTRY: return "FS_ENTRY";
-	case VP_FS_ATTR: return "FS_ATTR";
-	case VP_FS_DATA: return "FS_DATA";
-	case VP_FS_HANDLE: return "FS_HANDLE";
-	case VP_FS_CREATED: return "FS_CREATED";
-	case VP_FS_WRITTEN: return "FS_WRITTEN";
-	case VP_FS_DIRENTS: return "FS_DIRENTS";
-	case VP_FS_STATFS_REPLY: return "FS_STATFS_REPLY";
+#define NAME_CASE(NAME, value, codec, dir, reply) case VP_##NAME: return #NAME;
+	VP_MESSAGES(NAME_CASE)
+#undef NAME_CASE
 	}
 	return "?";
 }
 
+enum vp_dir vp_msg_dir(uint16_t type)
+{
+	switch (type) {
+#define DIR_CASE(NAME, value, codec, dir, reply) case VP_##NAME: return VP_DIR_##dir;
+	VP_MESSAGES(DIR_CASE)
+#undef DIR_CASE
+	}
+	return VP_DIR_NONE;
+}
+
+uint16_t vp_msg_reply(uint16_t type)
+{
+	switch (type) {
+#define REPLY_CASE(NAME, value, codec, dir, reply) case VP_##NAME: return reply;
+	VP_MESSAGES(REPLY_CASE)
+#undef REPLY_CASE
+	}
+	return 0;
+}
+
 bool vp_type_known(uint16_t type)
 {
-	return strcmp(vp_type_name(type), "?") != 0;
+	return vp_msg_dir(type) != VP_DIR_NONE;
 }
 
 /* ---- frame I/O --------------------------------------------------------- */
@@ -380,7 +360,7 @@ int vp_frame_write(int fd, uint16_t type, uint32_t id, const void *payload, size
 	vp_hdr_encode(hdr, &h);
 	struct iovec iov[2] = {
 		{ .iov_base = hdr, .iov_len = sizeof hdr },
-		{ .iov_base = (void *)payload, .iov_len = len },
+		{ .iov_base = (void *)(uintptr_t)payload, .iov_len = len },
 	};
 	struct iovec *v = iov;
 	int cnt = len ? 2 : 1;
@@ -567,31 +547,13 @@ static void self_check(struct vp_buf *b, int dec)
 		}                                                                   \
 	} while (0)
 
-/* Room for any message that enc_msg re-reads. */
-union msg_tmp {
-	struct vp_hello hello;
-	struct vp_ready ready;
-	struct vp_error error;
-	struct vp_set_time set_time;
-	struct vp_exec_started started;
-	struct vp_output output;
-	struct vp_exit exit;
-	struct vp_output_ack ack;
-	struct vp_stdin in;
-	struct vp_signal sig;
-	struct vp_attr attr;
-	struct vp_setattr setattr;
-	struct vp_statfs statfs;
-	struct vp_dirent dirent;
-	struct vp_fs_req fs;
-};
 
 static void enc_msg(struct vp_buf *b, const void *m, const struct field *f, fields_ok_fn *ok)
 {
 	size_t s = b->len;
 	put_fields(b, m, f);
 	if (!b->err) {
-		union msg_tmp tmp;
+		union vp_msg tmp; /* room for any message */
 		self_check(b, dec_msg(b->data + s, b->len - s, &tmp, f, ok));
 	}
 }
@@ -996,102 +958,157 @@ void vp_enc_fs_req(struct vp_buf *b, uint16_t type, const struct vp_fs_req *m)
 		b->err = -EINVAL;
 }
 
-/* ---- any message --------------------------------------------------------- */
 
-static int dec_bytes_only(const void *p, size_t n, uint32_t max)
+/* ---- one-field payloads and composite replies ---------------------------- */
+
+static const struct field data_fields[] = { F_BYTES(struct vp_data, data, VP_MAX_DATA), F_END };
+
+int vp_dec_data(const void *p, size_t n, struct vp_data *m)
+{
+	return dec_msg(p, n, m, data_fields, NULL);
+}
+
+void vp_enc_data(struct vp_buf *b, const struct vp_data *m)
+{
+	enc_msg(b, m, data_fields, NULL);
+}
+
+static const struct field empty_fields[] = { F_END };
+
+int vp_dec_empty(const void *p, size_t n, struct vp_empty *m)
+{
+	m->unused = 0;
+	return dec_msg(p, n, m, empty_fields, NULL);
+}
+
+void vp_enc_empty(struct vp_buf *b, const struct vp_empty *m)
+{
+	(void)b, (void)m;
+}
+
+static const struct field handle_fields[] = { F_NONZERO(struct vp_handle, fh), F_END };
+
+int vp_dec_handle(const void *p, size_t n, struct vp_handle *m)
+{
+	return dec_msg(p, n, m, handle_fields, NULL);
+}
+
+void vp_enc_handle(struct vp_buf *b, const struct vp_handle *m)
+{
+	enc_msg(b, m, handle_fields, NULL);
+}
+
+static const struct field written_fields[] = { F_MAX(struct vp_written, count, VP_MAX_DATA), F_END };
+
+int vp_dec_written(const void *p, size_t n, struct vp_written *m)
+{
+	return dec_msg(p, n, m, written_fields, NULL);
+}
+
+void vp_enc_written(struct vp_buf *b, const struct vp_written *m)
+{
+	enc_msg(b, m, written_fields, NULL);
+}
+
+/* CREATED: u64 fh (non-zero), then an entry. */
+int vp_dec_created(const void *p, size_t n, struct vp_created *m)
 {
 	struct vp_reader r;
-	struct vp_bytes b;
 	vp_reader_init(&r, p, n);
-	get_bytes(&r, &b, max);
+	m->fh = vp_get_u64(&r);
+	get_entry(&r, &m->entry);
+	check(&r, m->fh != 0);
 	return finish(&r);
 }
 
-static int dec_created(const void *p, size_t n)
+void vp_enc_created(struct vp_buf *b, const struct vp_created *m)
 {
-	struct vp_reader r;
-	struct vp_entry e;
-	vp_reader_init(&r, p, n);
-	uint64_t fh = vp_get_u64(&r);
-	get_entry(&r, &e);
-	check(&r, fh != 0);
-	return finish(&r);
+	size_t s = b->len;
+	vp_put_u64(b, m->fh);
+	vp_put_u64(b, m->entry.node);
+	put_fields(b, &m->entry.attr, attr_fields);
+	SELF_CHECK(b, s, vp_dec_created, struct vp_created);
 }
 
-static int dec_dirents(const void *p, size_t n)
+int vp_dec_dirents(const void *p, size_t n, struct vp_dirents *m)
 {
 	struct vp_reader r;
 	vp_reader_init(&r, p, n);
-	uint32_t count = vp_get_u32(&r);
+	m->count = vp_get_u32(&r);
+	m->entries.p = r.p;
 	/* Stops at the first error: a huge count on a short payload must not spin. */
-	for (uint32_t i = 0; i < count && !r.err; i++) {
+	for (uint32_t i = 0; i < m->count && !r.err; i++) {
 		struct vp_dirent d;
 		vp_get_dirent(&r, &d);
 	}
+	m->entries.len = r.err ? 0 : (uint32_t)(r.p - m->entries.p);
 	return finish(&r);
+}
+
+void vp_enc_dirents(struct vp_buf *b, const struct vp_dirents *m)
+{
+	struct vp_reader r;
+	vp_reader_init(&r, m->entries.p, m->entries.len);
+	vp_put_u32(b, m->count);
+	for (uint32_t i = 0; i < m->count && !r.err; i++) {
+		struct vp_dirent d;
+		vp_get_dirent(&r, &d);
+		if (!r.err)
+			vp_enc_dirent(b, &d);
+	}
+	if (vp_reader_finish(&r) && !b->err)
+		b->err = -EINVAL;
+}
+
+/* ---- any message ----------------------------------------------------------- */
+
+/* Each VP_CODECS layout behind one signature, so VP_MESSAGES can name
+ * them by codec alone. */
+#define ARGS_PLAIN(codec, member) vp_dec_##codec(p, n, &m->member)
+#define ARGS_TYPED(codec, member) vp_dec_##codec(p, n, type, &m->member)
+#define EARGS_PLAIN(codec, member) vp_enc_##codec(b, &m->member)
+#define EARGS_TYPED(codec, member) vp_enc_##codec(b, type, &m->member)
+#define CODEC_FNS(codec, member, T, args)                                                             \
+	static int dec_any_##codec(uint16_t type, const void *p, size_t n, union vp_msg *m)           \
+	{                                                                                             \
+		(void)type;                                                                           \
+		return ARGS_##args(codec, member);                                                    \
+	}                                                                                             \
+	static void enc_any_##codec(struct vp_buf *b, uint16_t type, const union vp_msg *m)           \
+	{                                                                                             \
+		(void)type;                                                                           \
+		EARGS_##args(codec, member);                                                          \
+	}
+VP_CODECS(CODEC_FNS)
+#undef CODEC_FNS
+
+int vp_decode(uint16_t type, const void *payload, size_t len, union vp_msg *m)
+{
+	if (len > VP_MAX_PAYLOAD)
+		return -EBADMSG;
+	switch (type) {
+#define DEC_CASE(NAME, value, codec, dir, reply) \
+	case VP_##NAME: return dec_any_##codec(type, payload, len, m);
+	VP_MESSAGES(DEC_CASE)
+#undef DEC_CASE
+	}
+	return -EPROTO;
+}
+
+void vp_encode(struct vp_buf *b, uint16_t type, const union vp_msg *m)
+{
+	switch (type) {
+#define ENC_CASE(NAME, value, codec, dir, reply) \
+	case VP_##NAME: enc_any_##codec(b, type, m); return;
+	VP_MESSAGES(ENC_CASE)
+#undef ENC_CASE
+	}
+	if (!b->err)
+		b->err = -EINVAL;
 }
 
 int vp_validate(uint16_t type, const void *payload, size_t len)
 {
-	union {
-		union msg_tmp m;
-		struct vp_exec exec;
-		struct vp_entry entry;
-	} u;
-	struct vp_reader r;
-
-	if (len > VP_MAX_PAYLOAD)
-		return -EBADMSG;
-	switch (type) {
-	case VP_HELLO: return vp_dec_hello(payload, len, &u.m.hello);
-	case VP_READY: return vp_dec_ready(payload, len, &u.m.ready);
-	case VP_PING:
-	case VP_PONG: return dec_bytes_only(payload, len, VP_MAX_DATA);
-	case VP_ERROR: return vp_dec_error(payload, len, &u.m.error);
-	case VP_OK: return len ? -EBADMSG : 0;
-	case VP_SET_TIME: return vp_dec_set_time(payload, len, &u.m.set_time);
-	case VP_EXEC: return vp_dec_exec(payload, len, &u.exec);
-	case VP_EXEC_STARTED: return vp_dec_exec_started(payload, len, &u.m.started);
-	case VP_OUTPUT: return vp_dec_output(payload, len, &u.m.output);
-	case VP_EXIT: return vp_dec_exit(payload, len, &u.m.exit);
-	case VP_OUTPUT_ACK: return vp_dec_output_ack(payload, len, &u.m.ack);
-	case VP_STDIN: return vp_dec_stdin(payload, len, &u.m.in);
-	case VP_SIGNAL: return vp_dec_signal(payload, len, &u.m.sig);
-	case VP_FS_SETATTR: return vp_dec_setattr(payload, len, &u.m.setattr);
-	case VP_FS_LOOKUP:
-	case VP_FS_FORGET:
-	case VP_FS_GETATTR:
-	case VP_FS_READLINK:
-	case VP_FS_MKNOD:
-	case VP_FS_MKDIR:
-	case VP_FS_UNLINK:
-	case VP_FS_RMDIR:
-	case VP_FS_SYMLINK:
-	case VP_FS_RENAME:
-	case VP_FS_LINK:
-	case VP_FS_OPEN:
-	case VP_FS_CREATE:
-	case VP_FS_READ:
-	case VP_FS_WRITE:
-	case VP_FS_FSYNC:
-	case VP_FS_CLOSE:
-	case VP_FS_OPENDIR:
-	case VP_FS_READDIR:
-	case VP_FS_STATFS: return vp_dec_fs_req(payload, len, type, &u.m.fs);
-	case VP_FS_ENTRY: return vp_dec_entry(payload, len, &u.entry);
-	case VP_FS_ATTR: return vp_dec_attr(payload, len, &u.m.attr);
-	case VP_FS_DATA: return dec_bytes_only(payload, len, VP_MAX_DATA);
-	case VP_FS_HANDLE:
-		vp_reader_init(&r, payload, len);
-		check(&r, vp_get_u64(&r) != 0);
-		return finish(&r);
-	case VP_FS_CREATED: return dec_created(payload, len);
-	case VP_FS_WRITTEN:
-		vp_reader_init(&r, payload, len);
-		check(&r, vp_get_u32(&r) <= VP_MAX_DATA);
-		return finish(&r);
-	case VP_FS_DIRENTS: return dec_dirents(payload, len);
-	case VP_FS_STATFS_REPLY: return vp_dec_statfs(payload, len, &u.m.statfs);
-	}
-	return -EPROTO;
+	union vp_msg m;
+	return vp_decode(type, payload, len, &m);
 }

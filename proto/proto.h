@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "proto_msgs.h"
+
 #define VP_PROTO_VERSION 1u
 #define VP_HDR_SIZE 12u
 #define VP_MAX_DATA (1u << 20)               /* read/write/output chunk */
@@ -28,57 +30,19 @@
 #define VP_OUTPUT_WINDOW (1u << 20)          /* unacknowledged output bytes per exec */
 #define VP_ROOT_NODE 1u                      /* node id of the guest's "/" */
 
+/* Message types: the list and what each carries is proto_msgs.h. */
 enum vp_type {
-	/* session */
-	VP_HELLO = 1,   /* host→guest  {u32 min_version, u32 max_version} → READY */
-	VP_READY = 2,   /* guest→host  {u32 version, u32 features, str info}; also sent unsolicited with id 0 at start */
-	VP_PING = 3,    /* host→guest  {bytes echo} → PONG */
-	VP_PONG = 4,    /* guest→host  {bytes echo} */
-	VP_ERROR = 5,   /* guest→host  {i32 errno (positive), str message}: failure reply to any request */
-	VP_OK = 6,      /* guest→host  {}: success reply with no data */
-	VP_SET_TIME = 7, /* host→guest  vp_set_time → OK, or ERROR(EPERM) where the agent may not set the clock */
+#define VP_ENUM_(NAME, value, codec, dir, reply) VP_##NAME = value,
+	VP_MESSAGES(VP_ENUM_)
+#undef VP_ENUM_
+};
 
-	/* commands */
-	VP_EXEC = 16,       /* host→guest vp_exec → EXEC_STARTED, OUTPUT*, EXIT (all with the EXEC's id) or ERROR */
-	VP_EXEC_STARTED = 17, /* guest→host {u32 pid} */
-	VP_OUTPUT = 18,     /* guest→host {u8 stream (1 stdout, 2 stderr), bytes data} */
-	VP_EXIT = 19,       /* guest→host vp_exit; the last frame of an EXEC */
-	VP_OUTPUT_ACK = 20, /* host→guest one-way (id 0) {u32 exec_id, u32 bytes}: credit back */
-	VP_STDIN = 21,      /* host→guest {u32 exec_id, u8 eof, bytes data} → OK once written to the pipe, or ERROR */
-	VP_SIGNAL = 22,     /* host→guest {u32 exec_id, i32 signo} → OK or ERROR(ESRCH) */
-
-	/* files: passthrough on guest-side nodes (like FUSE inodes) and handles */
-	VP_FS_LOOKUP = 32,   /* {u64 parent, str name} → ENTRY */
-	VP_FS_FORGET = 33,   /* one-way (id 0) {u64 node, u64 nlookup} */
-	VP_FS_GETATTR = 34,  /* {u64 node} → ATTR */
-	VP_FS_SETATTR = 35,  /* vp_setattr → ATTR */
-	VP_FS_READLINK = 36, /* {u64 node} → DATA */
-	VP_FS_MKNOD = 37,    /* {u64 parent, u32 mode, u32 rdev, str name} → ENTRY */
-	VP_FS_MKDIR = 38,    /* {u64 parent, u32 mode, str name} → ENTRY */
-	VP_FS_UNLINK = 39,   /* {u64 parent, str name} → OK */
-	VP_FS_RMDIR = 40,    /* {u64 parent, str name} → OK */
-	VP_FS_SYMLINK = 41,  /* {u64 parent, str name, str target} → ENTRY */
-	VP_FS_RENAME = 42,   /* {u64 parent, u64 newparent, u32 flags, str name, str newname} → OK */
-	VP_FS_LINK = 43,     /* {u64 node, u64 newparent, str newname} → ENTRY */
-	VP_FS_OPEN = 44,     /* {u64 node, u32 flags} → HANDLE */
-	VP_FS_CREATE = 45,   /* {u64 parent, u32 flags, u32 mode, str name} → CREATED */
-	VP_FS_READ = 46,     /* {u64 fh, u64 offset, u32 size} → DATA (short at EOF) */
-	VP_FS_WRITE = 47,    /* {u64 fh, u64 offset, bytes data} → WRITTEN */
-	VP_FS_FSYNC = 48,    /* {u64 fh, u32 datasync} → OK */
-	VP_FS_CLOSE = 49,    /* {u64 fh} → OK; files and directories */
-	VP_FS_OPENDIR = 50,  /* {u64 node} → HANDLE */
-	VP_FS_READDIR = 51,  /* {u64 fh, u64 offset, u32 max_bytes} → DIRENTS */
-	VP_FS_STATFS = 52,   /* {u64 node} → STATFS_REPLY */
-
-	/* file replies */
-	VP_FS_ENTRY = 64,   /* vp_entry */
-	VP_FS_ATTR = 65,    /* vp_attr */
-	VP_FS_DATA = 66,    /* {bytes data} */
-	VP_FS_HANDLE = 67,  /* {u64 fh} */
-	VP_FS_CREATED = 68, /* {u64 fh, vp_entry} */
-	VP_FS_WRITTEN = 69, /* {u32 count} */
-	VP_FS_DIRENTS = 70, /* {u32 count, count × {u64 ino, u64 next_offset, u32 type (DT_*), str name}} */
-	VP_FS_STATFS_REPLY = 71, /* vp_statfs */
+/* Who sends a type and whether it is answered (proto_msgs.h). */
+enum vp_dir {
+	VP_DIR_NONE = 0, /* not a known type */
+	VP_DIR_REQ,      /* host→guest, answered with its id */
+	VP_DIR_ONEWAY,   /* host→guest, id 0, never answered */
+	VP_DIR_REPLY,    /* guest→host */
 };
 
 struct vp_hdr {
@@ -133,6 +97,9 @@ void vp_hdr_encode(uint8_t out[VP_HDR_SIZE], const struct vp_hdr *h);
 int vp_hdr_decode(const uint8_t in[VP_HDR_SIZE], struct vp_hdr *h);
 bool vp_type_known(uint16_t type);
 const char *vp_type_name(uint16_t type); /* "EXEC", ... or "?" */
+enum vp_dir vp_msg_dir(uint16_t type);
+/* The reply a request type gets other than ERROR; 0 for other types. */
+uint16_t vp_msg_reply(uint16_t type);
 
 /* Blocking frame I/O on a stream fd (socket, pipe, virtio console).
  * vp_frame_write writes header+payload whole (retrying on EINTR and short
@@ -231,6 +198,22 @@ struct vp_statfs {
 	uint32_t bsize, frsize, namemax;
 };
 
+/* Payloads of one field, and the composite replies. */
+struct vp_data { struct vp_bytes data; };             /* PING, PONG, FS_DATA: ≤ VP_MAX_DATA */
+struct vp_empty { uint8_t unused; };                  /* OK: no field (C has no empty struct) */
+struct vp_handle { uint64_t fh; };                    /* non-zero */
+struct vp_written { uint32_t count; };                /* ≤ VP_MAX_DATA */
+struct vp_created { uint64_t fh; struct vp_entry entry; };
+/* DIRENTS: `entries` points at the count entries (vp_get_dirent walks them). */
+struct vp_dirents { uint32_t count; struct vp_bytes entries; };
+
+/* Any message's decoded payload: one member per VP_CODECS layout. */
+union vp_msg {
+#define VP_MEMBER_(codec, member, type, args) type member;
+	VP_CODECS(VP_MEMBER_)
+#undef VP_MEMBER_
+};
+
 /* Encoders append a whole payload to b (not the header). */
 void vp_enc_hello(struct vp_buf *b, const struct vp_hello *m);
 void vp_enc_ready(struct vp_buf *b, const struct vp_ready *m);
@@ -248,6 +231,13 @@ void vp_enc_entry(struct vp_buf *b, const struct vp_entry *m);
 void vp_enc_setattr(struct vp_buf *b, const struct vp_setattr *m);
 void vp_enc_statfs(struct vp_buf *b, const struct vp_statfs *m);
 void vp_enc_dirent(struct vp_buf *b, const struct vp_dirent *m); /* one entry; DIRENTS = u32 count + entries */
+void vp_enc_data(struct vp_buf *b, const struct vp_data *m);
+void vp_enc_empty(struct vp_buf *b, const struct vp_empty *m);
+void vp_enc_handle(struct vp_buf *b, const struct vp_handle *m);
+void vp_enc_written(struct vp_buf *b, const struct vp_written *m);
+void vp_enc_created(struct vp_buf *b, const struct vp_created *m);
+/* Re-encodes each entry of m->entries (so it checks them all). */
+void vp_enc_dirents(struct vp_buf *b, const struct vp_dirents *m);
 /* FS requests: encodes the fields that `type` uses, in the order of the enum comments. */
 void vp_enc_fs_req(struct vp_buf *b, uint16_t type, const struct vp_fs_req *m);
 
@@ -268,13 +258,24 @@ int vp_dec_entry(const void *p, size_t n, struct vp_entry *m);
 int vp_dec_setattr(const void *p, size_t n, struct vp_setattr *m);
 int vp_dec_statfs(const void *p, size_t n, struct vp_statfs *m);
 int vp_dec_fs_req(const void *p, size_t n, uint16_t type, struct vp_fs_req *m);
+int vp_dec_data(const void *p, size_t n, struct vp_data *m);
+int vp_dec_empty(const void *p, size_t n, struct vp_empty *m);
+int vp_dec_handle(const void *p, size_t n, struct vp_handle *m);
+int vp_dec_written(const void *p, size_t n, struct vp_written *m);
+int vp_dec_created(const void *p, size_t n, struct vp_created *m);
+int vp_dec_dirents(const void *p, size_t n, struct vp_dirents *m);
 /* Reader-level pieces for composite replies (CREATED, DIRENTS). */
 void vp_get_attr(struct vp_reader *r, struct vp_attr *m);
 void vp_get_dirent(struct vp_reader *r, struct vp_dirent *m);
 
-/* Decode any frame's payload by type into a tagged union-less check:
- * returns 0 when `payload` is a well-formed instance of `type`. Used by the
- * fuzzer and by both sides to reject malformed frames up front. */
+/* Any message by type, through its VP_CODECS layout: 0, -EBADMSG for a
+ * malformed payload, -EPROTO for an unknown type. vp_encode appends the
+ * payload (b->err -EINVAL for an unknown type). */
+int vp_decode(uint16_t type, const void *payload, size_t len, union vp_msg *m);
+void vp_encode(struct vp_buf *b, uint16_t type, const union vp_msg *m);
+/* 0 when `payload` is a well-formed instance of `type` (vp_decode into a
+ * scratch message). Used by the fuzzer and by both sides to reject
+ * malformed frames up front. */
 int vp_validate(uint16_t type, const void *payload, size_t len);
 
 #endif

@@ -1,119 +1,64 @@
-/* Running a command through the agent client in C tests (header only):
+/* Running a command through the agent client in C tests (header only), a
+ * thin layer over the client's exec-and-wait (proto/client_exec.h):
  * run_start + run_wait, or run_cmd for both; output is collected in
  * r->o / r->e (NUL-terminated), the exit in r->ex. run_free after. */
 #ifndef VMPOOL_TESTS_EXEC_RUN_H
 #define VMPOOL_TESTS_EXEC_RUN_H
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "proto/client.h"
 #include "tests/common/testutil.h"
 
-struct out {
-	char *p;
-	size_t len, cap;
-};
-
 struct run {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct out o, e;
+	struct vp_exec_run x; /* the client's record; the fields below mirror it */
+	struct vp_exec_out o, e;
 	bool done;
 	int err;
 	struct vp_exit ex;
 	uint32_t exec_id;
 };
 
-static inline void out_add(struct out *o, const void *d, size_t n)
+/* Copies what the reader thread filled in (under its lock). */
+static inline void run_sync(struct run *r)
 {
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = (o->len + n + 1) * 2;
-		char *p = realloc(o->p, cap);
-		if (!p)
-			abort();
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, d, n);
-	o->len += n;
-	o->p[o->len] = '\0';
-}
-
-static inline void cb_output(void *ctx, int stream, const void *data, size_t len)
-{
-	struct run *r = ctx;
-	pthread_mutex_lock(&r->mu);
-	out_add(stream == VP_STREAM_STDERR ? &r->e : &r->o, data, len);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static inline void cb_exit(void *ctx, const struct vp_exit *ex, int err)
-{
-	struct run *r = ctx;
-	pthread_mutex_lock(&r->mu);
-	if (ex)
-		r->ex = *ex;
-	r->err = err;
-	r->done = true;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static const struct vp_exec_cb run_cb = {.on_output = cb_output, .on_exit = cb_exit};
-
-static inline void run_init(struct run *r)
-{
-	memset(r, 0, sizeof *r);
-	pthread_mutex_init(&r->mu, NULL);
-	cond_init_monotonic(&r->cv);
-	out_add(&r->o, "", 0);
-	out_add(&r->e, "", 0);
+	pthread_mutex_lock(&r->x.mu);
+	r->o = r->x.out;
+	r->e = r->x.errout;
+	r->done = r->x.done;
+	r->err = r->x.err;
+	r->ex = r->x.ex;
+	r->exec_id = r->x.exec_id;
+	pthread_mutex_unlock(&r->x.mu);
 }
 
 static inline void run_free(struct run *r)
 {
-	free(r->o.p);
-	free(r->e.p);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
+	vp_exec_run_free(&r->x);
 }
 
 static inline int run_start(struct vp_client *c, const char *cmd, uint32_t timeout_ms, uint32_t flags, struct run *r)
 {
-	run_init(r);
-	static struct vp_exec zero;
-	struct vp_exec *req = malloc(sizeof *req);
-	if (!req)
-		return -ENOMEM;
-	*req = zero;
-	req->cmd.p = (const uint8_t *)cmd;
-	req->cmd.len = (uint32_t)strlen(cmd);
-	req->timeout_ms = timeout_ms;
-	req->flags = flags;
-	int err = vp_exec_start(c, req, &run_cb, r, &r->exec_id);
-	free(req);
-	if (err) {
-		r->err = err;
-		r->done = true;
-	}
+	memset(r, 0, sizeof *r);
+	static const struct vp_exec zero;
+	struct vp_exec req = zero;
+	req.cmd.p = (const uint8_t *)cmd;
+	req.cmd.len = (uint32_t)strlen(cmd);
+	req.timeout_ms = timeout_ms;
+	req.flags = flags;
+	int err = vp_exec_run_start(c, &req, VP_RUN_COLLECT, &r->x);
+	run_sync(r);
 	return err;
 }
 
 /* 0 once on_exit ran; -ETIMEDOUT when it did not within limit_ms. */
 static inline int run_wait(struct run *r, int limit_ms)
 {
-	struct timespec ts = deadline_ms(limit_ms);
-	pthread_mutex_lock(&r->mu);
-	int rc = 0;
-	while (!r->done && rc == 0)
-		rc = pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-	bool done = r->done;
-	pthread_mutex_unlock(&r->mu);
-	return done ? 0 : -ETIMEDOUT;
+	int err = vp_exec_run_wait(&r->x, limit_ms);
+	run_sync(r);
+	return err;
 }
 
 /* Runs cmd to the end (the agent's timeout: timeout_ms); r holds output
@@ -122,15 +67,15 @@ static inline int run_wait(struct run *r, int limit_ms)
  * away, and the result is -ETIMEDOUT. */
 static inline int run_cmd_within(struct vp_client *c, const char *cmd, uint32_t timeout_ms, struct run *r)
 {
-	int err = run_start(c, cmd, timeout_ms, 0, r);
-	if (err)
-		return err;
-	if (run_wait(r, (int)timeout_ms + 10000)) {
-		vp_client_shutdown(c);
-		run_wait(r, 600000); /* at once: the shutdown ended every call */
-		return -ETIMEDOUT;
-	}
-	return r->err;
+	memset(r, 0, sizeof *r);
+	static const struct vp_exec zero;
+	struct vp_exec req = zero;
+	req.cmd.p = (const uint8_t *)cmd;
+	req.cmd.len = (uint32_t)strlen(cmd);
+	req.timeout_ms = timeout_ms;
+	int err = vp_client_exec_wait(c, &req, VP_RUN_COLLECT, (int)timeout_ms + 10000, &r->x);
+	run_sync(r);
+	return err;
 }
 
 static inline int run_cmd(struct vp_client *c, const char *cmd, struct run *r)
