@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "lib/thread_safety.h"
 #include "vmm/ns/ns.h"
 #include "vmm/rundir.h"
 
@@ -29,19 +30,19 @@ struct ns_logs {
 	char dir[256];
 	int epfd, stopfd;
 	pthread_t thread;
-	pthread_mutex_t lock; /* sinks */
-	struct sink *sinks;
+	struct vp_mutex lock;
+	struct sink *sinks GUARDED_BY(lock); /* the copier unlinks, attach links */
 };
 
 static void sink_unlink(struct ns_logs *l, struct sink *k)
 {
-	pthread_mutex_lock(&l->lock);
+	vp_mutex_lock(&l->lock);
 	for (struct sink **p = &l->sinks; *p; p = &(*p)->next)
 		if (*p == k) {
 			*p = k->next;
 			break;
 		}
-	pthread_mutex_unlock(&l->lock);
+	vp_mutex_unlock(&l->lock);
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, k->rd, NULL);
 	close(k->rd);
 	close(k->file);
@@ -98,7 +99,7 @@ int ns_logs_open(struct ns_logs **out)
 	if (!l)
 		return -ENOMEM;
 	l->epfd = l->stopfd = -1;
-	pthread_mutex_init(&l->lock, NULL);
+	vp_mutex_init(&l->lock);
 	int err = rundir_make("ns", l->dir, sizeof l->dir);
 	if (err) {
 		l->dir[0] = '\0';
@@ -133,7 +134,9 @@ void ns_logs_close(struct ns_logs *l)
 		pthread_join(l->thread, NULL);
 		close(l->stopfd);
 	}
-	/* Lives whose pipes have not ended yet (machines destroyed just now). */
+	/* Lives whose pipes have not ended yet (machines destroyed just now).
+	 * The copier is gone; the lock is for the analysis, uncontended. */
+	vp_mutex_lock(&l->lock);
 	while (l->sinks) {
 		struct sink *k = l->sinks;
 		l->sinks = k->next;
@@ -141,10 +144,11 @@ void ns_logs_close(struct ns_logs *l)
 		close(k->file);
 		free(k);
 	}
+	vp_mutex_unlock(&l->lock);
 	if (l->epfd >= 0)
 		close(l->epfd);
 	rundir_remove(l->dir);
-	pthread_mutex_destroy(&l->lock);
+	vp_mutex_destroy(&l->lock);
 	free(l);
 }
 
@@ -175,10 +179,10 @@ int ns_log_attach(struct ns_logs *l, uint32_t id, int *wr)
 		return err;
 	}
 	k->rd = p[0];
-	pthread_mutex_lock(&l->lock);
+	vp_mutex_lock(&l->lock);
 	k->next = l->sinks;
 	l->sinks = k;
-	pthread_mutex_unlock(&l->lock);
+	vp_mutex_unlock(&l->lock);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, k->rd, &ev) < 0) {
 		err = -errno;
