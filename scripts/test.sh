@@ -35,7 +35,7 @@ done
 
 echo "== fuzz: frame decoder (20 s)"
 fuzz_ok=0
-if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=true >/dev/null; then
+if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=address >/dev/null; then
 	if ninja -C build-fuzz tests/proto/fuzz_frame >/dev/null; then
 		corpus=$(mktemp -d)
 		cp tests/proto/corpus/* "$corpus"/ 2>/dev/null || true
