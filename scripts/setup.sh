@@ -26,10 +26,17 @@ fi
 export VMPOOL_DEB_CACHE=${VMPOOL_DEB_CACHE:-$PWD/.cache/debs}
 build() { # build DIR [meson options...]
 	local dir=$1; shift
-	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null
+	elif [ $# -gt 0 ]; then
+		# Given again because meson drops a kept value whose option changed
+		# type: a build-asan made when sanitize was a boolean came back
+		# unsanitized once it became a combo. Cheap when nothing changes.
+		meson configure "$dir" "$@" >/dev/null
+	fi
 	ninja -C "$dir" >/dev/null
 }
 build build
 if [ "${1:-}" = "--sanitize" ]; then
-	build build-asan -Dsanitize=true
+	build build-asan -Dsanitize=address
 fi

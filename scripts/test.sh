@@ -2,7 +2,8 @@
 # Sets up, builds (plain and ASan+UBSan) and runs every test: the unit and
 # integration tests (meson test) in both builds, the frame-decoder fuzzer for
 # a bounded time, and the bats suites on a real mount of each build's
-# daemon. Ends with the line
+# daemon; then a TSan build (build-tsan: unit tests and stress.bats) and a
+# clang -Wthread-safety compile of the tree (build-clang). Ends with the line
 # "N passed, N failed, N skipped" and a non-zero status if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ done
 
 echo "== fuzz: frame decoder (20 s)"
 fuzz_ok=0
-if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=true >/dev/null; then
+if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=address >/dev/null; then
 	if ninja -C build-fuzz tests/proto/fuzz_frame >/dev/null; then
 		corpus=$(mktemp -d)
 		cp tests/proto/corpus/* "$corpus"/ 2>/dev/null || true
@@ -49,22 +50,72 @@ if [ $fuzz_ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); f
 # (vp_exited_clean fails a test whose daemon log holds a sanitizer report,
 # leaks at exit included).
 suites=(tests/*.bats)
-for b in build build-asan; do
-	echo "== bats ($b)"
-	export VMPOOLFS=$root/$b/fs/vmpoolfs VMPOOL_IMAGE=$root/$b/image BUILD=$root/$b
-	export RP_HARNESS=$root/$b/tests/fs/rp_harness
-	[ -e "${suites[0]}" ] || break
+count_bats() { # count_bats LABEL SUITE...: runs bats (under ${run_prefix[@]}), counts its TAP
+	local label=$1 tap bats_rc p s f l
+	shift
 	tap=$(mktemp)
-	bats --tap "${suites[@]}" 2>&1 | tee "$tap"
+	"${run_prefix[@]}" bats --tap "$@" 2>&1 | tee "$tap"
 	bats_rc=${PIPESTATUS[0]}
 	p=$(grep -cE '^ok [0-9]+' "$tap" | head -n1)
 	s=$(grep -cE '^ok [0-9]+ .*# skip' "$tap" | head -n1)
 	f=$(grep -cE '^not ok [0-9]+' "$tap" | head -n1)
 	passed=$((passed + p - s)); skipped=$((skipped + s)); failed=$((failed + f))
-	while read -r l; do failures+=("bats ($b): $l"); done < <(grep -E '^not ok [0-9]+' "$tap")
-	if [ "$bats_rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); failures+=("bats ($b) exited $bats_rc"); fi
+	while read -r l; do failures+=("bats ($label): $l"); done < <(grep -E '^not ok [0-9]+' "$tap")
+	if [ "$bats_rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); failures+=("bats ($label) exited $bats_rc"); fi
 	rm -f "$tap"
+}
+run_prefix=(env)
+for b in build build-asan; do
+	echo "== bats ($b)"
+	export VMPOOLFS=$root/$b/fs/vmpoolfs VMPOOL_IMAGE=$root/$b/image BUILD=$root/$b
+	export RP_HARNESS=$root/$b/tests/fs/rp_harness
+	[ -e "${suites[0]}" ] || break
+	count_bats "$b" "${suites[@]}"
 done
+
+# ThreadSanitizer (about 1.5 min): the unit tests and the stress suite,
+# whose many users at once reach most locks of the daemon; the other suites
+# are mostly one user at a time and already run twice above. A report
+# fails a unit test (TSan exits 66) and the stress test (vp_exited_clean).
+# tests/tsan.supp holds what is not ours to fix, each entry with its why.
+echo "== TSan (build-tsan): meson test, stress.bats"
+export VMPOOL_DEB_CACHE=${VMPOOL_DEB_CACHE:-$root/.cache/debs} # as setup.sh: one download for every build
+tsan_ok=0
+if { [ -f build-tsan/build.ninja ] || meson setup build-tsan -Dsanitize=thread >/dev/null; } &&
+	ninja -C build-tsan >/dev/null; then
+	tsan_ok=1
+else
+	failed=$((failed + 1)); failures+=("build-tsan: build failed")
+fi
+if [ $tsan_ok = 1 ]; then
+	# TSan maps its shadow memory at fixed addresses; with a high
+	# vm.mmap_rnd_bits it can die with "unexpected memory mapping". Without
+	# address randomisation (setarch -R, inherited by children) it fits.
+	run_prefix=(env "TSAN_OPTIONS=suppressions=$root/tests/tsan.supp second_deadlock_stack=1 ${TSAN_OPTIONS:-}")
+	"${run_prefix[@]}" build-tsan/fs/vmpoolfs --version >/dev/null 2>&1 ||
+		run_prefix=(setarch "$(uname -m)" -R "${run_prefix[@]}")
+	rm -f build-tsan/meson-logs/testlog.json
+	"${run_prefix[@]}" meson test -C build-tsan --print-errorlogs --num-processes 1
+	count_meson build-tsan build-tsan
+	export VMPOOLFS=$root/build-tsan/fs/vmpoolfs VMPOOL_IMAGE=$root/build-tsan/image BUILD=$root/build-tsan
+	export RP_HARNESS=$root/build-tsan/tests/fs/rp_harness
+	count_bats build-tsan tests/stress.bats
+	run_prefix=(env)
+fi
+
+# Clang's thread-safety analysis (about 1 min): every C file compiled with
+# -Wthread-safety -Werror, so a lock annotated with lib/thread_safety.h
+# that is taken without release, or a REQUIRES function called without its
+# lock, fails here. Objects only: linking and the image add nothing to it.
+echo "== clang -Wthread-safety (build-clang)"
+if { [ -f build-clang/build.ninja ] ||
+	CC=clang meson setup build-clang -Dc_args=-Wthread-safety >/dev/null; } &&
+	mapfile -t objs < <(ninja -C build-clang -t targets rule c_COMPILER) &&
+	ninja -C build-clang "${objs[@]}" >/dev/null; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)); failures+=("build-clang: -Wthread-safety compile")
+fi
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

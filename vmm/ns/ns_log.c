@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/list.h"
+#include "lib/thread_safety.h"
 #include "vmm/ns/ns.h"
 #include "vmm/rundir.h"
 
@@ -35,15 +36,15 @@ struct ns_logs {
 	char dir[256];
 	int epfd, stopfd;
 	pthread_t thread;
-	pthread_mutex_t lock;
-	struct list_node sinks; /* every sink whose pipe has not ended */
+	struct vp_mutex lock;
+	struct list_node sinks GUARDED_BY(lock); /* every sink whose pipe has not ended */
 };
 
 static void sink_unlink(struct ns_logs *l, struct sink *k)
 {
-	pthread_mutex_lock(&l->lock);
+	vp_mutex_lock(&l->lock);
 	list_del(&k->link);
-	pthread_mutex_unlock(&l->lock);
+	vp_mutex_unlock(&l->lock);
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, k->rd, NULL);
 	close(k->rd);
 	close(k->file);
@@ -101,7 +102,7 @@ int ns_logs_open(struct ns_logs **out)
 		return -ENOMEM;
 	l->epfd = l->stopfd = -1;
 	list_init(&l->sinks);
-	pthread_mutex_init(&l->lock, NULL);
+	vp_mutex_init(&l->lock);
 	int err = rundir_make("ns", l->dir, sizeof l->dir);
 	if (err) {
 		l->dir[0] = '\0';
@@ -136,7 +137,9 @@ void ns_logs_close(struct ns_logs *l)
 		pthread_join(l->thread, NULL);
 		close(l->stopfd);
 	}
-	/* Lives whose pipes have not ended yet (machines destroyed just now). */
+	/* Lives whose pipes have not ended yet (machines destroyed just now).
+	 * The copier is gone; the lock is for the analysis, uncontended. */
+	vp_mutex_lock(&l->lock);
 	struct list_node *n;
 	while ((n = list_pop_head(&l->sinks))) {
 		struct sink *k = container_of(n, struct sink, link);
@@ -144,10 +147,11 @@ void ns_logs_close(struct ns_logs *l)
 		close(k->file);
 		free(k);
 	}
+	vp_mutex_unlock(&l->lock);
 	if (l->epfd >= 0)
 		close(l->epfd);
 	rundir_remove(l->dir);
-	pthread_mutex_destroy(&l->lock);
+	vp_mutex_destroy(&l->lock);
 	free(l);
 }
 
@@ -178,9 +182,9 @@ int ns_log_attach(struct ns_logs *l, uint32_t id, int *wr)
 		return err;
 	}
 	k->rd = p[0];
-	pthread_mutex_lock(&l->lock);
+	vp_mutex_lock(&l->lock);
 	list_add_head(&l->sinks, &k->link);
-	pthread_mutex_unlock(&l->lock);
+	vp_mutex_unlock(&l->lock);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, k->rd, &ev) < 0) {
 		err = -errno;
