@@ -124,7 +124,7 @@ void session_refresh_oom_kills(struct session *s);
 void session_settled(struct session *s);
 
 /* Shutdown: unname and release every named session, as rmdir would
- * (open handles: handles_drop_all). */
+ * (open handles: vfh_drop_all, handles.h). */
 void session_release_all(struct vpfs *fs);
 
 #endif
