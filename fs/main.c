@@ -78,10 +78,6 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&fs.lock, NULL);
 	list_init(&fs.live);
 	list_init(&fs.misc_fhs);
-	if (u64map_init(&fs.sessions, 64) < 0) {
-		fprintf(stderr, "vmpoolfs: %s\n", strerror(ENOMEM));
-		return 1;
-	}
 	fs.next_serial = 1;
 	clock_gettime(CLOCK_REALTIME, &fs.start_time);
 	char *mp = NULL;
@@ -103,6 +99,10 @@ int main(int argc, char **argv)
 	free(mp);
 	const char *tmp = getenv("TMPDIR");
 	fs.spill_dir = tmp && *tmp ? tmp : "/tmp";
+	if (u64map_init(&fs.sessions, 64) < 0) {
+		fprintf(stderr, "vmpoolfs: %s\n", strerror(ENOMEM));
+		goto out_args;
+	}
 
 	fs.se = fuse_session_new(&args, &vpfs_ops, sizeof(vpfs_ops), &fs);
 	if (!fs.se) { /* libfuse said which option it did not know */
