@@ -1,230 +1,272 @@
-/* The control files; see ctlfiles.h and DESIGN §1. */
+/* The rows of the control tree and what each file does; see ctlfiles.h
+ * and docs/usage.md for what users see. */
 #include "ctlfiles.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ctlparse.h"
-#include "proto/proto.h"
+#include "handles.h"
 #include "info.h"
-#include "notify.h"
+#include "lib/clock.h"
+#include "proto/proto.h"
 #include "session.h"
-#include "waiters.h"
 
-static struct vfh *fh_of(struct fuse_file_info *fi)
+/* ---- cmd ------------------------------------------------------------------ */
+
+static int cmd_open(struct vfh *fh)
 {
-	return (struct vfh *)(uintptr_t)fi->fh;
+	return fh->writer ? session_can_start(fh->s) : 0;
 }
 
-static int buf_append(struct vfh *fh, const char *p, size_t n)
+static int cmd_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
-	if (fh->len + n > fh->cap) {
-		size_t cap = fh->cap ? fh->cap : 256;
-		while (cap < fh->len + n)
-			cap *= 2;
-		char *b = realloc(fh->buf, cap);
-		if (!b)
-			return -ENOMEM;
-		fh->buf = b;
-		fh->cap = cap;
+	(void)fs;
+	pthread_mutex_lock(&s->lock);
+	*len = s->cmd_len;
+	*txt = malloc(*len ? *len : 1);
+	if (*txt && *len)
+		memcpy(*txt, s->cmd, *len);
+	pthread_mutex_unlock(&s->lock);
+	return *txt ? 0 : -ENOMEM;
+}
+
+static int cmd_write(struct vfh *fh, const char *buf, size_t size)
+{
+	struct session *s = fh->s;
+	if (memchr(buf, '\0', size))
+		return -EINVAL; /* sh -c takes a C string */
+	pthread_mutex_lock(&s->lock);
+	bool running = s->state == ST_RUNNING;
+	pthread_mutex_unlock(&s->lock);
+	if (running)
+		return -EBUSY;
+	if (fh->started) { /* text after a started one is a new command */
+		fh->started = false;
+		fh->len = 0;
 	}
-	memcpy(fh->buf + fh->len, p, n);
-	fh->len += n;
-	return 0;
-}
-
-static void set_snapshot(struct vfh *fh, char *txt, size_t len)
-{
-	free(fh->buf);
-	fh->buf = txt;
-	fh->len = fh->cap = len;
-}
-
-static int snapshot(struct vpfs *fs, struct vfh *fh)
-{
-	char *txt = NULL;
-	size_t len = 0;
-	int r;
-	switch (fh->kind) {
-	case FH_STATS:
-		r = info_format_stats(fs, &txt, &len);
-		break;
-	case FH_CONFIG:
-		r = info_format_config(fs, &txt, &len);
-		break;
-	case SF_STAT:
-		r = session_format_stat(fh->s, &txt, &len);
-		break;
-	case SF_LOG:
-		r = session_read_log(fh->s, &txt, &len);
-		break;
-	case SF_CTL:
-		pthread_mutex_lock(&fh->s->lock);
-		r = settings_format(&fh->s->settings, &txt, &len);
-		pthread_mutex_unlock(&fh->s->lock);
-		break;
-	case SF_CMD:
-		pthread_mutex_lock(&fh->s->lock);
-		len = fh->s->cmd_len;
-		txt = malloc(len ? len : 1);
-		if (txt && len)
-			memcpy(txt, fh->s->cmd, len);
-		pthread_mutex_unlock(&fh->s->lock);
-		r = txt ? 0 : -ENOMEM;
-		break;
-	default:
-		return 0;
+	int r = fh->len + size > VP_MAX_CMD ? -E2BIG : vfh_append(fh, buf, size);
+	if (r == 0 && !fh->pending && size > 0) {
+		fh->pending = true;
+		session_pending(s, 1);
 	}
-	if (r == 0)
-		set_snapshot(fh, txt, len);
 	return r;
 }
 
-void cf_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static int cmd_start_pending(struct vfh *fh)
 {
-	int acc = fi->flags & O_ACCMODE;
-	bool wr = acc != O_RDONLY, rd = acc != O_WRONLY;
-	struct session *s = NULL;
-	int kind, err = 0;
-
-	if (ino == INO_STATS || ino == INO_CONFIG) {
-		if (wr) {
-			fuse_reply_err(req, EACCES);
-			return;
-		}
-		kind = ino == INO_STATS ? FH_STATS : FH_CONFIG;
-	} else {
-		s = session_by_serial(fs, ino_serial(ino));
-		if (!s) {
-			fuse_reply_err(req, ESTALE);
-			return;
-		}
-		kind = ino_file(ino);
-		bool self = false;
-		switch (kind) {
-		case SF_CMD:
-			if (wr)
-				err = session_can_start(s);
-			break;
-		case SF_STDOUT:
-		case SF_STDERR:
-		case SF_EXIT:
-			if (wr)
-				err = -EACCES;
-			break;
-		case SF_STAT:
-			/* Only the notify thread opens stat for writing (for
-			 * IN_CLOSE_WRITE); nobody can change it. */
-			if (wr) {
-				self = fuse_req_ctx(req)->pid == notifier_tid(fs->notify);
-				if (!self)
-					err = -EACCES;
-			}
-			break;
-		case SF_STDIN:
-			if (rd)
-				err = -EACCES;
-			break;
-		case SF_LOG:
-			if (wr)
-				err = -EACCES;
-			break;
-		case SF_CTL:
-			break;
-		default:
-			err = -EISDIR;
-		}
-		if (err) {
-			session_unref(s);
-			fuse_reply_err(req, -err);
-			return;
-		}
-		struct vfh *fh = vfh_new(fs, s, kind);
-		session_unref(s);
-		if (!fh) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		fh->writer = wr;
-		fh->self = self;
-		fh->opener = fuse_req_ctx(req)->pid;
-		if (rd && (err = snapshot(fs, fh)) < 0) {
-			vfh_free(fs, fh);
-			fuse_reply_err(req, -err);
-			return;
-		}
-		fi->fh = (uint64_t)(uintptr_t)fh;
-		/* Never served from the page cache: the content changes under
-		 * the same size, and output grows while it is read. */
-		fi->direct_io = 1;
-		fi->keep_cache = 0;
-		if (kind == SF_STDOUT || kind == SF_STDERR || kind == SF_EXIT || kind == SF_STDIN)
-			fi->nonseekable = 1;
-		if (fuse_reply_open(req, fi) != 0)
-			vfh_free(fs, fh); /* the opener was interrupted: no release will come */
-		return;
-	}
-	struct vfh *fh = vfh_new(fs, NULL, kind);
-	if (!fh) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	if ((err = snapshot(fs, fh)) < 0) {
-		vfh_free(fs, fh);
-		fuse_reply_err(req, -err);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->direct_io = 1;
-	if (fuse_reply_open(req, fi) != 0)
-		vfh_free(fs, fh);
+	if (!fh->writer)
+		return 0;
+	/* Taken out first: a dup closed at the same time starts nothing. */
+	bool mine = fh->pending && !fh->started;
+	fh->started = true;
+	fh->pending = false;
+	if (!mine)
+		return 0;
+	int r = session_start(fh->s, fh->buf, fh->len);
+	fh->len = 0;
+	session_pending(fh->s, -1); /* after the start: readers never see a gap */
+	return r;
 }
 
-void cf_read(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	     struct fuse_file_info *fi)
+/* The command runs when the process that opened cmd closes it after
+ * writing: close() waits for flush, not for release, so `echo x > cmd;
+ * cat stdout` finds it running, and errors reach close. A close before any
+ * write (the shell's dup2 of a redirection) has no text; a close by another
+ * process that inherited the descriptor (`{ printf a; sleep 1; printf b; }
+ * > cmd`: sleep exits first) is not the end of the text. Anything else
+ * starts at release. */
+static int cmd_flush(struct vfh *fh, pid_t pid)
 {
-	(void)ino;
-	struct vfh *fh = fh_of(fi);
-	if (fh->kind == SF_STDOUT || fh->kind == SF_STDERR || fh->kind == SF_EXIT) {
-		waiters_read(fh->s, req, fh, fh->kind, size, off, (fi->flags & O_NONBLOCK) != 0);
-		return;
-	}
-	if (fh->writer && !(fh->kind == SF_CMD || fh->kind == SF_CTL)) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	/* The reply is sent from a copy: once the kernel has it, the reader may
-	 * close the file (freeing fh) or re-read (replacing fh->buf) at once. */
-	char *copy = NULL;
-	size_t n = 0;
-	int r = 0;
-	pthread_mutex_lock(&fh->io);
-	/* A re-read from the start (pread at 0, or rewind) gets fresh text. */
-	if (off == 0 && fh->kind != SF_CMD && fh->kind != SF_STDIN)
-		r = snapshot(fs, fh);
-	if (r == 0 && off >= 0 && (uint64_t)off < fh->len) {
-		n = fh->len - (size_t)off;
-		n = n < size ? n : size;
-		copy = malloc(n);
-		if (copy)
-			memcpy(copy, fh->buf + off, n);
+	return pid == fh->opener ? cmd_start_pending(fh) : 0;
+}
+
+static void cmd_release(struct vfh *fh)
+{
+	(void)cmd_start_pending(fh); /* no flush came (it cannot fail now) */
+}
+
+static uint64_t cmd_size(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	uint64_t n = s->cmd_len;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* ---- stdout, stderr, exit ------------------------------------------------- */
+
+static uint64_t out_size(struct session *s, int i)
+{
+	pthread_mutex_lock(&s->lock);
+	uint64_t n = outbuf_len(&s->out[i]);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static uint64_t stdout_size(struct session *s)
+{
+	return out_size(s, 0);
+}
+
+static uint64_t stderr_size(struct session *s)
+{
+	return out_size(s, 1);
+}
+
+static uint64_t exit_size(struct session *s)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->state != ST_IDLE && s->state != ST_RUNNING && s->state != ST_ERROR)
+		n = (uint64_t)snprintf(NULL, 0, "%d\n", s->exit_code);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* ---- stat ----------------------------------------------------------------- */
+
+static void put_escaped(FILE *f, const char *p, size_t n)
+{
+	/* One line per key: a multi-line command shows its newlines as \n. */
+	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			fputs("\\n", f);
+		else if (p[i] == '\\')
+			fputs("\\\\", f);
 		else
-			r = -ENOMEM;
+			fputc(p[i], f);
 	}
-	pthread_mutex_unlock(&fh->io);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_buf(req, copy, n);
-	free(copy);
 }
 
-/* ctl: run each complete line; the rest waits for more data or flush. */
-static int ctl_lines(struct session *s, struct vfh *fh, bool all)
+/* The error= line of a command whose output could not all be kept (a full
+ * spill disk): which stream, how much is there, why. */
+static void put_output_lost(FILE *f, const struct session *s)
 {
+	fputs("error=", f);
+	const char *sep = "";
+	for (int i = 0; i < 2; i++) {
+		if (!s->out_err[i])
+			continue;
+		fprintf(f, "%s%s output lost after %llu bytes: %s", sep, i ? "stderr" : "stdout",
+			(unsigned long long)outbuf_len(&s->out[i]), strerror(-s->out_err[i]));
+		sep = "; ";
+	}
+	fputc('\n', f);
+}
+
+/* Under s->lock. */
+static void put_stat(FILE *f, const struct session *s)
+{
+	enum cmd_state st = s->settling ? ST_RUNNING : s->state;
+	fprintf(f, "state=%s\n", cmd_state_name(st));
+	if (st == ST_EXITED || st == ST_SIGNALED || st == ST_TIMEOUT)
+		fprintf(f, "exit_code=%d\n", s->exit_code);
+	else
+		fputs("exit_code=\n", f);
+	if ((st == ST_SIGNALED || st == ST_TIMEOUT) && s->signo)
+		fprintf(f, "signal=%d\n", s->signo);
+	else
+		fputs("signal=\n", f);
+	if (st != ST_IDLE && s->pid)
+		fprintf(f, "pid=%u\n", s->pid);
+	else
+		fputs("pid=\n", f);
+	if (st != ST_IDLE) {
+		fprintf(f, "started_ms=%llu\n", (unsigned long long)s->started_wall_ms);
+		uint64_t d = st == ST_RUNNING ? clock_mono_ms() - s->started_mono_ms : s->duration_ms;
+		fprintf(f, "duration_ms=%llu\n", (unsigned long long)d);
+	} else {
+		fputs("started_ms=\nduration_ms=\n", f);
+	}
+	fprintf(f, "stdout_bytes=%llu\n", (unsigned long long)outbuf_len(&s->out[0]));
+	fprintf(f, "stderr_bytes=%llu\n", (unsigned long long)outbuf_len(&s->out[1]));
+	if (st != ST_IDLE)
+		fprintf(f, "oom_kills=%llu\n", (unsigned long long)s->oom_kills);
+	else
+		fputs("oom_kills=\n", f);
+	fputs("cmd=", f);
+	if (s->cmd)
+		put_escaped(f, s->cmd, s->cmd_len);
+	fputc('\n', f);
+	fprintf(f, "host_pid=%d\n", s->host_pid);
+	if (st == ST_ERROR)
+		fprintf(f, "error=%s\n", s->error);
+	else if (s->out_err[0] || s->out_err[1])
+		put_output_lost(f, s);
+}
+
+static int stat_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+{
+	(void)fs;
+	session_refresh_oom_kills(s);
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = open_memstream(&buf, &sz);
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	put_stat(f, s);
+	pthread_mutex_unlock(&s->lock);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*txt = buf;
+	*len = sz;
+	return 0;
+}
+
+static uint64_t stat_size(struct session *s)
+{
+	char *txt = NULL;
+	size_t n = 0;
+	if (stat_read(s->fs, s, &txt, &n) < 0)
+		n = 0;
+	free(txt);
+	return n;
+}
+
+/* ---- stdin ------------------------------------------------------------------ */
+
+static int stdin_write(struct vfh *fh, const char *buf, size_t size)
+{
+	return session_stdin(fh->s, fh->gen, buf, size, false);
+}
+
+/* Closing the file is EOF for the command it was opened for. */
+static void stdin_release(struct vfh *fh)
+{
+	if (fh->writer)
+		(void)session_stdin(fh->s, fh->gen, NULL, 0, true);
+}
+
+/* ---- ctl ------------------------------------------------------------------- */
+
+/* A ctl line may carry a path and an env word: bounded like them. */
+#define CTL_PENDING_MAX (VP_MAX_PATH + 64 + 32 * 1024)
+
+static int ctl_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+{
+	(void)fs;
+	pthread_mutex_lock(&s->lock);
+	int r = settings_format(&s->settings, txt, len);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Runs each complete line; the rest waits for more data or the close
+ * (all). */
+static int ctl_lines(struct vfh *fh, bool all)
+{
+	struct session *s = fh->s;
 	int err = 0;
 	size_t start = 0;
 	while (start < fh->len) {
@@ -254,132 +296,177 @@ static int ctl_lines(struct session *s, struct vfh *fh, bool all)
 	return err;
 }
 
-void cf_write(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	      struct fuse_file_info *fi)
+static int ctl_write(struct vfh *fh, const char *buf, size_t size)
 {
-	(void)fs, (void)ino, (void)off;
-	struct vfh *fh = fh_of(fi);
-	struct session *s = fh->s;
-	int r = 0;
-	if (!fh->writer || !s) {
-		fuse_reply_err(req, EBADF);
-		return;
+	if (fh->len + size > CTL_PENDING_MAX)
+		return -E2BIG;
+	if (memchr(buf, '\0', size))
+		return -EINVAL;
+	int r = vfh_append(fh, buf, size);
+	return r < 0 ? r : ctl_lines(fh, false);
+}
+
+static int ctl_flush(struct vfh *fh, pid_t pid)
+{
+	(void)pid;
+	return fh->writer && fh->len > 0 ? ctl_lines(fh, true) : 0;
+}
+
+static uint64_t ctl_size(struct session *s)
+{
+	char *txt = NULL;
+	size_t n = 0;
+	if (ctl_read(s->fs, s, &txt, &n) < 0)
+		n = 0;
+	free(txt);
+	return n;
+}
+
+/* ---- log ------------------------------------------------------------------- */
+
+/* Reads the whole log file: the backends cap it (1 MiB and a marker line
+ * per life of a machine), so a bound here only guards against surprises. */
+#define LOG_READ_MAX (2u << 20)
+
+/* Up to LOG_READ_MAX bytes of the file as it is now, sized by fstat rather
+ * than by the bound: a log is usually empty or a few lines. */
+static int read_small_file(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
 	}
-	pthread_mutex_lock(&fh->io);
-	switch (fh->kind) {
-	case SF_CMD:
-		if (memchr(buf, '\0', size)) {
-			r = -EINVAL; /* sh -c takes a C string */
+	size_t want = (uint64_t)st.st_size < LOG_READ_MAX ? (size_t)st.st_size : LOG_READ_MAX;
+	char *buf = malloc(want ? want : 1);
+	size_t got = 0;
+	int err = buf ? 0 : -ENOMEM;
+	while (!err && got < want) {
+		ssize_t n = read(fd, buf + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			err = -errno;
+		else if (n == 0)
 			break;
-		}
-		pthread_mutex_lock(&s->lock);
-		if (s->state == ST_RUNNING)
-			r = -EBUSY;
-		pthread_mutex_unlock(&s->lock);
-		if (r < 0)
-			break;
-		if (fh->started) { /* text after a started one is a new command */
-			pthread_mutex_lock(&s->lock);
-			fh->started = false;
-			pthread_mutex_unlock(&s->lock);
-			fh->len = 0;
-		}
-		if (fh->len + size > VP_MAX_CMD)
-			r = -E2BIG;
 		else
-			r = buf_append(fh, buf, size);
-		if (r == 0 && !fh->pending && size > 0) {
-			fh->pending = true;
-			session_pending(s, 1);
-		}
-		break;
-	case SF_STDIN:
-		r = session_stdin(s, fh->gen, buf, size, false);
-		break;
-	case SF_CTL:
-		if (fh->len + size > VP_MAX_PATH + 64 + 32 * 1024)
-			r = -E2BIG;
-		else if (memchr(buf, '\0', size))
-			r = -EINVAL;
-		else if ((r = buf_append(fh, buf, size)) == 0)
-			r = ctl_lines(s, fh, false);
-		break;
-	default:
-		r = -EBADF;
+			got += (size_t)n;
 	}
-	pthread_mutex_unlock(&fh->io);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_write(req, size);
+	close(fd);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	*len = got;
+	return 0;
 }
 
-static int start_pending(struct vfh *fh)
+/* The machine's log (console or agent stderr; machine_log_path) as it is
+ * now; -ESTALE after rmdir. */
+static int log_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
-	if (fh->kind != SF_CMD || !fh->writer)
+	(void)fs;
+	struct machine *m = session_machine_hold(s);
+	if (!m)
+		return -ESTALE;
+	/* A guest found dead now gets its end noted in the log before we read. */
+	machine_is_alive(m);
+	const char *path = machine_log_path(m);
+	int err = 0;
+	if (path) {
+		err = read_small_file(path, txt, len);
+	} else {
+		*txt = NULL;
+		*len = 0;
+	}
+	session_machine_put(s);
+	return err;
+}
+
+static uint64_t log_size(struct session *s)
+{
+	struct machine *m = session_machine_hold(s);
+	if (!m)
 		return 0;
-	/* Taken out first: a dup closed at the same time starts nothing. */
-	pthread_mutex_lock(&fh->s->lock);
-	bool mine = fh->pending && !fh->started;
-	fh->started = true;
-	fh->pending = false;
-	pthread_mutex_unlock(&fh->s->lock);
-	if (!mine)
-		return 0;
-	int r = session_start(fh->s, fh->buf, fh->len);
-	fh->len = 0;
-	session_pending(fh->s, -1); /* after the start: readers never see a gap */
-	return r;
+	const char *path = machine_log_path(m);
+	struct stat st;
+	uint64_t n = 0;
+	if (path && stat(path, &st) == 0)
+		n = (uint64_t)st.st_size < LOG_READ_MAX ? (uint64_t)st.st_size : LOG_READ_MAX;
+	session_machine_put(s);
+	return n;
 }
 
-void cf_flush(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* ---- MNT/stats, MNT/config ---------------------------------------------- */
+
+static int stats_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
-	(void)fs, (void)ino;
-	struct vfh *fh = fh_of(fi);
-	int r = 0;
-	/* The command runs when the process that opened cmd closes it after
-	 * writing: close() waits for flush, not for release, so
-	 * `echo x > cmd; cat stdout` finds it running, and errors reach close.
-	 * A close before any write (the shell's dup2 of a redirection) has no
-	 * text; a close by another process that inherited the descriptor
-	 * (`{ printf a; sleep 1; printf b; } > cmd`: sleep exits first) is not
-	 * the end of the text. Anything else starts at release. */
-	pthread_mutex_lock(&fh->io);
-	if (fh->kind == SF_CMD && fuse_req_ctx(req)->pid == fh->opener)
-		r = start_pending(fh);
-	else if (fh->kind == SF_CTL && fh->writer && fh->len > 0)
-		r = ctl_lines(fh->s, fh, true);
-	pthread_mutex_unlock(&fh->io);
-	fuse_reply_err(req, r < 0 ? -r : 0);
+	(void)s;
+	return info_format_stats(fs, txt, len);
 }
 
-void cf_release(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static int config_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
-	(void)ino;
-	struct vfh *fh = fh_of(fi);
-	if (fh->kind == SF_CMD) {
-		pthread_mutex_lock(&fh->io);
-		(void)start_pending(fh); /* no flush came (it cannot fail now) */
-		pthread_mutex_unlock(&fh->io);
-	} else if (fh->kind == SF_STDIN && fh->writer) {
-		/* Closing the file is EOF for the command it was opened for. */
-		(void)session_stdin(fh->s, fh->gen, NULL, 0, true);
-	}
-	vfh_free(fs, fh);
-	fuse_reply_err(req, 0);
+	(void)s;
+	return info_format_config(fs, txt, len);
 }
 
-void cf_poll(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-	     struct fuse_pollhandle *ph)
+/* ---- the tables -------------------------------------------------------------- */
+
+static const struct vfile mnt_rows[] = {
+	{.name = "pool", .file = INO_POOL, .kind = VF_DIR, .mode = S_IFDIR | 0755},
+	{.name = "stats", .file = INO_STATS, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = stats_read},
+	{.name = "config", .file = INO_CONFIG, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = config_read},
+};
+
+static const struct vfile ses_rows[] = {
+	{.name = "cmd", .file = SF_CMD, .kind = VF_TEXT, .mode = S_IFREG | 0644, .flags = VF_TEXT_AT_OPEN,
+	 .open = cmd_open, .read = cmd_read, .write = cmd_write, .flush = cmd_flush, .release = cmd_release,
+	 .size = cmd_size},
+	{.name = "stdout", .file = SF_STDOUT, .kind = VF_STREAM, .mode = S_IFREG | 0444, .out = VF_OUT_STDOUT,
+	 .size = stdout_size},
+	{.name = "stderr", .file = SF_STDERR, .kind = VF_STREAM, .mode = S_IFREG | 0444, .out = VF_OUT_STDERR,
+	 .size = stderr_size},
+	{.name = "stat", .file = SF_STAT, .kind = VF_TEXT, .mode = S_IFREG | 0444, .flags = VF_NOTIFY_WRITE,
+	 .read = stat_read, .size = stat_size},
+	{.name = "exit", .file = SF_EXIT, .kind = VF_STREAM, .mode = S_IFREG | 0444, .size = exit_size},
+	{.name = "stdin", .file = SF_STDIN, .kind = VF_PIPE, .mode = S_IFREG | 0200, .write = stdin_write,
+	 .release = stdin_release},
+	{.name = "ctl", .file = SF_CTL, .kind = VF_TEXT, .mode = S_IFREG | 0644, .read = ctl_read,
+	 .write = ctl_write, .flush = ctl_flush, .size = ctl_size},
+	{.name = "log", .file = SF_LOG, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = log_read,
+	 .size = log_size},
+	{.name = "root", .file = SF_ROOT, .kind = VF_PROXY, .mode = S_IFDIR | 0755},
+};
+
+const struct vf_dir vf_mnt_dir = {mnt_rows, sizeof(mnt_rows) / sizeof(mnt_rows[0])};
+const struct vf_dir vf_ses_dir = {ses_rows, sizeof(ses_rows) / sizeof(ses_rows[0])};
+
+const struct vfile *vf_lookup(const struct vf_dir *d, const char *name)
 {
-	(void)fs, (void)ino;
-	struct vfh *fh = fh_of(fi);
-	if (fh->s && (fh->kind == SF_STDOUT || fh->kind == SF_STDERR || fh->kind == SF_EXIT ||
-		      fh->kind == SF_STDIN)) {
-		waiters_poll(fh->s, req, fh, ph);
-		return;
-	}
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	fuse_reply_poll(req, fh->writer ? (POLLIN | POLLOUT) : POLLIN);
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->rows[i].name, name) == 0)
+			return &d->rows[i];
+	return NULL;
+}
+
+const struct vfile *vf_at(const struct vf_dir *d, unsigned file)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->rows[i].file == file)
+			return &d->rows[i];
+	return NULL;
+}
+
+const struct vfile *vf_of_ino(fuse_ino_t ino)
+{
+	if (ino_is_rp(ino))
+		return NULL;
+	const struct vfile *vf = vf_at(ino_serial(ino) ? &vf_ses_dir : &vf_mnt_dir, ino_file(ino));
+	return vf && (vf->kind == VF_DIR || vf->kind == VF_PROXY) ? NULL : vf;
 }

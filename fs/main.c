@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "handles.h"
 #include "loop.h"
 #include "notify.h"
 #include "opts.h"
@@ -75,6 +76,8 @@ int main(int argc, char **argv)
 	struct vpfs fs;
 	memset(&fs, 0, sizeof(fs));
 	pthread_mutex_init(&fs.lock, NULL);
+	list_init(&fs.live);
+	list_init(&fs.misc_fhs);
 	fs.next_serial = 1;
 	clock_gettime(CLOCK_REALTIME, &fs.start_time);
 	char *mp = NULL;
@@ -96,6 +99,10 @@ int main(int argc, char **argv)
 	free(mp);
 	const char *tmp = getenv("TMPDIR");
 	fs.spill_dir = tmp && *tmp ? tmp : "/tmp";
+	if (u64map_init(&fs.sessions, 64) < 0) {
+		fprintf(stderr, "vmpoolfs: %s\n", strerror(ENOMEM));
+		goto out_args;
+	}
 
 	fs.se = fuse_session_new(&args, &vpfs_ops, sizeof(vpfs_ops), &fs);
 	if (!fs.se) { /* libfuse said which option it did not know */
@@ -141,17 +148,19 @@ int main(int argc, char **argv)
 	status = r < 0 ? 1 : 0; /* > 0: ended by a signal, a clean stop */
 
 	session_release_all(&fs);
+	vfh_drop_all(&fs);
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_notify:
 	notifier_stop(fs.notify);
 	session_release_all(&fs); /* nothing left after a normal run */
+	vfh_drop_all(&fs);
 out_pool:
 	pool_free(fs.pool);
 	notifier_free(fs.notify);
 	pthread_mutex_lock(&fs.lock);
-	if (fs.all)
+	if (fs.sessions.count)
 		fprintf(stderr, "vmpoolfs: sessions still referenced at exit\n");
 	pthread_mutex_unlock(&fs.lock);
 out_backend:
@@ -163,6 +172,7 @@ out_args:
 	fuse_opt_free_args(&args);
 	opts_free(&fs.opts);
 	free(fs.mnt);
+	u64map_destroy(&fs.sessions);
 	pthread_mutex_destroy(&fs.lock);
 	if (status == 0)
 		fprintf(stderr, "vmpoolfs: unmounted, all machines released\n");

@@ -13,15 +13,16 @@
 #include <unistd.h>
 
 #include "fs/root_proxy.h"
+#include "lib/clock.h"
 #include "session.h"
 
 struct notifier {
 	struct vpfs *fs;
 	pthread_t thread;
 	pid_t tid;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct session *head; /* queued sessions, each with a reference */
+	pthread_mutex_t lock;         /* queue, stop, and each queued session's nq_* */
+	pthread_cond_t cond;          /* CLOCK_MONOTONIC (clock_cond_init) */
+	struct list_node queue;       /* sessions (nq_link), each with a reference */
 	bool stop;
 };
 
@@ -42,11 +43,9 @@ void notifier_post(struct notifier *n, struct session *s, unsigned what)
 	}
 	if (!n->stop) {
 		s->nq_flags |= what;
-		if (!s->nq_linked) {
-			s->nq_linked = true;
+		if (!list_linked(&s->nq_link)) {
 			session_ref(s);
-			s->nq_next = n->head;
-			n->head = s;
+			list_add_head(&n->queue, &s->nq_link);
 		}
 		pthread_cond_signal(&n->cond);
 	}
@@ -121,21 +120,21 @@ static void *notify_main(void *arg)
 	__atomic_store_n(&n->tid, gettid(), __ATOMIC_RELEASE);
 	pthread_mutex_lock(&n->lock);
 	while (!n->stop) {
-		uint64_t now = vpfs_now_ms(), wait_ms = UINT64_MAX;
-		struct session *pick = NULL, **pp;
+		uint64_t now = clock_mono_ms(), wait_ms = UINT64_MAX;
+		struct session *pick = NULL;
 		unsigned what = 0;
-		for (pp = &n->head; *pp; pp = &(*pp)->nq_next) {
-			what = due_flags(*pp, now, &wait_ms);
-			if (what)
+		list_for_each(&n->queue, it) {
+			struct session *s = container_of(it, struct session, nq_link);
+			what = due_flags(s, now, &wait_ms);
+			if (what) {
+				pick = s;
 				break;
+			}
 		}
-		if (*pp) {
-			pick = *pp;
+		if (pick) {
 			pick->nq_flags &= ~what;
 			if (!pick->nq_flags) { /* its queue reference is ours now */
-				*pp = pick->nq_next;
-				pick->nq_linked = false;
-				pick->nq_next = NULL;
+				list_del(&pick->nq_link);
 			} else {
 				session_ref(pick);
 			}
@@ -145,16 +144,7 @@ static void *notify_main(void *arg)
 			pthread_mutex_lock(&n->lock);
 			continue;
 		}
-		if (wait_ms == UINT64_MAX) {
-			pthread_cond_wait(&n->cond, &n->lock);
-		} else {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms * 1000000u;
-			ts.tv_sec += (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
-			pthread_cond_timedwait(&n->cond, &n->lock, &ts);
-		}
+		(void)clock_cond_wait(&n->cond, &n->lock, wait_ms == UINT64_MAX ? 0 : deadline_after_ms(wait_ms));
 	}
 	pthread_mutex_unlock(&n->lock);
 	return NULL;
@@ -166,13 +156,15 @@ int notifier_start(struct vpfs *fs, struct notifier **out)
 	if (!n)
 		return -ENOMEM;
 	n->fs = fs;
+	list_init(&n->queue);
 	pthread_mutex_init(&n->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&n->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	int r = pthread_create(&n->thread, NULL, notify_main, n);
+	int r = clock_cond_init(&n->cond);
+	if (r < 0) {
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+		return r;
+	}
+	r = pthread_create(&n->thread, NULL, notify_main, n);
 	if (r != 0) {
 		pthread_cond_destroy(&n->cond);
 		pthread_mutex_destroy(&n->lock);
@@ -200,18 +192,17 @@ void notifier_stop(struct notifier *n)
 	pthread_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
 	/* Drop what is still queued. */
-	pthread_mutex_lock(&n->lock);
-	struct session *s = n->head;
-	n->head = NULL;
-	pthread_mutex_unlock(&n->lock);
-	while (s) {
-		struct session *next = s->nq_next;
-		s->nq_linked = false;
-		s->nq_next = NULL;
-		s->nq_flags = 0;
+	for (;;) {
+		pthread_mutex_lock(&n->lock);
+		struct list_node *first = list_pop_head(&n->queue);
+		struct session *s = first ? container_of(first, struct session, nq_link) : NULL;
+		if (s)
+			s->nq_flags = 0;
+		pthread_mutex_unlock(&n->lock);
+		if (!s)
+			return;
 		session_settled(s);
 		session_unref(s);
-		s = next;
 	}
 }
 

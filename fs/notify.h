@@ -1,5 +1,5 @@
 /* The notify thread: inotify events and cache invalidation for the tree
- * (DESIGN §1 inotify, root/).
+ * (docs/usage.md: inotify, root/).
  *
  * No notify call of the kernel raises an inotify event; an operation that
  * the daemon makes on its own mount path does. So this thread, which never
@@ -17,6 +17,8 @@
 #include "vpfs.h"
 
 #define NOTIFY_TOUCH_MS 100
+
+struct session;
 
 enum { NQ_TOUCH_OUT = 1u, NQ_TOUCH_ERR = 2u, NQ_EXIT = 4u };
 

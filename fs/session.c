@@ -2,39 +2,25 @@
 #include "session.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "ctlfiles.h"
 #include "fs/root_proxy.h"
-#include "proto/client.h"
+#include "ino.h"
+#include "lib/clock.h"
 #include "notify.h"
+#include "proto/client.h"
 #include "waiters.h"
 
 const char *cmd_state_name(enum cmd_state st)
 {
 	static const char *const names[] = {"idle", "running", "exited", "signaled", "timeout", "error"};
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
-}
-
-uint64_t vpfs_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t vpfs_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void session_ref(struct session *s)
@@ -46,12 +32,7 @@ static void session_destroy(struct session *s)
 {
 	struct vpfs *fs = s->fs;
 	pthread_mutex_lock(&fs->lock);
-	if (s->prev_all)
-		s->prev_all->next_all = s->next_all;
-	else
-		fs->all = s->next_all;
-	if (s->next_all)
-		s->next_all->prev_all = s->prev_all;
+	u64map_remove(&fs->sessions, &s->by_serial);
 	pthread_mutex_unlock(&fs->lock);
 	outbuf_free(&s->out[0]);
 	outbuf_free(&s->out[1]);
@@ -75,23 +56,23 @@ static void set_error(struct session *s, const char *what, int err)
 
 /* ---- name table ------------------------------------------------------ */
 
+/* Under fs->lock. */
 static struct session *find_live(struct vpfs *fs, const char *name)
 {
-	for (struct session *s = fs->live; s; s = s->next_live)
+	list_for_each(&fs->live, it) {
+		struct session *s = container_of(it, struct session, live_link);
 		if (strcmp(s->name, name) == 0)
 			return s;
+	}
 	return NULL;
 }
 
+/* Under fs->lock. */
 static void unlink_live(struct vpfs *fs, struct session *s)
 {
-	for (struct session **pp = &fs->live; *pp; pp = &(*pp)->next_live) {
-		if (*pp == s) {
-			*pp = s->next_live;
-			s->next_live = NULL;
-			fs->nlive--;
-			return;
-		}
+	if (list_linked(&s->live_link)) {
+		list_del(&s->live_link);
+		fs->nlive--;
 	}
 }
 
@@ -107,14 +88,15 @@ struct session *session_by_name(struct vpfs *fs, const char *name)
 	return s;
 }
 
-/* Looks in the live list, or with `any` in the list of every session. */
+/* A named session, or with `any` also one that rmdir unnamed but
+ * something still holds. */
 static struct session *by_serial(struct vpfs *fs, uint64_t serial, bool any)
 {
-	struct session *s;
 	pthread_mutex_lock(&fs->lock);
-	for (s = any ? fs->all : fs->live; s; s = any ? s->next_all : s->next_live)
-		if (s->serial == serial && s->ready)
-			break;
+	struct u64map_link *l = u64map_find(&fs->sessions, serial);
+	struct session *s = l ? container_of(l, struct session, by_serial) : NULL;
+	if (s && (!s->ready || (!any && !list_linked(&s->live_link))))
+		s = NULL;
 	if (s)
 		session_ref(s);
 	pthread_mutex_unlock(&fs->lock);
@@ -131,6 +113,19 @@ struct session *session_by_serial_any(struct vpfs *fs, uint64_t serial)
 	return by_serial(fs, serial, true);
 }
 
+int session_each_named(struct vpfs *fs, int (*fn)(void *ctx, const struct session *s), void *ctx)
+{
+	int r = 0;
+	pthread_mutex_lock(&fs->lock);
+	list_for_each(&fs->live, it) {
+		const struct session *s = container_of(it, struct session, live_link);
+		if (s->ready && (r = fn(ctx, s)) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
 int session_create(struct vpfs *fs, const char *name, struct session **out)
 {
 	/* FUSE passes names up to 1024 bytes; a directory name is NAME_MAX. */
@@ -145,6 +140,10 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	}
 	s->fs = fs;
 	s->refs = 1; /* the name table */
+	list_init(&s->live_link);
+	list_init(&s->waiters);
+	list_init(&s->fhs);
+	list_init(&s->nq_link);
 	pthread_mutex_init(&s->lock, NULL);
 	outbuf_init(&s->out[0], fs->opts.spill_threshold, fs->spill_dir);
 	outbuf_init(&s->out[1], fs->opts.spill_threshold, fs->spill_dir);
@@ -158,7 +157,7 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 		err = -ESHUTDOWN;
 	else if (find_live(fs, name))
 		err = -EEXIST;
-	else if (fs->next_serial > SES_SERIAL_MAX)
+	else if (fs->next_serial > INO_SERIAL_MAX)
 		err = -ENOSPC;
 	if (err) {
 		pthread_mutex_unlock(&fs->lock);
@@ -169,20 +168,17 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	}
 	/* The name is reserved (not yet visible) while the machine comes. */
 	s->serial = fs->next_serial++;
-	s->next_live = fs->live;
-	fs->live = s;
+	list_add_head(&fs->live, &s->live_link);
 	fs->nlive++;
-	s->next_all = fs->all;
-	if (fs->all)
-		fs->all->prev_all = s;
-	fs->all = s;
+	s->by_serial.key = s->serial;
+	u64map_insert(&fs->sessions, &s->by_serial);
 	pthread_mutex_unlock(&fs->lock);
 
 	void *m = NULL;
 	struct root_proxy *rp = NULL;
 	err = pool_acquire(fs->pool, &m);
 	if (err == 0) {
-		err = rp_new(machine_client(m), INO_RP_BIT | (s->serial << RP_NODE_BITS), &rp);
+		err = rp_new(machine_client(m), ino_rp_base(s->serial), &rp);
 		if (err < 0) {
 			pool_release(fs->pool, m);
 			m = NULL;
@@ -224,6 +220,16 @@ int session_machine_get(struct session *s)
 		s->musers++;
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+struct machine *session_machine_hold(struct session *s)
+{
+	if (session_machine_get(s) < 0)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	struct machine *m = s->m;
+	pthread_mutex_unlock(&s->lock);
+	return m;
 }
 
 void session_machine_put(struct session *s)
@@ -321,7 +327,7 @@ static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
 			s->dead = true;
 			set_error(s, "guest connection lost", err < 0 ? err : -EIO);
 		}
-		s->duration_ms = vpfs_now_ms() - s->started_mono_ms;
+		s->duration_ms = clock_mono_ms() - s->started_mono_ms;
 	} else {
 		if (ex->timed_out) {
 			s->state = ST_TIMEOUT;
@@ -441,8 +447,8 @@ int session_start(struct session *s, const char *text, size_t len)
 	s->signo = 0;
 	s->duration_ms = 0;
 	s->error[0] = '\0';
-	s->started_wall_ms = vpfs_wall_ms();
-	s->started_mono_ms = vpfs_now_ms();
+	s->started_wall_ms = clock_wall_ms();
+	s->started_mono_ms = clock_mono_ms();
 	clock_gettime(CLOCK_REALTIME, &s->ctime);
 	s->mtime[0] = s->mtime[1] = s->ctime;
 	s->musers++;
@@ -565,47 +571,12 @@ int session_stdin(struct session *s, uint64_t gen, const void *data, size_t len,
 	return r;
 }
 
-/* ---- text of the files ------------------------------------------------- */
-
-static void put_escaped(FILE *f, const char *p, size_t n)
+void session_refresh_oom_kills(struct session *s)
 {
-	/* One line per key: a multi-line command shows its newlines as \n. */
-	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n')
-			fputs("\\n", f);
-		else if (p[i] == '\\')
-			fputs("\\\\", f);
-		else
-			fputc(p[i], f);
-	}
-}
-
-/* The error= line of a command whose output could not all be kept (a full
- * spill disk): which stream, how much is there, why. */
-static void put_output_lost(FILE *f, const struct session *s)
-{
-	fputs("error=", f);
-	const char *sep = "";
-	for (int i = 0; i < 2; i++) {
-		if (!s->out_err[i])
-			continue;
-		fprintf(f, "%s%s output lost after %llu bytes: %s", sep, i ? "stderr" : "stdout",
-			(unsigned long long)outbuf_len(&s->out[i]), strerror(-s->out_err[i]));
-		sep = "; ";
-	}
-	fputc('\n', f);
-}
-
-/* Reads the machine's OOM-kill count into s->oom_kills (while the machine
- * is still ours; after rmdir the last value stays). */
-static void refresh_oom_kills(struct session *s)
-{
-	if (session_machine_get(s) < 0)
+	struct machine *m = session_machine_hold(s);
+	if (!m)
 		return;
 	pthread_mutex_lock(&s->lock);
-	struct machine *m = s->m;
 	uint64_t gen = s->gen;
 	pthread_mutex_unlock(&s->lock);
 	struct machine_info info;
@@ -617,290 +588,25 @@ static void refresh_oom_kills(struct session *s)
 	session_machine_put(s);
 }
 
-int session_format_stat(struct session *s, char **out, size_t *len)
-{
-	refresh_oom_kills(s);
-	char *buf = NULL;
-	size_t sz = 0;
-	FILE *f = open_memstream(&buf, &sz);
-	if (!f)
-		return -ENOMEM;
-	pthread_mutex_lock(&s->lock);
-	enum cmd_state st = s->settling ? ST_RUNNING : s->state;
-	fprintf(f, "state=%s\n", cmd_state_name(st));
-	if (st == ST_EXITED || st == ST_SIGNALED || st == ST_TIMEOUT)
-		fprintf(f, "exit_code=%d\n", s->exit_code);
-	else
-		fputs("exit_code=\n", f);
-	if ((st == ST_SIGNALED || st == ST_TIMEOUT) && s->signo)
-		fprintf(f, "signal=%d\n", s->signo);
-	else
-		fputs("signal=\n", f);
-	if (st != ST_IDLE && s->pid)
-		fprintf(f, "pid=%u\n", s->pid);
-	else
-		fputs("pid=\n", f);
-	if (st != ST_IDLE) {
-		fprintf(f, "started_ms=%llu\n", (unsigned long long)s->started_wall_ms);
-		uint64_t d = st == ST_RUNNING ? vpfs_now_ms() - s->started_mono_ms : s->duration_ms;
-		fprintf(f, "duration_ms=%llu\n", (unsigned long long)d);
-	} else {
-		fputs("started_ms=\nduration_ms=\n", f);
-	}
-	fprintf(f, "stdout_bytes=%llu\n", (unsigned long long)outbuf_len(&s->out[0]));
-	fprintf(f, "stderr_bytes=%llu\n", (unsigned long long)outbuf_len(&s->out[1]));
-	if (st != ST_IDLE)
-		fprintf(f, "oom_kills=%llu\n", (unsigned long long)s->oom_kills);
-	else
-		fputs("oom_kills=\n", f);
-	fputs("cmd=", f);
-	if (s->cmd)
-		put_escaped(f, s->cmd, s->cmd_len);
-	fputc('\n', f);
-	fprintf(f, "host_pid=%d\n", s->host_pid);
-	if (st == ST_ERROR)
-		fprintf(f, "error=%s\n", s->error);
-	else if (s->out_err[0] || s->out_err[1])
-		put_output_lost(f, s);
-	pthread_mutex_unlock(&s->lock);
-	if (fclose(f) != 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	*out = buf;
-	*len = sz;
-	return 0;
-}
-
-/* Reads the whole log file: the backends cap it (1 MiB and a marker line
- * per life of a machine), so a bound here only guards against surprises. */
-#define LOG_READ_MAX (2u << 20)
-
-/* Up to LOG_READ_MAX bytes of the file as it is now, sized by fstat rather
- * than by the bound: a log is usually empty or a few lines. */
-static int read_small_file(const char *path, char **out, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	size_t want = (uint64_t)st.st_size < LOG_READ_MAX ? (size_t)st.st_size : LOG_READ_MAX;
-	char *buf = malloc(want ? want : 1);
-	size_t got = 0;
-	int err = buf ? 0 : -ENOMEM;
-	while (!err && got < want) {
-		ssize_t n = read(fd, buf + got, want - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			err = -errno;
-		else if (n == 0)
-			break;
-		else
-			got += (size_t)n;
-	}
-	close(fd);
-	if (err) {
-		free(buf);
-		return err;
-	}
-	*out = buf;
-	*len = got;
-	return 0;
-}
-
-/* The machine, held (musers) so that it stays ours; NULL after rmdir.
- * The caller ends with session_machine_put. */
-static struct machine *machine_held(struct session *s)
-{
-	if (session_machine_get(s) < 0)
-		return NULL;
-	pthread_mutex_lock(&s->lock);
-	struct machine *m = s->m;
-	pthread_mutex_unlock(&s->lock);
-	return m;
-}
-
-int session_read_log(struct session *s, char **out, size_t *len)
-{
-	struct machine *m = machine_held(s);
-	if (!m)
-		return -ESTALE;
-	/* A guest found dead now gets its end noted in the log before we read. */
-	machine_is_alive(m);
-	const char *path = machine_log_path(m);
-	int err = 0;
-	if (path) {
-		err = read_small_file(path, out, len);
-	} else {
-		*out = NULL;
-		*len = 0;
-	}
-	session_machine_put(s);
-	return err;
-}
-
-static uint64_t log_size(struct session *s)
-{
-	struct machine *m = machine_held(s);
-	if (!m)
-		return 0;
-	const char *path = machine_log_path(m);
-	struct stat st;
-	uint64_t n = 0;
-	if (path && stat(path, &st) == 0)
-		n = (uint64_t)st.st_size < LOG_READ_MAX ? (uint64_t)st.st_size : LOG_READ_MAX;
-	session_machine_put(s);
-	return n;
-}
-
-uint64_t session_file_size(struct session *s, int file)
-{
-	uint64_t n = 0;
-	char *txt = NULL;
-	size_t tl = 0;
-	switch (file) {
-	case SF_STAT:
-		if (session_format_stat(s, &txt, &tl) == 0)
-			n = tl;
-		break;
-	case SF_CTL:
-		pthread_mutex_lock(&s->lock);
-		if (settings_format(&s->settings, &txt, &tl) == 0)
-			n = tl;
-		pthread_mutex_unlock(&s->lock);
-		break;
-	case SF_LOG:
-		n = log_size(s);
-		break;
-	default:
-		pthread_mutex_lock(&s->lock);
-		if (file == SF_CMD)
-			n = s->cmd_len;
-		else if (file == SF_STDOUT || file == SF_STDERR)
-			n = outbuf_len(&s->out[file == SF_STDERR]);
-		else if (file == SF_EXIT && s->state != ST_IDLE && s->state != ST_RUNNING &&
-			 s->state != ST_ERROR)
-			n = (uint64_t)snprintf(NULL, 0, "%d\n", s->exit_code);
-		pthread_mutex_unlock(&s->lock);
-		break;
-	}
-	free(txt);
-	return n;
-}
-
-/* ---- handles ------------------------------------------------------------ */
-
-/* The list a handle is on and the lock that guards it: its session's, or
- * the daemon's list of handles with no session. */
-static struct vfh **fh_list(struct vpfs *fs, struct session *s, pthread_mutex_t **lock)
-{
-	*lock = s ? &s->lock : &fs->lock;
-	return s ? &s->fhs : &fs->misc_fhs;
-}
-
-struct vfh *vfh_new(struct vpfs *fs, struct session *s, int kind)
-{
-	struct vfh *fh = calloc(1, sizeof(*fh));
-	if (!fh)
-		return NULL;
-	fh->s = s;
-	fh->kind = kind;
-	pthread_mutex_init(&fh->io, NULL);
-	if (s)
-		session_ref(s);
-	pthread_mutex_t *lock;
-	struct vfh **head = fh_list(fs, s, &lock);
-	pthread_mutex_lock(lock);
-	if (s)
-		fh->gen = s->gen;
-	fh->next = *head;
-	if (fh->next)
-		fh->next->prev = fh;
-	*head = fh;
-	pthread_mutex_unlock(lock);
-	return fh;
-}
-
-void vfh_free(struct vpfs *fs, struct vfh *fh)
-{
-	struct session *s = fh->s;
-	pthread_mutex_t *lock;
-	struct vfh **head = fh_list(fs, s, &lock);
-	pthread_mutex_lock(lock);
-	if (fh->prev)
-		fh->prev->next = fh->next;
-	else
-		*head = fh->next;
-	if (fh->next)
-		fh->next->prev = fh->prev;
-	struct fuse_pollhandle *ph = fh->ph;
-	fh->ph = NULL;
-	pthread_mutex_unlock(lock);
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	pthread_mutex_destroy(&fh->io);
-	free(fh->buf);
-	free(fh);
-	if (s)
-		session_unref(s);
-}
-
 void session_release_all(struct vpfs *fs)
 {
-	/* Named sessions: unname and release, as rmdir would. */
 	for (;;) {
 		pthread_mutex_lock(&fs->lock);
 		fs->shutting_down = true;
-		struct session *s = fs->live;
-		while (s && !s->ready)
-			s = s->next_live;
+		struct session *s = NULL;
+		list_for_each(&fs->live, it) {
+			struct session *c = container_of(it, struct session, live_link);
+			if (c->ready) {
+				s = c;
+				break;
+			}
+		}
 		if (s)
 			unlink_live(fs, s);
 		pthread_mutex_unlock(&fs->lock);
 		if (!s)
-			break;
+			return;
 		release_session(s);
-		session_unref(s);
-	}
-	/* The kernel sends no RELEASE after the connection is gone: drop the
-	 * handles it still had, and answer every parked read. */
-	for (;;) {
-		struct session *s = NULL;
-		struct vfh *fh = NULL;
-		pthread_mutex_lock(&fs->lock);
-		if (fs->misc_fhs) {
-			fh = fs->misc_fhs;
-		} else {
-			for (s = fs->all; s; s = s->next_all) {
-				pthread_mutex_lock(&s->lock);
-				fh = s->fhs;
-				bool waiting = s->waiters != NULL;
-				pthread_mutex_unlock(&s->lock);
-				if (fh || waiting)
-					break;
-			}
-			if (s)
-				session_ref(s);
-		}
-		pthread_mutex_unlock(&fs->lock);
-		if (!fh && !s)
-			break;
-		if (s) {
-			waiters_fail_all(s, EIO);
-			pthread_mutex_lock(&s->lock);
-			fh = s->fhs;
-			pthread_mutex_unlock(&s->lock);
-			if (fh)
-				vfh_free(fs, fh);
-			session_unref(s);
-		} else {
-			vfh_free(fs, fh);
-		}
+		session_unref(s); /* the name table's */
 	}
 }

@@ -1,11 +1,15 @@
-/* One acquired machine (pool/NAME) and the state of its current or last
- * command: output, exit status, settings, readers waiting for either.
+/* One acquired machine (pool/NAME) and the state machine of its commands:
+ * idle -> running -> exited/signaled/timeout/error -> running ...; output,
+ * exit status, settings, and the readers waiting for them. What the files
+ * show of it is ctlfiles.h's; open files are handles.h's.
  *
  * Lifetime: `refs` counts the name table, open handles, a running exec (its
  * callbacks), the notify queue and handlers in progress; the struct is freed
  * at zero. The machine itself is used under `musers`: rmdir marks the
  * session released and the machine goes back to the pool when the last user
- * is done, so nothing touches a client after pool_release. */
+ * is done, so nothing touches a client after pool_release.
+ *
+ * Locks: fs->lock (vpfs.h) before s->lock, never the other way. */
 #ifndef VPFS_SESSION_H
 #define VPFS_SESSION_H
 
@@ -13,51 +17,36 @@
 #include <stdint.h>
 
 #include "ctlparse.h"
+#include "lib/list.h"
+#include "lib/u64map.h"
 #include "output.h"
 #include "vpfs.h"
 
 enum cmd_state { ST_IDLE = 0, ST_RUNNING, ST_EXITED, ST_SIGNALED, ST_TIMEOUT, ST_ERROR };
 const char *cmd_state_name(enum cmd_state st);
 
-struct waiter; /* waiters.h */
-
-/* An open file of the tree (fi->fh). */
-struct vfh {
-	struct session *s;            /* NULL for stats/config/directories */
-	int kind;                     /* enum sfile or FH_* */
-	bool writer;
-	bool self;                    /* stat opened for write by the notify thread */
-	bool started;                 /* cmd: this handle's text was started */
-	bool pending;                 /* cmd: holds text not started yet (counted in s->pending) */
-	pid_t opener;                 /* thread that opened it: its close starts cmd */
-	uint64_t gen;                 /* command generation at open (stdin) */
-	uint64_t pos;                 /* end of the last read: poll readiness */
-	struct fuse_pollhandle *ph;   /* under s->lock */
-	pthread_mutex_t io;           /* buf, len, cap: one fd may be shared by processes */
-	char *buf;                    /* snapshot to read, or text being written */
-	size_t len, cap;
-	struct vfh *next, *prev;      /* s->fhs or fs->misc_fhs */
-};
-
 struct session {
+	/* Constant from session_create on. */
 	struct vpfs *fs;
-	struct session *next_live, *next_all, *prev_all; /* under fs->lock */
 	char *name;
 	uint64_t serial;
 	int refs;                     /* atomic */
 
-	pthread_mutex_t lock;         /* everything below */
-	/* machine */
+	/* Under fs->lock. */
+	struct list_node live_link;   /* in fs->live while named */
+	struct u64map_link by_serial; /* in fs->sessions until freed */
+	bool ready;                   /* acquired; false while mkdir is still acquiring */
+
+	/* Under s->lock: the machine and the command. */
+	pthread_mutex_t lock;
 	struct machine *m;
 	struct vp_client *client;
 	struct root_proxy *rp;
 	int32_t host_pid;
 	uint32_t machine_id;
 	int musers;
-	bool ready;                   /* acquired; false while mkdir is still acquiring */
 	bool released;                /* rmdir done: no new machine use */
 	bool dead;                    /* the guest died: commands fail with EIO */
-	/* command */
 	enum cmd_state state;
 	uint64_t gen;                 /* commands started */
 	int pending;                  /* cmd handles holding text that is about to run */
@@ -78,12 +67,12 @@ struct session {
 	struct timespec mtime[2];
 	struct timespec ctime;
 	struct exec_settings settings;
-	struct waiter *waiters;       /* blocked reads (waiters.h) */
-	struct vfh *fhs;              /* open handles on this session's files */
-	/* notify queue; under the notifier's lock */
+	struct list_node waiters;     /* blocked reads (waiters.h) */
+	struct list_node fhs;         /* open handles on this session's files (handles.h) */
+
+	/* Under the notifier's lock (notify.c). */
 	unsigned nq_flags;
-	bool nq_linked;
-	struct session *nq_next;
+	struct list_node nq_link;     /* in its queue while linked */
 	uint64_t touch_last_ms[2];
 };
 
@@ -101,10 +90,15 @@ struct session *session_by_serial(struct vpfs *fs, uint64_t serial);
 /* Also a released session that open handles still keep (getattr of an
  * open file after rmdir, like an unlinked file). */
 struct session *session_by_serial_any(struct vpfs *fs, uint64_t serial);
+/* Calls fn on every named, acquired session under fs->lock (readdir of
+ * pool/); stops at the first non-zero result and returns it. */
+int session_each_named(struct vpfs *fs, int (*fn)(void *ctx, const struct session *s), void *ctx);
 
 /* Machine use around a client/proxy call: -ESTALE once released. */
 int session_machine_get(struct session *s);
 void session_machine_put(struct session *s);
+/* session_machine_get and the machine; NULL (nothing held) after rmdir. */
+struct machine *session_machine_hold(struct session *s);
 
 /* Start `text` (validated: no NUL, ≤ VP_MAX_CMD). -EBUSY while a command
  * runs, -EIO/-ENOTCONN for a dead guest, -ESTALE after rmdir. */
@@ -120,23 +114,17 @@ int session_kill(struct session *s, int signo);
 /* stdin data (eof closes the pipe after it); -EPIPE when `gen` is not the
  * running command. */
 int session_stdin(struct session *s, uint64_t gen, const void *data, size_t len, bool eof);
+/* The machine's OOM-kill count since the command started, into
+ * s->oom_kills (while the machine is ours; after rmdir the last value
+ * stays). */
+void session_refresh_oom_kills(struct session *s);
 
 /* The notify thread dropped root/ caches after the end: readers of exit
  * and stdout may now see it (so root/ is fresh for whoever reacts). */
 void session_settled(struct session *s);
-/* Text of the stat file; malloc'ed. */
-int session_format_stat(struct session *s, char **out, size_t *len);
-/* The machine's log (console or agent stderr; machine_log_path) as it is
- * now; -ESTALE after rmdir. */
-int session_read_log(struct session *s, char **out, size_t *len);
-/* Sizes for getattr: current length of a file's content. */
-uint64_t session_file_size(struct session *s, int file);
 
-/* Shutdown: release every named session, drop every open handle. */
+/* Shutdown: unname and release every named session, as rmdir would
+ * (open handles: vfh_drop_all, handles.h). */
 void session_release_all(struct vpfs *fs);
-
-/* Handles (fi->fh): linked to their session or to fs->misc_fhs. */
-struct vfh *vfh_new(struct vpfs *fs, struct session *s, int kind);
-void vfh_free(struct vpfs *fs, struct vfh *fh);
 
 #endif

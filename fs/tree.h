@@ -1,6 +1,7 @@
-/* The FUSE low-level operations of the daemon: the tree of DESIGN §1
- * (MNT, pool/, pool/NAME and its files, stats, config), with every inode
- * of a root/ routed to that session's root proxy. */
+/* The FUSE low-level operations of the daemon: the tree of docs/usage.md
+ * (MNT, pool/, pool/NAME and its files, stats, config), each operation
+ * routed to the control tree or, for the inodes of a root/, to that
+ * session's root proxy. */
 #ifndef VPFS_TREE_H
 #define VPFS_TREE_H
 

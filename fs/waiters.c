@@ -96,15 +96,9 @@ static void send_answer(fuse_req_t req, struct answer *a)
 	a->data = NULL;
 }
 
-static void unlink_waiter(struct session *s, struct waiter *w)
+static void unlink_waiter(struct waiter *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		s->waiters = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	w->next = w->prev = NULL;
+	list_del(&w->link);
 	w->in_list = false;
 }
 
@@ -123,7 +117,7 @@ static void on_interrupt(fuse_req_t req, void *data)
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
-	unlink_waiter(s, w);
+	unlink_waiter(w);
 	pthread_mutex_unlock(&s->lock);
 	fuse_reply_err(req, EINTR);
 	free(w);
@@ -167,10 +161,7 @@ void waiters_read(struct session *s, fuse_req_t req, struct vfh *fh, int kind, s
 				return;
 			}
 			w->in_list = true;
-			w->next = s->waiters;
-			if (w->next)
-				w->next->prev = w;
-			s->waiters = w;
+			list_add_head(&s->waiters, &w->link);
 			pthread_mutex_unlock(&s->lock);
 			return; /* answered later, by whoever unlinks it */
 		}
@@ -180,6 +171,7 @@ void waiters_read(struct session *s, fuse_req_t req, struct vfh *fh, int kind, s
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
+		list_init(&w->link);
 		w->s = s;
 		w->req = req;
 		w->fh = fh;
@@ -200,7 +192,8 @@ struct taken {
 
 static void wake_pollers_locked(struct session *s, struct fuse_pollhandle ***phs, size_t *nph, size_t *cap)
 {
-	for (struct vfh *fh = s->fhs; fh; fh = fh->next) {
+	list_for_each(&s->fhs, it) {
+		struct vfh *fh = container_of(it, struct vfh, link);
 		if (!fh->ph)
 			continue;
 		if (*nph == *cap) {
@@ -224,8 +217,8 @@ void waiters_wake(struct session *s, int kind)
 	size_t nph = 0, phcap = 0;
 
 	pthread_mutex_lock(&s->lock);
-	for (struct waiter *w = s->waiters, *next; w; w = next) {
-		next = w->next;
+	list_for_each_safe(&s->waiters, it, next) {
+		struct waiter *w = container_of(it, struct waiter, link);
 		if (kind != SF_EXIT && w->kind != kind)
 			continue;
 		struct answer a;
@@ -241,7 +234,7 @@ void waiters_wake(struct session *s, int kind)
 			t = n;
 			cap = nc;
 		}
-		unlink_waiter(s, w);
+		unlink_waiter(w);
 		t[nt].w = w;
 		t[nt].a = a;
 		nt++;
@@ -266,9 +259,10 @@ void waiters_fail_all(struct session *s, int err)
 {
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
-		struct waiter *w = s->waiters;
+		struct list_node *first = list_first(&s->waiters);
+		struct waiter *w = first ? container_of(first, struct waiter, link) : NULL;
 		if (w)
-			unlink_waiter(s, w);
+			unlink_waiter(w);
 		pthread_mutex_unlock(&s->lock);
 		if (!w)
 			return;
@@ -283,12 +277,12 @@ void waiters_poll(struct session *s, fuse_req_t req, struct vfh *fh, struct fuse
 	struct fuse_pollhandle *old = NULL;
 	unsigned revents = 0;
 	pthread_mutex_lock(&s->lock);
-	if (fh->kind == SF_STDIN) {
+	if (fh->vf->kind == VF_PIPE) {
 		revents = s->state == ST_RUNNING && fh->gen == s->gen ? POLLOUT : POLLERR;
 	} else {
 		struct answer a;
 		/* Readable when a read at the handle's position would not block. */
-		if (try_answer(s, NULL, fh->kind, fh->pos, 1, &a)) {
+		if (try_answer(s, NULL, (int)fh->vf->file, fh->pos, 1, &a)) {
 			revents = POLLIN;
 			free(a.data);
 		}

@@ -1,4 +1,4 @@
-/* Reads of stdout, stderr and exit that wait for the command (DESIGN §1).
+/* Reads of stdout, stderr and exit that wait for the command.
  *
  * A read at the end of what is there while the command runs is parked: the
  * fuse_req_t goes on the session's waiter list and the worker thread returns
@@ -15,14 +15,16 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "handles.h"
+#include "lib/list.h"
 #include "session.h"
 
 struct waiter {
-	struct waiter *next, *prev;
+	struct list_node link;  /* in s->waiters while parked (in_list), under s->lock */
 	struct session *s;
 	fuse_req_t req;
 	struct vfh *fh;
-	int kind;           /* SF_STDOUT, SF_STDERR, SF_EXIT */
+	int kind;           /* SF_STDOUT, SF_STDERR, SF_EXIT (ctlfiles.h) */
 	uint64_t off;
 	size_t size;
 	bool in_list, interrupted;

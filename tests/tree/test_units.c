@@ -1,5 +1,5 @@
 /* Unit tests of the daemon's pure parts: output buffers (spill to disk,
- * no byte lost) and the ctl words. */
+ * no byte lost), the ctl words and the inode layout. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fs/ctlparse.h"
+#include "fs/ino.h"
 #include "fs/output.h"
 #include "tests/common/tap.h"
 
@@ -88,9 +89,26 @@ static void test_ctl(void)
 	TAP_OK(strcmp(ctl_signal_name(SIGTERM), "TERM") == 0);
 }
 
+/* Both forms of inode hold every serial, and neither can be taken for the
+ * other. */
+static void test_ino(void)
+{
+	TAP_OK(ino_make(0, INO_ROOT) == FUSE_ROOT_ID);
+	uint64_t serials[] = {1, 2, 255, 256, INO_SERIAL_MAX};
+	for (size_t i = 0; i < sizeof(serials) / sizeof(serials[0]); i++) {
+		uint64_t n = serials[i];
+		fuse_ino_t c = ino_make(n, 7), r = (fuse_ino_t)(ino_rp_base(n) | RP_NODE_MASK);
+		TAP_OK(!ino_is_rp(c) && ino_serial(c) == n && ino_file(c) == 7);
+		TAP_OK(ino_is_rp(r) && ino_rp_serial(r) == n);
+		TAP_OK(ino_is_rp(ino_rp_base(n) | 1) && ino_rp_serial(ino_rp_base(n) | 1) == n);
+	}
+	TAP_OK(!ino_is_rp(ino_make(INO_SERIAL_MAX, (1u << INO_FILE_BITS) - 1)));
+}
+
 int main(void)
 {
 	test_output();
 	test_ctl();
+	test_ino();
 	return tap_done();
 }

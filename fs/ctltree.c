@@ -1,0 +1,376 @@
+/* The control tree's namespace, read from the rows of ctlfiles.h; see
+ * ctltree.h. */
+#include "ctltree.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctlfiles.h"
+#include "fs/root_proxy.h"
+#include "ino.h"
+#include "proto/proto.h"
+#include "session.h"
+
+#define ENTRY_TIMEOUT 1.0
+#define DIR_ATTR_TIMEOUT 1.0
+#define DIR_MODE (S_IFDIR | 0755)
+
+/* ---- attributes ------------------------------------------------------------ */
+
+static void base_attr(const struct vpfs *fs, struct stat *st, fuse_ino_t ino, mode_t mode)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->start_time;
+}
+
+/* pool/NAME (vf NULL) or one of its files. */
+static void session_attr(struct session *s, const struct vfile *vf, struct stat *st)
+{
+	if (!vf) {
+		base_attr(s->fs, st, ino_make(s->serial, SF_DIR), DIR_MODE);
+		st->st_nlink = 3; /* ., .., root/ */
+	} else {
+		base_attr(s->fs, st, ino_make(s->serial, vf->file), vf->mode);
+		st->st_size = vf->size ? (off_t)vf->size(s) : 0;
+		st->st_blocks = (st->st_size + 511) / 512;
+	}
+	pthread_mutex_lock(&s->lock);
+	st->st_ctim = s->ctime;
+	st->st_mtim = vf && vf->out != VF_OUT_NONE ? s->mtime[vf->out - VF_OUT_STDOUT] : s->ctime;
+	st->st_atim = st->st_mtim;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The mount's own nodes (serial 0). */
+static int mnt_attr(struct vpfs *fs, fuse_ino_t ino, struct stat *st)
+{
+	if (ino == INO_ROOT) {
+		base_attr(fs, st, ino, DIR_MODE);
+		st->st_nlink = 3; /* ., .., pool/ */
+		return 0;
+	}
+	const struct vfile *vf = vf_at(&vf_mnt_dir, ino_file(ino));
+	if (!vf)
+		return -ENOENT;
+	base_attr(fs, st, ino, vf->mode);
+	if (vf->kind == VF_DIR) { /* pool/: one link per machine */
+		pthread_mutex_lock(&fs->lock);
+		st->st_nlink = 2 + fs->nlive;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	return 0;
+}
+
+/* Any inode of ours; `any`: also a file of a released session that open
+ * handles still keep (fstat on an open file works after rmdir, like on an
+ * unlinked one). -ESTALE for a released session otherwise. */
+static int get_attr(struct vpfs *fs, fuse_ino_t ino, bool any, struct stat *st)
+{
+	uint64_t serial = ino_serial(ino);
+	if (serial == 0)
+		return mnt_attr(fs, ino, st);
+	const struct vfile *vf = NULL;
+	if (ino_file(ino) != SF_DIR && !(vf = vf_of_ino(ino)))
+		return -ENOENT;
+	struct session *s = vf && any ? session_by_serial_any(fs, serial) : session_by_serial(fs, serial);
+	if (!s)
+		return -ESTALE;
+	session_attr(s, vf, st);
+	session_unref(s);
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, const struct stat *st)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = st->st_ino;
+	e.attr = *st;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	e.attr_timeout = S_ISDIR(st->st_mode) ? DIR_ATTR_TIMEOUT : 0.0; /* sizes and times move */
+	fuse_reply_entry(req, &e);
+}
+
+void ct_getattr(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	int r = get_attr(fs, ino, true, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, S_ISDIR(st.st_mode) ? DIR_ATTR_TIMEOUT : 0.0);
+}
+
+void ct_setattr(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set)
+{
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	const struct vfile *vf = ino_serial(ino) ? vf_of_ino(ino) : NULL;
+	/* O_TRUNC on the writable files is meaningless and harmless; nothing
+	 * else may be truncated. */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !(vf && vf->write)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if ((to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) && vf && vf->out != VF_OUT_NONE) {
+		/* The notify thread's touch (IN_MODIFY); times only. */
+		struct session *s = session_by_serial(fs, ino_serial(ino));
+		if (s) {
+			struct timespec *t = &s->mtime[vf->out - VF_OUT_STDOUT];
+			pthread_mutex_lock(&s->lock);
+			if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+				clock_gettime(CLOCK_REALTIME, t);
+			else
+				*t = attr->st_mtim;
+			pthread_mutex_unlock(&s->lock);
+			session_unref(s);
+		}
+	}
+	struct stat st;
+	int r = get_attr(fs, ino, false, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, 0.0);
+}
+
+/* ---- names ------------------------------------------------------------------- */
+
+static void lookup_in_session(struct vpfs *fs, fuse_req_t req, uint64_t serial, const char *name)
+{
+	struct session *s = session_by_serial(fs, serial);
+	if (!s) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	const struct vfile *vf = vf_lookup(&vf_ses_dir, name);
+	struct stat st;
+	if (!vf) {
+		fuse_reply_err(req, ENOENT);
+	} else if (vf->kind != VF_PROXY) {
+		session_attr(s, vf, &st);
+		reply_entry(req, &st);
+	} else if (session_machine_get(s) == 0) {
+		rp_lookup_root(s->rp, req);
+		session_machine_put(s);
+	} else {
+		fuse_reply_err(req, ENOENT); /* released under us */
+	}
+	session_unref(s);
+}
+
+void ct_lookup(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct stat st;
+	if (parent == INO_ROOT) {
+		const struct vfile *vf = vf_lookup(&vf_mnt_dir, name);
+		if (!vf) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		mnt_attr(fs, ino_make(0, vf->file), &st);
+		reply_entry(req, &st);
+	} else if (parent == INO_POOL) {
+		if (strlen(name) > NAME_MAX) {
+			fuse_reply_err(req, ENAMETOOLONG);
+			return;
+		}
+		struct session *s = session_by_name(fs, name);
+		if (!s) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		session_attr(s, NULL, &st);
+		session_unref(s);
+		reply_entry(req, &st);
+	} else if (ino_serial(parent) != 0 && ino_file(parent) == SF_DIR) {
+		lookup_in_session(fs, req, ino_serial(parent), name);
+	} else {
+		fuse_reply_err(req, ENOTDIR);
+	}
+}
+
+void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (parent != INO_POOL) {
+		fuse_reply_err(req, EPERM); /* only pool/NAME can be made */
+		return;
+	}
+	struct session *s;
+	int r = session_create(fs, name, &s);
+	if (r < 0) {
+		if (r == -EAGAIN)
+			fprintf(stderr, "vmpoolfs: mkdir pool/%s: no machine can be made now (max_machines=%u)\n",
+				name, fs->opts.pool.max_machines);
+		else if (r != -EEXIST)
+			fprintf(stderr, "vmpoolfs: mkdir pool/%s: %s\n", name, strerror(-r));
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct stat st;
+	session_attr(s, NULL, &st);
+	session_unref(s);
+	reply_entry(req, &st);
+}
+
+void ct_rmdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (parent != INO_POOL) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	int r = session_remove(fs, name);
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}
+
+/* ---- directories --------------------------------------------------------------- */
+
+/* A directory's entries as they were at opendir (fi->fh), so that offsets
+ * stay valid while machines come and go. */
+struct dent {
+	fuse_ino_t ino;
+	mode_t mode;
+	char name[];
+};
+
+struct dirsnap {
+	size_t n;
+	struct dent **e;
+};
+
+static int snap_add(struct dirsnap *d, const char *name, fuse_ino_t ino, mode_t mode)
+{
+	struct dent **ne = realloc(d->e, (d->n + 1) * sizeof(*ne));
+	if (!ne)
+		return -ENOMEM;
+	d->e = ne;
+	size_t l = strlen(name);
+	struct dent *x = malloc(sizeof(*x) + l + 1);
+	if (!x)
+		return -ENOMEM;
+	x->ino = ino;
+	x->mode = mode & S_IFMT;
+	memcpy(x->name, name, l + 1);
+	d->e[d->n++] = x;
+	return 0;
+}
+
+static void snap_free(struct dirsnap *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i]);
+	free(d->e);
+	free(d);
+}
+
+static int snap_session(void *ctx, const struct session *s)
+{
+	return snap_add(ctx, s->name, ino_make(s->serial, SF_DIR), S_IFDIR);
+}
+
+/* The rows of a directory; serial 0 for the mount's. */
+static int snap_rows(struct dirsnap *d, const struct vf_dir *dir, uint64_t serial)
+{
+	int r = 0;
+	for (size_t i = 0; i < dir->n && !r; i++) {
+		const struct vfile *vf = &dir->rows[i];
+		/* root/'s inode is the proxy's; readdir shows a placeholder number */
+		fuse_ino_t ino = vf->kind == VF_PROXY ? ino_rp_base(serial) | VP_ROOT_NODE : ino_make(serial, vf->file);
+		r = snap_add(d, vf->name, ino, vf->mode);
+	}
+	return r;
+}
+
+static int snap_dir(struct vpfs *fs, fuse_ino_t ino, struct dirsnap *d)
+{
+	int r = snap_add(d, ".", ino, S_IFDIR);
+	if (r)
+		return r;
+	if (ino == INO_ROOT) {
+		r = snap_add(d, "..", INO_ROOT, S_IFDIR);
+		return r ? r : snap_rows(d, &vf_mnt_dir, 0);
+	}
+	if (ino == INO_POOL) {
+		r = snap_add(d, "..", INO_ROOT, S_IFDIR);
+		return r ? r : session_each_named(fs, snap_session, d);
+	}
+	if (ino_serial(ino) == 0 || ino_file(ino) != SF_DIR)
+		return -ENOTDIR;
+	struct session *s = session_by_serial(fs, ino_serial(ino));
+	if (!s)
+		return -ESTALE;
+	r = snap_add(d, "..", INO_POOL, S_IFDIR);
+	if (!r)
+		r = snap_rows(d, &vf_ses_dir, s->serial);
+	session_unref(s);
+	return r;
+}
+
+void ct_opendir(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dirsnap *d = calloc(1, sizeof(*d));
+	int r = d ? snap_dir(fs, ino, d) : -ENOMEM;
+	if (r < 0) {
+		snap_free(d);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) != 0)
+		snap_free(d);
+}
+
+void ct_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+	const struct dirsnap *d = (const struct dirsnap *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
+		const struct dent *x = d->e[i];
+		size_t n;
+		if (plus) {
+			/* ino 0: no lookup is counted for these entries; the
+			 * kernel looks them up when used. */
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = x->ino;
+			e.attr.st_mode = x->mode;
+			n = fuse_add_direntry_plus(req, buf + used, size - used, x->name, &e, (off_t)(i + 1));
+		} else {
+			struct stat st;
+			memset(&st, 0, sizeof(st));
+			st.st_ino = x->ino;
+			st.st_mode = x->mode;
+			n = fuse_add_direntry(req, buf + used, size - used, x->name, &st, (off_t)(i + 1));
+		}
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void ct_releasedir(fuse_req_t req, struct fuse_file_info *fi)
+{
+	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}

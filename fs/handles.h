@@ -1,0 +1,55 @@
+/* Open files of the control tree (fi->fh): open, read, write, flush,
+ * release and poll, each done as the file's row says (ctlfiles.h).
+ *
+ * A handle holds a reference to its session and is linked on its list
+ * (s->fhs, under s->lock) or, for the mount's files, on fs->misc_fhs
+ * (under fs->lock), so that shutdown can drop what the kernel never
+ * releases and output can wake its pollers. */
+#ifndef VPFS_HANDLES_H
+#define VPFS_HANDLES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctlfiles.h"
+#include "lib/list.h"
+#include "session.h"
+
+struct vfh {
+	/* Constant after open. */
+	const struct vfile *vf;
+	struct session *s;            /* NULL for the mount's files */
+	bool reader, writer;          /* the access it was opened for */
+	bool self;                    /* stat opened for writing by the notify thread */
+	pid_t opener;                 /* thread that opened it: its close starts cmd */
+	uint64_t gen;                 /* command generation at open (stdin) */
+	/* Under s->lock. */
+	uint64_t pos;                 /* end of the last read: poll readiness */
+	struct fuse_pollhandle *ph;
+	/* Under the lock of the list it is on (see above). */
+	struct list_node link;
+	/* Under io: one open file may be shared by processes. */
+	pthread_mutex_t io;
+	bool started;                 /* cmd: this handle's text was started */
+	bool pending;                 /* cmd: holds text not started yet (counted in s->pending) */
+	char *buf;                    /* text to read, or text being written */
+	size_t len, cap;
+};
+
+void vfh_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vfh_read(struct vpfs *fs, fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void vfh_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi);
+void vfh_flush(fuse_req_t req, struct fuse_file_info *fi);
+void vfh_release(struct vpfs *fs, fuse_req_t req, struct fuse_file_info *fi);
+void vfh_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+
+/* Appends to fh->buf (under fh->io); 0 or -ENOMEM. */
+int vfh_append(struct vfh *fh, const char *p, size_t n);
+
+/* Shutdown, after session_release_all: the kernel sends no RELEASE once
+ * the connection is gone, so free every handle it still had and answer
+ * every parked read with EIO. */
+void vfh_drop_all(struct vpfs *fs);
+
+#endif

@@ -1,0 +1,71 @@
+/* The inode numbers of the tree: the one place that splits the 64 bits of
+ * a fuse_ino_t.
+ *
+ *   bit 63 clear: the control tree,
+ *       (serial << INO_FILE_BITS) | file
+ *     serial 0 is the mount's own nodes (file INO_ROOT..INO_CONFIG: MNT,
+ *     pool/, stats, config); serial N >= 1 is pool/NAME (file 0) and its
+ *     files (enum sfile, ctlfiles.h).
+ *   bit 63 set: root/ of session N, owned by its root proxy,
+ *       INO_RP_BIT | (N << RP_NODE_BITS) | guest node
+ *     (root_proxy.h fixes RP_NODE_BITS, the width of a guest node).
+ *
+ * Serials are capped so that both forms hold every one of them. A serial is
+ * never reused, so an inode of a released machine can never name a later
+ * one: it answers ESTALE. */
+#ifndef VPFS_INO_H
+#define VPFS_INO_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fs/root_proxy.h"
+
+#define INO_FILE_BITS 8
+#define INO_RP_BIT (UINT64_C(1) << 63)
+/* The serial bits between a guest node and INO_RP_BIT. */
+#define INO_SERIAL_BITS (63 - RP_NODE_BITS)
+#define INO_SERIAL_MAX ((UINT64_C(1) << INO_SERIAL_BITS) - 1)
+
+_Static_assert(INO_FILE_BITS + INO_SERIAL_BITS <= 63, "a control-tree inode must keep bit 63 clear");
+_Static_assert(INO_SERIAL_BITS >= 16, "root_proxy.h's RP_NODE_BITS leaves too few serial bits");
+
+/* The mount's own nodes: serial 0, so they are their file numbers. */
+enum { INO_ROOT = 1, INO_POOL, INO_STATS, INO_CONFIG };
+_Static_assert(INO_ROOT == FUSE_ROOT_ID, "MNT is FUSE's root inode");
+
+static inline fuse_ino_t ino_make(uint64_t serial, unsigned file)
+{
+	return (fuse_ino_t)((serial << INO_FILE_BITS) | file);
+}
+
+static inline bool ino_is_rp(fuse_ino_t ino)
+{
+	return ((uint64_t)ino & INO_RP_BIT) != 0;
+}
+
+/* Control tree: the session serial (0: the mount's own) and the file. */
+static inline uint64_t ino_serial(fuse_ino_t ino)
+{
+	return (uint64_t)ino >> INO_FILE_BITS;
+}
+
+static inline unsigned ino_file(fuse_ino_t ino)
+{
+	return (unsigned)(ino & ((1u << INO_FILE_BITS) - 1));
+}
+
+/* root/: the base a session's proxy adds guest nodes to, and back. */
+static inline uint64_t ino_rp_base(uint64_t serial)
+{
+	return INO_RP_BIT | (serial << RP_NODE_BITS);
+}
+
+static inline uint64_t ino_rp_serial(fuse_ino_t ino)
+{
+	return ((uint64_t)ino & ~INO_RP_BIT) >> RP_NODE_BITS;
+}
+
+#endif
