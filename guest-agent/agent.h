@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/list.h"
 #include "lib/u64map.h"
 #include "proto/proto.h"
 
@@ -48,7 +49,7 @@ int agent_read_frame(int fd, struct vp_hdr *h, uint8_t **payload);
 /* A decoded request; its byte fields point into `payload`, which it owns.
  * err != 0: the request is answered with ERROR(err) and nothing else. */
 struct agent_msg {
-	struct agent_msg *next;
+	struct list_node link; /* in the queue of whoever holds it (exec, pool) */
 	struct vp_hdr h;
 	uint8_t *payload;
 	int err;

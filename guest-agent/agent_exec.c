@@ -30,6 +30,7 @@
 
 #include "agent.h"
 #include "lib/clock.h"
+#include "lib/list.h"
 
 #define OUT_CHUNK (64u * 1024u)
 #define LINGER_MS 100
@@ -44,7 +45,7 @@ struct watch {
 };
 
 struct exec {
-	struct exec *next;
+	struct list_node link; /* in agent_exec's execs, then dead once finished */
 	uint32_t id;
 	pid_t pid; /* also the process group */
 	int fd[3]; /* our ends: stdin (write), stdout, stderr (read); -1 closed */
@@ -57,8 +58,8 @@ struct exec {
 	bool reaped, timed_out, lingering, linger_due, finished;
 	int status;
 	uint64_t start_ns, duration_us;
-	struct agent_msg *in_head, *in_tail; /* STDIN requests not yet written */
-	size_t in_off; /* bytes of in_head already written */
+	struct list_node in; /* STDIN requests not yet written, oldest first */
+	size_t in_off; /* bytes of the first one already written */
 };
 
 struct agent_exec {
@@ -67,10 +68,10 @@ struct agent_exec {
 	int ep, wakefd, sigfd;
 	struct watch w_wake, w_sig;
 	pthread_mutex_t lock; /* queue and stop */
-	struct agent_msg *qhead, *qtail;
+	struct list_node queue; /* submitted messages, oldest first */
 	bool stop;
-	struct exec *list;
-	struct exec *dead; /* finished in this epoll batch, freed after it */
+	struct list_node execs;
+	struct list_node dead; /* finished in this epoll batch, freed after it */
 	uint8_t *buf;
 	struct vp_buf out;
 };
@@ -92,19 +93,29 @@ static void arm_timer(int tfd, uint64_t ms)
 	timerfd_settime(tfd, 0, &it, NULL);
 }
 
+static struct exec *exec_of(struct list_node *n)
+{
+	return container_of(n, struct exec, link);
+}
+
+static struct agent_msg *msg_of(struct list_node *n)
+{
+	return container_of(n, struct agent_msg, link);
+}
+
 static struct exec *find_id(struct agent_exec *x, uint32_t id)
 {
-	for (struct exec *e = x->list; e; e = e->next)
-		if (e->id == id)
-			return e;
+	list_for_each(&x->execs, it)
+		if (exec_of(it)->id == id)
+			return exec_of(it);
 	return NULL;
 }
 
 static struct exec *find_pid(struct agent_exec *x, pid_t pid)
 {
-	for (struct exec *e = x->list; e; e = e->next)
-		if (e->pid == pid && !e->reaped)
-			return e;
+	list_for_each(&x->execs, it)
+		if (exec_of(it)->pid == pid && !exec_of(it)->reaped)
+			return exec_of(it);
 	return NULL;
 }
 
@@ -203,19 +214,17 @@ static void close_stdin(struct agent_exec *x, struct exec *e)
 static void fail_stdin(struct agent_exec *x, struct exec *e, int err)
 {
 	close_stdin(x, e);
-	for (struct agent_msg *m = e->in_head, *next; m; m = next) {
-		next = m->next;
-		agent_send_error(x->chan, m->h.id, err, "STDIN");
-		agent_msg_free(m);
+	for (struct list_node *ln; (ln = list_pop_head(&e->in));) {
+		agent_send_error(x->chan, msg_of(ln)->h.id, err, "STDIN");
+		agent_msg_free(msg_of(ln));
 	}
-	e->in_head = e->in_tail = NULL;
 	e->in_off = 0;
 }
 
 static void pump_stdin(struct agent_exec *x, struct exec *e)
 {
-	while (e->in_head && e->fd[0] >= 0) {
-		struct agent_msg *m = e->in_head;
+	for (struct list_node *ln; (ln = list_first(&e->in)) && e->fd[0] >= 0;) {
+		struct agent_msg *m = msg_of(ln);
 		const struct vp_stdin *in = &m->u.in;
 		while (e->in_off < in->data.len) {
 			ssize_t n = write(e->fd[0], in->data.p + e->in_off, in->data.len - e->in_off);
@@ -234,9 +243,7 @@ static void pump_stdin(struct agent_exec *x, struct exec *e)
 			}
 			e->in_off += (size_t)n;
 		}
-		e->in_head = m->next;
-		if (!e->in_head)
-			e->in_tail = NULL;
+		list_del(&m->link);
 		e->in_off = 0;
 		if (in->eof) {
 			close_stdin(x, e);
@@ -245,9 +252,9 @@ static void pump_stdin(struct agent_exec *x, struct exec *e)
 		agent_send_ok(x->chan, m->h.id);
 		agent_msg_free(m);
 	}
-	if (e->fd[0] < 0 && e->in_head)
+	if (e->fd[0] < 0 && !list_empty(&e->in))
 		fail_stdin(x, e, EBADF); /* queued behind an eof */
-	if (e->in_polled && !e->in_head) {
+	if (e->in_polled && list_empty(&e->in)) {
 		ep_del(x, e->fd[0]);
 		e->in_polled = false;
 	}
@@ -269,12 +276,7 @@ static void on_stdin(struct agent_exec *x, struct agent_msg *m)
 		agent_msg_free(m);
 		return;
 	}
-	m->next = NULL;
-	if (e->in_tail)
-		e->in_tail->next = m;
-	else
-		e->in_head = m;
-	e->in_tail = m;
+	list_add_tail(&e->in, &m->link);
 	if (!e->in_polled)
 		pump_stdin(x, e);
 }
@@ -288,21 +290,9 @@ static void exec_free(struct exec *e)
 			close(e->fd[s]);
 	if (e->tfd >= 0)
 		close(e->tfd);
-	for (struct agent_msg *m = e->in_head, *next; m; m = next) {
-		next = m->next;
-		agent_msg_free(m);
-	}
+	for (struct list_node *ln; (ln = list_pop_head(&e->in));)
+		agent_msg_free(msg_of(ln));
 	free(e);
-}
-
-static void unlink_exec(struct agent_exec *x, struct exec *e)
-{
-	for (struct exec **pp = &x->list; *pp; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
 }
 
 /* EXIT is the exec's last frame: pending stdin is answered first. */
@@ -321,10 +311,9 @@ static void finish(struct agent_exec *x, struct exec *e)
 	vp_buf_reset(&x->out);
 	vp_enc_exit(&x->out, &ex);
 	agent_send(x->chan, VP_EXIT, e->id, &x->out);
-	unlink_exec(x, e);
 	e->finished = true;
-	e->next = x->dead;
-	x->dead = e;
+	list_del(&e->link);
+	list_add_head(&x->dead, &e->link);
 }
 
 static void on_reaped(struct agent_exec *x, struct exec *e, int status)
@@ -417,6 +406,8 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 		agent_send_error(x->chan, m->h.id, ENOMEM, "EXEC");
 		return;
 	}
+	list_init(&e->link);
+	list_init(&e->in);
 	e->id = m->h.id;
 	e->fd[0] = e->fd[1] = e->fd[2] = e->tfd = -1;
 	e->has_stdin = m->u.exec.flags & VP_EXEC_STDIN;
@@ -429,8 +420,7 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 		exec_free(e);
 		return;
 	}
-	e->next = x->list;
-	x->list = e;
+	list_add_head(&x->execs, &e->link);
 	struct vp_exec_started st = { .pid = (uint32_t)e->pid };
 	vp_buf_reset(&x->out);
 	vp_enc_exec_started(&x->out, &st);
@@ -474,14 +464,16 @@ static bool drain_queue(struct agent_exec *x)
 	if (read(x->wakefd, &n, sizeof n) < 0) {
 		/* EAGAIN: a previous drain took these already */
 	}
+	/* The batch is taken whole so that `stop` is read together with it. */
+	struct list_node batch;
+	list_init(&batch);
 	pthread_mutex_lock(&x->lock);
-	struct agent_msg *m = x->qhead;
-	x->qhead = x->qtail = NULL;
+	for (struct list_node *ln; (ln = list_pop_head(&x->queue));)
+		list_add_tail(&batch, ln);
 	bool stop = x->stop;
 	pthread_mutex_unlock(&x->lock);
-	for (struct agent_msg *next; m; m = next) {
-		next = m->next;
-		m->next = NULL;
+	for (struct list_node *ln; (ln = list_pop_head(&batch));) {
+		struct agent_msg *m = msg_of(ln);
 		switch (m->h.type) {
 		case VP_EXEC:
 			on_exec(x, m);
@@ -503,15 +495,18 @@ static bool drain_queue(struct agent_exec *x)
 
 static void kill_all(struct agent_exec *x)
 {
-	for (struct exec *e = x->list; e; e = e->next)
+	list_for_each(&x->execs, it) {
+		struct exec *e = exec_of(it);
 		if (kill(-e->pid, SIGKILL) < 0 && !e->reaped)
 			kill(e->pid, SIGKILL);
+	}
 	/* SIGKILL is quick, but a process in uninterruptible sleep is not:
 	 * wait a bounded time, then leave it to whoever inherits it. */
 	const struct timespec step = { 0, 10 * 1000 * 1000 };
 	for (int i = 0; i < 200; i++) {
 		bool left = false;
-		for (struct exec *e = x->list; e; e = e->next) {
+		list_for_each(&x->execs, it) {
+			struct exec *e = exec_of(it);
 			if (!e->reaped && waitpid(e->pid, &e->status, WNOHANG) != 0)
 				e->reaped = true; /* exited, or not ours any more */
 			left |= !e->reaped;
@@ -547,11 +542,8 @@ static void *loop(void *arg)
 			case W_TIMER: on_timer(x, w->e); break;
 			}
 		}
-		for (struct exec *e = x->dead, *next; e; e = next) {
-			next = e->next;
-			exec_free(e);
-		}
-		x->dead = NULL;
+		for (struct list_node *ln; (ln = list_pop_head(&x->dead));)
+			exec_free(exec_of(ln));
 	}
 	kill_all(x);
 	return NULL;
@@ -563,6 +555,9 @@ int agent_exec_new(struct agent_chan *c, struct agent_exec **out)
 	if (!x)
 		return -ENOMEM;
 	x->chan = c;
+	list_init(&x->queue);
+	list_init(&x->execs);
+	list_init(&x->dead);
 	x->ep = x->wakefd = x->sigfd = -1;
 	vp_buf_init(&x->out);
 	pthread_mutex_init(&x->lock, NULL);
@@ -615,13 +610,8 @@ static void wake(struct agent_exec *x)
 
 void agent_exec_submit(struct agent_exec *x, struct agent_msg *m)
 {
-	m->next = NULL;
 	pthread_mutex_lock(&x->lock);
-	if (x->qtail)
-		x->qtail->next = m;
-	else
-		x->qhead = m;
-	x->qtail = m;
+	list_add_tail(&x->queue, &m->link);
 	pthread_mutex_unlock(&x->lock);
 	wake(x);
 }
@@ -635,14 +625,10 @@ void agent_exec_free(struct agent_exec *x)
 	pthread_mutex_unlock(&x->lock);
 	wake(x);
 	pthread_join(x->thr, NULL);
-	for (struct agent_msg *m = x->qhead, *next; m; m = next) {
-		next = m->next;
-		agent_msg_free(m);
-	}
-	for (struct exec *e = x->list, *next; e; e = next) {
-		next = e->next;
-		exec_free(e);
-	}
+	for (struct list_node *ln; (ln = list_pop_head(&x->queue));)
+		agent_msg_free(msg_of(ln));
+	for (struct list_node *ln; (ln = list_pop_head(&x->execs));)
+		exec_free(exec_of(ln));
 	close(x->ep);
 	close(x->wakefd);
 	close(x->sigfd);

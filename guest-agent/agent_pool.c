@@ -13,19 +13,23 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agent.h"
+#include "lib/clock.h"
+#include "lib/list.h"
 
 #define POOL_MAX 64
+#define JOIN_STEP_MS 50   /* SIGUSR1 again this often while joining */
+#define JOIN_GIVE_UP_MS 2000
 
 struct agent_pool {
 	agent_pool_fn *fn;
 	void *ctx;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct agent_msg *head, *tail;
-	unsigned queued, idle, nthreads;
+	pthread_cond_t exited_cv; /* CLOCK_MONOTONIC (clock_cond_init): nexited grew */
+	struct list_node queue; /* agent_msg.link, oldest first */
+	unsigned queued, idle, nthreads, nexited;
 	bool stop;
 	uint64_t busy[POOL_MAX]; /* handles with a WRITE running */
 	unsigned nbusy;
@@ -62,16 +66,11 @@ static bool busy_locked(const struct agent_pool *p, uint64_t fh)
 /* The first queued message that may run now. */
 static struct agent_msg *take_locked(struct agent_pool *p)
 {
-	struct agent_msg *prev = NULL;
-	for (struct agent_msg *m = p->head; m; prev = m, m = m->next) {
+	list_for_each(&p->queue, it) {
+		struct agent_msg *m = container_of(it, struct agent_msg, link);
 		if (ordered(m) && busy_locked(p, m->u.fs.fh))
 			continue;
-		if (prev)
-			prev->next = m->next;
-		else
-			p->head = m->next;
-		if (p->tail == m)
-			p->tail = prev;
+		list_del(&m->link); /* and return at once: `it` is not used again */
 		p->queued--;
 		if (ordered(m))
 			p->busy[p->nbusy++] = m->u.fs.fh; /* ≤ one per worker */
@@ -122,6 +121,8 @@ static void *worker(void *arg)
 				pthread_cond_signal(&p->cond);
 		}
 	}
+	p->nexited++;
+	pthread_cond_signal(&p->exited_cv);
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
@@ -133,6 +134,14 @@ int agent_pool_new(agent_pool_fn *fn, void *ctx, struct agent_pool **out)
 		return -ENOMEM;
 	p->fn = fn;
 	p->ctx = ctx;
+	list_init(&p->queue);
+	/* The join deadline is on CLOCK_MONOTONIC: SET_TIME may move the wall
+	 * clock while the agent is stopping. */
+	int r = clock_cond_init(&p->exited_cv);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	*out = p;
@@ -143,13 +152,8 @@ int agent_pool_new(agent_pool_fn *fn, void *ctx, struct agent_pool **out)
  * would run only to block on the mutex the submitter still holds. */
 void agent_pool_submit(struct agent_pool *p, struct agent_msg *m)
 {
-	m->next = NULL;
 	pthread_mutex_lock(&p->lock);
-	if (p->tail)
-		p->tail->next = m;
-	else
-		p->head = m;
-	p->tail = m;
+	list_add_tail(&p->queue, &m->link);
 	p->queued++;
 	if (p->idle < p->queued && p->nthreads < POOL_MAX) {
 		if (pthread_create(&p->thr[p->nthreads], NULL, worker, p) == 0)
@@ -157,7 +161,7 @@ void agent_pool_submit(struct agent_pool *p, struct agent_msg *m)
 		else if (p->nthreads == 0) {
 			/* No thread at all to run it: answer here rather than
 			 * leave the host waiting. */
-			p->head = p->tail = NULL;
+			list_del(&m->link); /* without a thread, it is the only one */
 			p->queued = 0;
 			pthread_mutex_unlock(&p->lock);
 			m->err = EAGAIN;
@@ -170,6 +174,25 @@ void agent_pool_submit(struct agent_pool *p, struct agent_msg *m)
 	pthread_cond_signal(&p->cond);
 }
 
+/* Waits for every worker to leave its loop, knocking those blocked in the
+ * guest (FIFO open/read) out of their syscall with SIGUSR1; the signal is
+ * repeated because it may land just before a worker enters one. Signalling
+ * a worker that already left is harmless: it is not joined yet. 0, or
+ * -ETIMEDOUT after ~2 s (the process is ending anyway). */
+static int wait_exited_locked(struct agent_pool *p)
+{
+	uint64_t give_up = deadline_after_ms(JOIN_GIVE_UP_MS);
+	while (p->nexited < p->nthreads) {
+		if (deadline_passed(give_up))
+			return -ETIMEDOUT;
+		uint64_t step = deadline_after_ms(JOIN_STEP_MS);
+		if (clock_cond_wait(&p->exited_cv, &p->lock, step < give_up ? step : give_up) == -ETIMEDOUT)
+			for (unsigned i = 0; i < p->nthreads; i++)
+				pthread_kill(p->thr[i], SIGUSR1);
+	}
+	return 0;
+}
+
 int agent_pool_free(struct agent_pool *p)
 {
 	if (!p)
@@ -177,34 +200,17 @@ int agent_pool_free(struct agent_pool *p)
 	pthread_mutex_lock(&p->lock);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cond);
+	int r = wait_exited_locked(p);
 	pthread_mutex_unlock(&p->lock);
-	for (unsigned i = 0; i < p->nthreads; i++) {
-		/* A worker blocked in the guest (FIFO open/read) is knocked out
-		 * of its syscall; the signal is repeated because it may land
-		 * just before the worker enters one. After ~2 s give up: the
-		 * process is ending anyway. */
-		int r = EBUSY;
-		for (int tries = 0; tries < 40 && r; tries++) {
-			struct timespec dl;
-			clock_gettime(CLOCK_REALTIME, &dl);
-			dl.tv_nsec += 50 * 1000 * 1000;
-			if (dl.tv_nsec >= 1000000000L) {
-				dl.tv_sec++;
-				dl.tv_nsec -= 1000000000L;
-			}
-			r = pthread_timedjoin_np(p->thr[i], NULL, &dl);
-			if (r)
-				pthread_kill(p->thr[i], SIGUSR1);
-		}
-		if (r) {
-			AGENT_LOG("a file request is stuck; not waiting for it");
-			return -EBUSY; /* it may still use p: leave everything allocated */
-		}
+	if (r < 0) {
+		AGENT_LOG("a file request is stuck; not waiting for it");
+		return -EBUSY; /* it may still use p: leave everything allocated */
 	}
-	for (struct agent_msg *m = p->head, *next; m; m = next) {
-		next = m->next;
-		agent_msg_free(m);
-	}
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->thr[i], NULL);
+	for (struct list_node *n; (n = list_pop_head(&p->queue));)
+		agent_msg_free(container_of(n, struct agent_msg, link));
+	pthread_cond_destroy(&p->exited_cv);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);

@@ -6,7 +6,7 @@
  * the agent's decode and request checks, the fuzzer's round trip and the
  * tests' list of every type. Adding a message is one line here plus, when
  * its payload has a layout of its own, one VP_CODECS line with its struct,
- * field table (proto.c) and handler.
+ * field table (proto_codec.c) and handler.
  *
  * X(NAME, value, codec, dir, reply):
  *   NAME   enum vp_type is VP_NAME
@@ -73,7 +73,7 @@
 	X(SET_TIME, 7, set_time, REQ, VP_OK)    /* ERROR(EPERM) where the agent may not set the clock */
 
 /* X(codec, member, type, args): payload layouts. `codec` names the
- * functions vp_dec_<codec> and vp_enc_<codec> (proto.c); `member` is its
+ * functions vp_dec_<codec> and vp_enc_<codec> (proto_codec.c); `member` is its
  * member in union vp_msg; args PLAIN for (payload, len, msg) and TYPED for
  * (payload, len, type, msg), where one struct serves several types. */
 #define VP_CODECS(X)                                                                                         \

@@ -1077,6 +1077,36 @@ static void t_exec_flow(const char *root)
 	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit (%d)", st);
 }
 
+/* A worker blocked in the guest (an OPEN of a FIFO that has no writer)
+ * must not hold the agent up at channel EOF: agent_pool_free knocks it
+ * out of open(2) with SIGUSR1, joins it and frees everything. */
+static void t_pool_stuck_at_eof(const char *root)
+{
+	struct conn c;
+	if (!conn_open(&c, root))
+		return;
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/stuck-fifo", root);
+	CHECKF(mkfifo(path, 0644) == 0, "mkfifo: %s", strerror(errno));
+	struct vp_fs_req q = { .node = VP_ROOT_NODE, .name = B("stuck-fifo") };
+	struct vp_entry e;
+	if (CHECKF(fs_entry(&c, VP_FS_LOOKUP, &q, &e) == 0, "LOOKUP fifo")) {
+		struct vp_fs_req oq = { .node = e.node, .flags = O_RDONLY };
+		struct vp_buf b;
+		vp_buf_init(&b);
+		vp_enc_fs_req(&b, VP_FS_OPEN, &oq);
+		uint32_t open_id = send_buf(&c, VP_FS_OPEN, &b);
+		vp_buf_free(&b);
+		CHECKF(get_frame(&c, open_id, 100) == NULL, "OPEN blocked");
+	}
+	uint64_t t0 = now_ms();
+	int st = conn_close(&c);
+	uint64_t took = now_ms() - t0;
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
+	CHECKF(took < 2000, "exited after %llu ms", (unsigned long long)took);
+	unlink(path);
+}
+
 static void t_exec_eof_kills(const char *root)
 {
 	struct conn c;
@@ -1458,6 +1488,7 @@ int main(void)
 	} own[] = {
 		{ "output flow control", t_exec_flow },
 		{ "channel EOF kills commands", t_exec_eof_kills },
+		{ "channel EOF interrupts a blocked file request", t_pool_stuck_at_eof },
 		{ "fatal frames close the channel", t_fatal },
 		{ "SET_TIME refused in host mode, no clock call", t_set_time },
 	};
