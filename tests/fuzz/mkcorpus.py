@@ -28,7 +28,7 @@ def snapfile(sections, version=1):
 
 def bzimage(version=0x020f, xlf=1, kernel_len=0x400, init_size=0x10000, addr_max=0x37ffffff,
             setup_sects=1, cmdline_size=255, hdr_disp=0x66):
-    setup_len = (setup_sects + 1) * 512
+    setup_len = ((setup_sects or 4) + 1) * 512  # boot.rst: 0 means 4
     img = bytearray(setup_len + kernel_len)
     img[0x1f1] = setup_sects
     struct.pack_into("<I", img, 0x1f4, (kernel_len + 15) // 16)
@@ -50,9 +50,10 @@ def bz_seed(img, mem=0, initrd=0x1000, cmdlen=20):
     return struct.pack("<BHB", mem, initrd, cmdlen) + img
 
 
-# virtq program: config, then ops (fuzz_virtq.c's switch).
+# virtq program: RAM size (3: 32 KiB), queue config, then ops (the switch
+# in fuzz_virtq.c).
 def vq_config(num_log2=3, desc=0, avail=0x100, used=0x200, last=0, used_idx=0):
-    return struct.pack("<BHHHBHH", num_log2, desc, avail, used, 1, last, used_idx)
+    return struct.pack("<BBHHHBHH", 3, num_log2, desc, avail, used, 1, last, used_idx)
 
 
 def vq_desc(i, addr, length, flags, nxt, hi=0):
