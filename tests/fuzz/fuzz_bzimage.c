@@ -88,8 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 4)
 		return 0;
 	/* 2..16 MiB: small enough that init_size and the initrd often do not
-	 * fit, which is the path worth testing. */
-	uint64_t mem_size = (2ull << 20) << (data[0] % 4);
+	 * fit, which is the path worth testing; and 512 KiB, less than the
+	 * kernel's load address, where `mem_size - KVM_BOOT_KERNEL` wraps. */
+	unsigned ri = data[0] % 5;
+	uint64_t mem_size = ri == 4 ? 512ull << 10 : (2ull << 20) << ri;
 	size_t initrd_len = le(data + 1, 2);
 	size_t cmdlen = data[3] % sizeof(cmdline);
 	const uint8_t *img = data + 4;
@@ -114,14 +116,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* One RAM block per size, kept across runs: a fresh 16 MiB malloc per
 	 * input would mostly measure ASan's quarantine. */
-	static uint8_t *ram[4];
-	if (!ram[data[0] % 4])
-		ram[data[0] % 4] = malloc(mem_size);
+	static uint8_t *ram[5];
+	if (!ram[ri])
+		ram[ri] = malloc(mem_size);
 	struct kvm_vm vm;
 	memset(&vm, 0, sizeof(vm));
 	vm.kvm_fd = vm.vm_fd = vm.vcpu_fd = vm.mem_fd = -1;
 	vm.mem_size = mem_size;
-	vm.mem = ram[data[0] % 4];
+	vm.mem = ram[ri];
 	if (vm.mem) {
 		struct kvm_boot_cfg cfg = {
 			.kernel = copy, .kernel_len = len,
