@@ -22,13 +22,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(c)                                                       \
-	do {                                                                \
-		if (!(c)) {                                                 \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, \
-				__FILE__, __LINE__);                        \
-			abort();                                            \
-		}                                                           \
+#define FUZZ_CHECK(c)                                                                              \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static uint64_t le(const uint8_t *p, size_t n)
@@ -126,8 +125,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vm.mem = ram[ri];
 	if (vm.mem) {
 		struct kvm_boot_cfg cfg = {
-			.kernel = copy, .kernel_len = len,
-			.initrd = initrd_len ? initrd : NULL, .initrd_len = initrd_len,
+			.kernel = copy,
+			.kernel_len = len,
+			.initrd = initrd_len ? initrd : NULL,
+			.initrd_len = initrd_len,
 			.cmdline = cmdline,
 		};
 		int rc = kvm_boot_linux(&vm, &cfg, NULL);

@@ -23,13 +23,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(c)                                                       \
-	do {                                                                \
-		if (!(c)) {                                                 \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, \
-				__FILE__, __LINE__);                        \
-			abort();                                            \
-		}                                                           \
+#define FUZZ_CHECK(c)                                                                              \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static bool blank(const char *s, size_t n)
@@ -92,21 +91,15 @@ static void check_line(struct exec_settings *s, const char *line, size_t len)
 	if (rc)
 		return;
 	switch (c.kind) {
-	case CTL_NONE:
-		FUZZ_CHECK(blank(line, len));
-		return;
-	case CTL_KILL:
-		check_signal(c.signo);
-		return;
+	case CTL_NONE: FUZZ_CHECK(blank(line, len)); return;
+	case CTL_KILL: check_signal(c.signo); return;
 	case CTL_TIMEOUT:
 		check_seconds(c.timeout_ms);
 		FUZZ_CHECK(settings_apply(s, &c) == 0 && s->timeout_ms == c.timeout_ms);
 		return;
 	case CTL_ENV:
-	case CTL_CWD:
-		break;
-	default:
-		FUZZ_CHECK(!"unknown kind");
+	case CTL_CWD: break;
+	default: FUZZ_CHECK(!"unknown kind");
 	}
 	FUZZ_CHECK(c.arg >= line && c.arglen <= len && c.arg + c.arglen <= line + len);
 	FUZZ_CHECK(c.arglen > 0 && !blank(c.arg + c.arglen - 1, 1));

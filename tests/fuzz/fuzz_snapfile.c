@@ -22,13 +22,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(c)                                                       \
-	do {                                                                \
-		if (!(c)) {                                                 \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, \
-				__FILE__, __LINE__);                        \
-			abort();                                            \
-		}                                                           \
+#define FUZZ_CHECK(c)                                                                              \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* The checksum as snapfile.h documents it, written independently so a

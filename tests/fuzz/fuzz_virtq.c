@@ -21,13 +21,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(c)                                                       \
-	do {                                                                \
-		if (!(c)) {                                                 \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, \
-				__FILE__, __LINE__);                        \
-			abort();                                            \
-		}                                                           \
+#define FUZZ_CHECK(c)                                                                              \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 struct input {
@@ -152,8 +151,7 @@ static void check_pop(const struct virtq_mem *m, struct virtq *q, uint64_t off)
 	struct virtq before = *q;
 	int want = ref_pop(m, q, &ref);
 	int rc = virtq_pop(m, q, &c);
-	FUZZ_CHECK(rc == 0 || rc == 1 || rc == -EPROTO || rc == -EINVAL || rc == -EFAULT ||
-		   rc == -ELOOP);
+	FUZZ_CHECK(rc == 0 || rc == 1 || rc == -EPROTO || rc == -EINVAL || rc == -EFAULT || rc == -ELOOP);
 	if (rc != 1) {
 		/* A refused chain is not consumed. */
 		FUZZ_CHECK(q->last_avail == before.last_avail && q->used_idx == before.used_idx);
@@ -256,9 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				poke(&m, q.avail + 2, take(&in, 2), 2);
 			break;
 		case 4:
-		case 5:
-			check_pop(&m, &q, take(&in, 2));
-			break;
+		case 5: check_pop(&m, &q, take(&in, 2)); break;
 		case 6: /* the driver reconfigures (or a caller skipped validation) */
 			read_config(&in, &q);
 			(void)virtq_no_interrupt(&m, &q);
