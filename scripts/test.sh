@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds (plain and ASan+UBSan) and runs every test: the unit and
-# integration tests (meson test) in both builds, the frame-decoder fuzzer for
-# a bounded time, and the bats suites on a real mount of each build's
+# integration tests (meson test) in both builds, every fuzz target for a
+# bounded time, and the bats suites on a real mount of each build's
 # daemon; then a TSan build (build-tsan: unit tests and stress.bats) and a
 # clang -Wthread-safety compile of the tree (build-clang). Ends with the line
 # "N passed, N failed, N skipped" and a non-zero status if anything failed.
@@ -33,18 +33,42 @@ for b in build build-asan; do
 	count_meson "$b" "$b"
 done
 
-echo "== fuzz: frame decoder (20 s)"
-fuzz_ok=0
+# Each fuzz target runs briefly from its seed corpus (copied, so the
+# corpus in the tree does not grow) and counts as one pass or fail. The
+# frame decoder gets longer: it is the parser every guest reaches first.
+# Entries: name, binary under build-fuzz, seed folder, seconds.
+fuzz_targets=(
+	"fuzz_frame tests/proto/fuzz_frame tests/proto/corpus 20"
+	"fuzz_snapfile tests/fuzz/fuzz_snapfile tests/fuzz/corpus/snapfile 10"
+	"fuzz_bzimage tests/fuzz/fuzz_bzimage tests/fuzz/corpus/bzimage 10"
+	"fuzz_virtq tests/fuzz/fuzz_virtq tests/fuzz/corpus/virtq 10"
+	"fuzz_ctlparse tests/fuzz/fuzz_ctlparse tests/fuzz/corpus/ctlparse 10"
+)
+fuzz_built=0
 if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=address >/dev/null; then
-	if ninja -C build-fuzz tests/proto/fuzz_frame >/dev/null; then
-		corpus=$(mktemp -d)
-		cp tests/proto/corpus/* "$corpus"/ 2>/dev/null || true
-		build-fuzz/tests/proto/fuzz_frame -max_total_time=20 -timeout=5 -rss_limit_mb=2048 \
-			-print_final_stats=1 "$corpus" 2>&1 | tail -n 5 && fuzz_ok=1
-		rm -rf "$corpus"
-	fi
+	fuzz_built=1
 fi
-if [ $fuzz_ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("fuzz_frame"); fi
+for t in "${fuzz_targets[@]}"; do
+	read -r name bin seeds secs <<<"$t"
+	echo "== fuzz: $name ($secs s)"
+	fuzz_ok=0
+	if [ $fuzz_built = 1 ] && ninja -C build-fuzz "$bin" >/dev/null; then
+		corpus=$(mktemp -d)
+		cp "$seeds"/* "$corpus"/ 2>/dev/null || true
+		# -artifact_prefix keeps a crashing input out of the source tree
+		# (libFuzzer writes it to the current directory otherwise).
+		build-fuzz/"$bin" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix="$corpus/" "$corpus" >"$corpus.log" 2>&1 && fuzz_ok=1
+		tail -n 5 "$corpus.log"
+		if [ $fuzz_ok = 0 ]; then
+			mkdir -p build-fuzz/crashes
+			cp "$corpus"/crash-* "$corpus"/leak-* "$corpus"/timeout-* "$corpus"/oom-* build-fuzz/crashes/ 2>/dev/null
+			grep -E 'ERROR|invariant|SUMMARY|Test unit written' "$corpus.log" | head -n 10
+		fi
+		rm -rf "$corpus" "$corpus.log"
+	fi
+	if [ $fuzz_ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+done
 
 # The suites run twice: on the plain daemon, then on the ASan+UBSan one
 # (vp_exited_clean fails a test whose daemon log holds a sanitizer report,
