@@ -19,6 +19,12 @@
 
 /* ---- cmd ------------------------------------------------------------------ */
 
+/* The longest command that runs: the agent hands it to sh as one argv
+ * string, and Linux's MAX_ARG_STRLEN (VP_MAX_CMD, 128 KiB) counts its
+ * terminating NUL, so a text of exactly 128 KiB would fail at exec with
+ * E2BIG. Refusing it at the write says so where it happens. */
+#define CMD_MAX (VP_MAX_CMD - 1)
+
 static int cmd_open(struct vfh *fh)
 {
 	return fh->writer ? session_can_start(fh->s) : 0;
@@ -50,7 +56,7 @@ static int cmd_write(struct vfh *fh, const char *buf, size_t size)
 		fh->started = false;
 		fh->len = 0;
 	}
-	int r = fh->len + size > VP_MAX_CMD ? -E2BIG : vfh_append(fh, buf, size);
+	int r = fh->len + size > CMD_MAX ? -E2BIG : vfh_append(fh, buf, size);
 	if (r == 0 && !fh->pending && size > 0) {
 		fh->pending = true;
 		session_pending(s, 1);
@@ -206,6 +212,7 @@ static void put_stat(FILE *f, const struct session *s)
 static int stat_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
 	(void)fs;
+	(void)session_check_alive(s); /* an idle guest that died says so here */
 	session_refresh_oom_kills(s);
 	char *buf = NULL;
 	size_t sz = 0;
