@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,7 +81,9 @@ bool mountcheck_is_ours(const struct mount_entry *e)
 	       strcmp(e->source, VPFS_FSNAME) == 0;
 }
 
-/* stat(mnt) in a child, so a server that is alive but stuck (stopped,
+/* statfs(mnt) in a child (not stat: the kernel answers that from its
+ * attribute cache without asking the server, for a second after the last
+ * look), so a server that is alive but stuck (stopped,
  * deadlocked) cannot hang us: 0 when it answered, -ENOTCONN for a mount
  * with no server, -ETIMEDOUT when it did not answer in time, or the
  * error stat gave. */
@@ -91,8 +93,8 @@ static int probe(const char *mnt)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		struct stat st;
-		_exit(stat(mnt, &st) == 0 ? 0 : errno > 0 && errno < 255 ? errno : 255);
+		struct statfs st;
+		_exit(statfs(mnt, &st) == 0 ? 0 : errno > 0 && errno < 255 ? errno : 255);
 	}
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	int r = -ETIMEDOUT;
