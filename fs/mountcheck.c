@@ -127,9 +127,13 @@ static int detach(const char *mnt)
 	int err = -errno;
 	if (err != -EPERM)
 		return err;
-	char *argv[] = {(char *)"fusermount3", (char *)"-u", (char *)"-z", (char *)"--", (char *)mnt, NULL};
+	char *path = strdup(mnt); /* argv is not const */
+	if (!path)
+		return -ENOMEM;
+	char *argv[] = {(char *)"fusermount3", (char *)"-u", (char *)"-z", (char *)"--", path, NULL};
 	pid_t pid;
 	int r = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
+	free(path);
 	if (r != 0)
 		return err;
 	int st = 0;
