@@ -1,6 +1,7 @@
 /* The rows of the control tree and what each file does; see ctlfiles.h
  * and docs/usage.md for what users see. */
 #include "ctlfiles.h"
+#include "guestdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,12 @@
 #include "session.h"
 
 /* ---- cmd ------------------------------------------------------------------ */
+
+/* The longest command that runs: the agent hands it to sh as one argv
+ * string, and Linux's MAX_ARG_STRLEN (VP_MAX_CMD, 128 KiB) counts its
+ * terminating NUL, so a text of exactly 128 KiB would fail at exec with
+ * E2BIG. Refusing it at the write says so where it happens. */
+#define CMD_MAX (VP_MAX_CMD - 1)
 
 static int cmd_open(struct vfh *fh)
 {
@@ -50,7 +57,7 @@ static int cmd_write(struct vfh *fh, const char *buf, size_t size)
 		fh->started = false;
 		fh->len = 0;
 	}
-	int r = fh->len + size > VP_MAX_CMD ? -E2BIG : vfh_append(fh, buf, size);
+	int r = fh->len + size > CMD_MAX ? -E2BIG : vfh_append(fh, buf, size);
 	if (r == 0 && !fh->pending && size > 0) {
 		fh->pending = true;
 		session_pending(s, 1);
@@ -206,6 +213,7 @@ static void put_stat(FILE *f, const struct session *s)
 static int stat_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
 	(void)fs;
+	(void)session_check_alive(s); /* an idle guest that died says so here */
 	session_refresh_oom_kills(s);
 	char *buf = NULL;
 	size_t sz = 0;
@@ -262,6 +270,27 @@ static int ctl_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 	return r;
 }
 
+/* cwd PATH must name a directory in the guest now: a bad one would make
+ * every later command fail. The guest can still remove it later; then
+ * the command fails at its start (state=error, the agent's reason). */
+static int check_cwd(struct session *s, const struct ctl_cmd *c)
+{
+	int r = session_machine_get(s);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	struct vp_client *cl = s->dead ? NULL : s->client;
+	pthread_mutex_unlock(&s->lock);
+	r = cl ? guest_dir_check(cl, c->arg, c->arglen) : -EIO;
+	session_machine_put(s);
+	if (r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN)
+		r = -EIO;
+	if (r < 0)
+		fprintf(stderr, "vmpoolfs: %s: ctl: cwd %.*s: %s\n", s->name, (int)c->arglen, c->arg,
+			strerror(-r));
+	return r;
+}
+
 /* Runs each complete line; the rest waits for more data or the close
  * (all). */
 static int ctl_lines(struct vfh *fh, bool all)
@@ -276,11 +305,16 @@ static int ctl_lines(struct vfh *fh, bool all)
 		size_t end = nl ? (size_t)(nl - fh->buf) : fh->len;
 		struct ctl_cmd c;
 		err = ctl_parse_line(fh->buf + start, end - start, &c);
+		if (err < 0)
+			fprintf(stderr, "vmpoolfs: %s: ctl: refused '%.*s': %s\n", s->name,
+				(int)(end - start > 200 ? 200 : end - start), fh->buf + start, strerror(-err));
 		start = nl ? end + 1 : fh->len;
 		if (err < 0)
 			break;
 		if (c.kind == CTL_KILL) {
 			err = session_kill(s, c.signo);
+		} else if (c.kind == CTL_CWD && (err = check_cwd(s, &c)) < 0) {
+			/* refused: says why in the log, the write gets the errno */
 		} else if (c.kind != CTL_NONE) {
 			pthread_mutex_lock(&s->lock);
 			err = settings_apply(&s->settings, &c);

@@ -16,6 +16,7 @@
 
 #include "handles.h"
 #include "loop.h"
+#include "mountcheck.h"
 #include "notify.h"
 #include "opts.h"
 #include "vmm/machine_pool.h"
@@ -97,6 +98,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	free(mp);
+	/* After a crash the mountpoint may still hold our dead mount: detach
+	 * it, so that starting again is all a restart takes. */
+	if (mountcheck_prepare(fs.mnt) < 0)
+		goto out_args;
 	const char *tmp = getenv("TMPDIR");
 	fs.spill_dir = tmp && *tmp ? tmp : "/tmp";
 	if (u64map_init(&fs.sessions, 64) < 0) {
@@ -104,6 +109,13 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 
+	/* Named in the mount table (before the user's options, which may
+	 * rename it): how a later start tells a dead mount of ours from
+	 * anything else. */
+	if (fuse_opt_insert_arg(&args, 1, "-osubtype=" VPFS_FSNAME ",fsname=" VPFS_FSNAME) != 0) {
+		fprintf(stderr, "vmpoolfs: %s\n", strerror(ENOMEM));
+		goto out_args;
+	}
 	fs.se = fuse_session_new(&args, &vpfs_ops, sizeof(vpfs_ops), &fs);
 	if (!fs.se) { /* libfuse said which option it did not know */
 		status = 2;

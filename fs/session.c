@@ -2,12 +2,14 @@
 #include "session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctlfiles.h"
 #include "fs/root_proxy.h"
@@ -387,24 +389,68 @@ int session_can_start(struct session *s)
 		r = -EBUSY;
 	else if (s->dead)
 		r = -EIO;
-	if (r == 0)
-		s->musers++; /* keeps s->m from going back to the pool meanwhile */
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		return r;
-	bool alive = machine_is_alive(s->m);
-	session_machine_put(s);
-	if (!alive) {
-		pthread_mutex_lock(&s->lock);
-		if (!s->dead && s->state != ST_RUNNING) {
-			s->dead = true;
-			s->state = ST_ERROR;
-			snprintf(s->error, sizeof(s->error), "guest is not alive");
-		}
-		pthread_mutex_unlock(&s->lock);
+	if (!session_check_alive(s))
 		r = -EIO;
-	}
 	return r;
+}
+
+/* Why the guest died: the line its backend wrote in the machine log when
+ * it noticed (ns: "[vmpoolfs: the agent ... was killed by signal 9
+ * (Killed); ...]"), else a plain statement. */
+static void death_reason(struct machine *m, char *out, size_t cap)
+{
+	static const char mark[] = "[vmpoolfs: the agent ";
+	snprintf(out, cap, "guest is not alive");
+	const char *path = machine_log_path(m);
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return;
+	char buf[4096];
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > (off_t)sizeof buf - 1 ? end - (off_t)sizeof buf + 1 : 0;
+	ssize_t n = end > 0 ? pread(fd, buf, sizeof buf - 1, from) : 0;
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	const char *last = NULL;
+	for (const char *p = buf; (p = strstr(p, mark)); p++)
+		last = p;
+	if (!last)
+		return;
+	last += strlen("[vmpoolfs: ");
+	size_t len = strcspn(last, ";]\n");
+	snprintf(out, cap, "guest is not alive: %.*s", (int)len, last);
+}
+
+bool session_check_alive(struct session *s)
+{
+	struct machine *m = session_machine_hold(s);
+	if (!m)
+		return true; /* released: not ours to judge */
+	bool alive = machine_is_alive(m);
+	char why[sizeof s->error];
+	if (!alive)
+		death_reason(m, why, sizeof why);
+	session_machine_put(s);
+	if (alive)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	/* A running command learns it from its exec's end (on_exit_cb). */
+	bool now = !s->dead && s->state != ST_RUNNING;
+	if (now) {
+		s->dead = true;
+		s->state = ST_ERROR;
+		snprintf(s->error, sizeof s->error, "%s", why);
+		clock_gettime(CLOCK_REALTIME, &s->ctime);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (now)
+		fprintf(stderr, "vmpoolfs: %s: %s\n", s->name, why);
+	return false;
 }
 
 int session_start(struct session *s, const char *text, size_t len)

@@ -107,6 +107,10 @@ int session_start(struct session *s, const char *text, size_t len);
  * any is pending, readers of stdout/stderr/exit wait: the command it holds
  * is about to replace what they would read. */
 void session_pending(struct session *s, int delta);
+/* Whether the machine is still alive; a dead one found outside a command
+ * (an idle agent killed from the host) turns the state to error with the
+ * reason, logged once. True after rmdir. */
+bool session_check_alive(struct session *s);
 /* -EBUSY when a command runs; -EIO when the guest is dead. */
 int session_can_start(struct session *s);
 /* ctl kill: -ESRCH when no command runs. */

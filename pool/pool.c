@@ -315,6 +315,8 @@ int pool_warm(struct pool *p, uint32_t count)
 	 * the Vec); we do the same, so a failed warm leaves no half-state. */
 	p->destroying += made.len;
 	pthread_cond_broadcast(&p->change_cv);
+	if (kept && !p->timer_held)
+		pthread_cond_signal(&p->work_cv); /* a worker takes the eviction timer */
 	pthread_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &made);
 	return rc < 0 ? rc : (int)kept;

@@ -96,6 +96,7 @@ struct pool {
 	pthread_cond_t work_cv;   /* workers: a job arrived, or stop */
 	pthread_cond_t change_cv; /* acquire waiters, quiesce: a machine went idle or work ended */
 	bool stopping;
+	bool timer_held; /* a worker waits for the next idle expiry (pool_work.c) */
 
 	struct slist idle;  /* front = oldest, back = most recently released */
 	struct slist jobs;  /* releases waiting for a worker (FIFO) */

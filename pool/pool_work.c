@@ -3,6 +3,7 @@
  * min_size, eviction of expired idle machines and destroying batches. */
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "lib/clock.h"
 #include "pool/pool_impl.h"
@@ -220,6 +221,65 @@ static void worker_release(struct pool *p, struct slot *s)
 	pool_destroy_list(p, &dead);
 }
 
+/* Idle machines past max_idle_ms are evicted by acquire (the reference),
+ * but a pool nobody acquires from would keep them for ever: after a burst,
+ * every machine of it stayed warm, holding memory, until the next mkdir.
+ * So one worker at a time also waits for the oldest idle machine to
+ * expire and evicts it then. Only down to min_size: those would be
+ * recreated at once, a boot for nothing. A pool on an injected clock
+ * (ops.now_ms, the tests') is left to its caller, who moves that clock:
+ * real time passing would race with it. Returns the ms to wait, or 0 when
+ * there is nothing to wait for; moves what expired already to *out. */
+static uint64_t take_timed_out_locked(struct pool *p, struct slist *out)
+{
+	if (p->ops.now_ms)
+		return 0;
+	uint64_t now = pool_now_ms(p);
+	for (struct slot *s; p->idle.len > p->cfg.min_size && (s = slist_front(&p->idle));) {
+		uint64_t last = s->last_used_ms;
+		if (now >= last && now - last >= p->cfg.max_idle_ms) {
+			slist_pop_front(&p->idle);
+			p->evictions++;
+			p->destroying++;
+			slist_push_back(out, s);
+			continue;
+		}
+		uint64_t left = now < last ? p->cfg.max_idle_ms : p->cfg.max_idle_ms - (now - last);
+		return left + 1; /* +1: at the deadline itself it must be expired */
+	}
+	return 0;
+}
+
+/* Waits for work under mu; the worker holding the timer (p->timer_held)
+ * wakes at the next idle expiry too. */
+static void wait_for_work_locked(struct pool *p)
+{
+	struct slist dead;
+	slist_init(&dead);
+	uint64_t wait_ms = p->timer_held ? 0 : take_timed_out_locked(p, &dead);
+	if (dead.len) {
+		pthread_mutex_unlock(&p->mu);
+		pool_destroy_list(p, &dead);
+		pthread_mutex_lock(&p->mu);
+		return; /* look again: work or another deadline may be due */
+	}
+	if (wait_ms == 0) {
+		pthread_cond_wait(&p->work_cv, &p->mu);
+		return;
+	}
+	p->timer_held = true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(wait_ms / 1000);
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_clockwait(&p->work_cv, &p->mu, CLOCK_MONOTONIC, &ts);
+	p->timer_held = false;
+}
+
 void *pool_worker_main(void *arg)
 {
 	struct pool *p = arg;
@@ -227,7 +287,7 @@ void *pool_worker_main(void *arg)
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->stopping && p->jobs.len == 0 && p->create_pending == 0)
-			pthread_cond_wait(&p->work_cv, &p->mu);
+			wait_for_work_locked(p);
 		if (p->stopping)
 			break;
 		/* Releases first: a reset gives back a warm machine sooner than a

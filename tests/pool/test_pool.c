@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tests/common/tap.h"
 #include "tests/common/testutil.h"
@@ -494,6 +495,47 @@ static void t_expiry(void)
 	REQUIRE(f.destroyed[3]);
 
 	pool_release(p, y);
+	stop(&f, p);
+}
+
+/* With nobody acquiring, idle machines past max_idle are still evicted
+ * (a timer, not only acquire), oldest first, down to min_size; a pool
+ * on an injected clock is left to its caller. */
+static void t_idle_timer(void)
+{
+	struct fake f;
+	struct pool *p;
+	struct pool_config c = cfg_with(1, 8, 0);
+	c.max_idle_ms = 150;
+	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
+	pool_quiesce(p);
+	void *m[4];
+	for (int i = 0; i < 4; i++)
+		REQUIRE_EQ(pool_acquire(p, &m[i]), 0);
+	for (int i = 0; i < 4; i++)
+		release_sync(p, m[i]);
+	pool_quiesce(p);
+	uint32_t before = stats(p).idle;
+	REQUIRE(before >= 4);
+	uint64_t t0 = now_ms();
+	while (stats(p).idle > 1 && now_ms() - t0 < 3000)
+		usleep(10000);
+	struct pool_stats s = stats(p);
+	CHECKF(s.idle == 1, "idle %u after %llu ms", s.idle, (unsigned long long)(now_ms() - t0));
+	CHECK_EQ(s.evictions, before - 1);
+	CHECK(now_ms() - t0 >= 100); /* not before they expired */
+	stop(&f, p);
+
+	c.max_idle_ms = 50;
+	REQUIRE_EQ(start(&f, &c, &fake_ops_clock, &p), 0);
+	void *a, *b;
+	REQUIRE_EQ(pool_acquire(p, &a), 0);
+	REQUIRE_EQ(pool_acquire(p, &b), 0);
+	release_sync(p, a);
+	release_sync(p, b);
+	FAKE_SET(&f, now, 100000);
+	usleep(200000);
+	CHECK_EQ(stats(p).evictions, 0);
 	stop(&f, p);
 }
 
@@ -997,6 +1039,7 @@ int main(void)
 		{ "miss creates on the caller's thread", t_miss },
 		{ "create failure rolls back in_use", t_create_failure },
 		{ "expiry evicts the oldest idle", t_expiry },
+		{ "idle eviction runs on a timer too, down to min_size", t_idle_timer },
 		{ "release over max_size evicts the oldest", t_max_size_eviction },
 		{ "dead machine on release evicted and replaced", t_dead_release },
 		{ "health check every N releases and its failure", t_health_check },

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/ctlparse.h"
 #include "fs/ino.h"
+#include "fs/mountcheck.h"
 #include "fs/output.h"
 #include "tests/common/tap.h"
 
@@ -91,6 +93,34 @@ static void test_ctl(void)
 
 /* Both forms of inode hold every serial, and neither can be taken for the
  * other. */
+/* The topmost mount on a path, its escapes undone; ours by type or by
+ * source; a path that is only a prefix is not a match. */
+static void test_mountcheck(void)
+{
+	char path[] = "/tmp/vpfs-mi.XXXXXX";
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	dprintf(fd, "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n"
+		    "40 22 0:40 / /srv/a\\040b rw - tmpfs none rw\n"
+		    "41 40 0:41 / /srv/a\\040b rw,nosuid - fuse.vmpoolfs vmpoolfs rw,user_id=0\n"
+		    "42 22 0:42 / /srv/ab rw shared:5 - fuse /dev/fuse rw\n");
+	close(fd);
+	struct mount_entry e;
+	CHECK_EQ(mountcheck_find(path, "/srv/a b", &e), 1);
+	CHECK(strcmp(e.fstype, "fuse.vmpoolfs") == 0 && strcmp(e.source, "vmpoolfs") == 0);
+	CHECK(mountcheck_is_ours(&e));
+	CHECK_EQ(mountcheck_find(path, "/srv/ab", &e), 1);
+	CHECK(!mountcheck_is_ours(&e));
+	CHECK_EQ(mountcheck_find(path, "/srv", &e), 0);
+	CHECK_EQ(mountcheck_find(path, "/srv/a", &e), 0);
+	struct mount_entry other = {.fstype = "fuse", .source = "vmpoolfs"};
+	CHECK(mountcheck_is_ours(&other));
+	struct mount_entry tmpfs = {.fstype = "tmpfs", .source = "vmpoolfs"};
+	CHECK(!mountcheck_is_ours(&tmpfs));
+	unlink(path);
+	CHECK_EQ(mountcheck_find(path, "/", &e), -ENOENT);
+}
+
 static void test_ino(void)
 {
 	TAP_OK(ino_make(0, INO_ROOT) == FUSE_ROOT_ID);
@@ -110,5 +140,6 @@ int main(void)
 	test_output();
 	test_ctl();
 	test_ino();
+	test_mountcheck();
 	return tap_done();
 }

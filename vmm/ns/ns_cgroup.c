@@ -176,9 +176,32 @@ static int own_dir(const struct mnt *m, const char *cgpath, char *out, size_t ca
 	return 0;
 }
 
-/* Parents left by a daemon that died (its agents die with their channel,
- * so the cgroups are empty or soon will be): removed when their owner pid
- * no longer exists. Best effort; a busy one stays. */
+static int rmdir_retry(const char *dir);
+
+/* SIGKILLs every process in a leftover cgroup `dir`: 1 if there was one. */
+static int kill_members(const char *dir)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int any = 0;
+	long pid;
+	while (fscanf(f, "%ld", &pid) == 1)
+		if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+			any = 1;
+	fclose(f);
+	return any;
+}
+
+/* Parents left by a daemon that died: removed when their owner pid no
+ * longer exists. Its agents normally die with it (each is PID 1 of its
+ * machine and exits at the channel's EOF, taking the machine's processes
+ * with it), but one still finishing, or stopped, keeps its cgroup busy:
+ * whatever is left in a dead daemon's cgroup has no owner, so it is
+ * killed first, then the cgroup goes once the kernel has let go of it.
+ * Best effort; what stays busy is tried again by the next start. */
 static void remove_stale(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -192,20 +215,26 @@ static void remove_stale(const char *dir)
 			continue;
 		if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
 			continue;
-		int pfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (pfd < 0)
+		char parent[4096];
+		if (snprintf(parent, sizeof parent, "%s/%s", dir, de->d_name) >= (int)sizeof parent)
 			continue;
-		DIR *sub = fdopendir(pfd);
-		if (!sub) {
-			close(pfd);
+		DIR *sub = opendir(parent);
+		if (!sub)
 			continue;
-		}
 		struct dirent *m;
-		while ((m = readdir(sub)))
-			if (m->d_type == DT_DIR && m->d_name[0] == 'm')
-				unlinkat(dirfd(sub), m->d_name, AT_REMOVEDIR);
+		while ((m = readdir(sub))) {
+			char leaf[4400];
+			if (m->d_type != DT_DIR || m->d_name[0] != 'm' ||
+			    snprintf(leaf, sizeof leaf, "%s/%s", parent, m->d_name) >= (int)sizeof leaf)
+				continue;
+			if (kill_members(leaf))
+				rmdir_retry(leaf);
+			else
+				rmdir(leaf);
+		}
 		closedir(sub);
-		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+		kill_members(parent); /* none belong there; just in case */
+		rmdir(parent);
 	}
 	closedir(d);
 }
