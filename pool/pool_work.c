@@ -76,7 +76,7 @@ void pool_refill_locked(struct pool *p)
 
 /* Moves expired idle machines (oldest first, as the reference: the front is
  * the oldest, so the scan stops at the first one still fresh) to *out. */
-static void take_expired_locked(struct pool *p, struct slist *out)
+static void take_expired_locked(struct pool *p, struct slist *out) REQUIRES(&p->mu)
 {
 	uint64_t now = pool_now_ms(p);
 	for (struct slot *s; (s = slist_front(&p->idle));) {
@@ -91,7 +91,7 @@ static void take_expired_locked(struct pool *p, struct slist *out)
 }
 
 /* Reference push_idle_after_release: over max_size the oldest is evicted. */
-static void push_idle_locked(struct pool *p, struct slot *s, struct slist *evicted)
+static void push_idle_locked(struct pool *p, struct slot *s, struct slist *evicted) REQUIRES(&p->mu)
 {
 	if (p->idle.len >= p->cfg.max_size) {
 		struct slot *old = slist_pop_front(&p->idle);
@@ -120,20 +120,20 @@ void pool_destroy_list(struct pool *p, struct slist *l)
 	}
 	if (n == 0)
 		return;
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->destroying -= n;
 	pool_refill_locked(p);
 	pthread_cond_broadcast(&p->change_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 }
 
 void pool_evict_expired(struct pool *p)
 {
 	struct slist dead;
 	slist_init(&dead);
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	take_expired_locked(p, &dead);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &dead);
 }
 
@@ -146,7 +146,7 @@ static void worker_create(struct pool *p)
 	struct slist evicted;
 	slist_init(&evicted);
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->creates_running--;
 	if (s)
 		pool_record_create_locked(p, rc, us);
@@ -159,7 +159,7 @@ static void worker_create(struct pool *p)
 		free(s);
 	}
 	pthread_cond_broadcast(&p->change_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &evicted);
 }
 
@@ -192,7 +192,7 @@ static void worker_release(struct pool *p, struct slot *s)
 
 	struct slist dead;
 	slist_init(&dead);
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->resets_running--;
 	if (checked) {
 		p->health_checks++;
@@ -216,7 +216,7 @@ static void worker_release(struct pool *p, struct slot *s)
 		slist_push_back(&dead, s);
 	}
 	pthread_cond_broadcast(&p->change_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &dead);
 }
 
@@ -224,10 +224,10 @@ void *pool_worker_main(void *arg)
 {
 	struct pool *p = arg;
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->stopping && p->jobs.len == 0 && p->create_pending == 0)
-			pthread_cond_wait(&p->work_cv, &p->mu);
+			pthread_cond_wait(&p->work_cv, vp_mutex_raw(&p->mu));
 		if (p->stopping)
 			break;
 		/* Releases first: a reset gives back a warm machine sooner than a
@@ -235,16 +235,16 @@ void *pool_worker_main(void *arg)
 		struct slot *job = slist_pop_front(&p->jobs);
 		if (job) {
 			p->resets_running++;
-			pthread_mutex_unlock(&p->mu);
+			vp_mutex_unlock(&p->mu);
 			worker_release(p, job);
 		} else {
 			p->create_pending--;
 			p->creates_running++;
-			pthread_mutex_unlock(&p->mu);
+			vp_mutex_unlock(&p->mu);
 			worker_create(p);
 		}
-		pthread_mutex_lock(&p->mu);
+		vp_mutex_lock(&p->mu);
 	}
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	return NULL;
 }
