@@ -34,12 +34,12 @@ static int cmd_open(struct vfh *fh)
 static int cmd_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
 	(void)fs;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	*len = s->cmd_len;
 	*txt = malloc(*len ? *len : 1);
 	if (*txt && *len)
 		memcpy(*txt, s->cmd, *len);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return *txt ? 0 : -ENOMEM;
 }
 
@@ -48,9 +48,9 @@ static int cmd_write(struct vfh *fh, const char *buf, size_t size)
 	struct session *s = fh->s;
 	if (memchr(buf, '\0', size))
 		return -EINVAL; /* sh -c takes a C string */
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	bool running = s->state == ST_RUNNING;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (running)
 		return -EBUSY;
 	if (fh->started) { /* text after a started one is a new command */
@@ -100,9 +100,9 @@ static void cmd_release(struct vfh *fh)
 
 static uint64_t cmd_size(struct session *s)
 {
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	uint64_t n = s->cmd_len;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return n;
 }
 
@@ -110,9 +110,9 @@ static uint64_t cmd_size(struct session *s)
 
 static uint64_t out_size(struct session *s, int i)
 {
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	uint64_t n = outbuf_len(&s->out[i]);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return n;
 }
 
@@ -129,10 +129,10 @@ static uint64_t stderr_size(struct session *s)
 static uint64_t exit_size(struct session *s)
 {
 	uint64_t n = 0;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (s->state != ST_IDLE && s->state != ST_RUNNING && s->state != ST_ERROR)
 		n = (uint64_t)snprintf(NULL, 0, "%d\n", s->exit_code);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return n;
 }
 
@@ -170,7 +170,7 @@ static void put_output_lost(FILE *f, const struct session *s)
 }
 
 /* Under s->lock. */
-static void put_stat(FILE *f, const struct session *s)
+static void put_stat(FILE *f, const struct session *s) REQUIRES(&s->lock)
 {
 	enum cmd_state st = s->settling ? ST_RUNNING : s->state;
 	fprintf(f, "state=%s\n", cmd_state_name(st));
@@ -220,9 +220,9 @@ static int stat_read(struct vpfs *fs, struct session *s, char **txt, size_t *len
 	FILE *f = open_memstream(&buf, &sz);
 	if (!f)
 		return -ENOMEM;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	put_stat(f, s);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -ENOMEM;
@@ -264,9 +264,9 @@ static void stdin_release(struct vfh *fh)
 static int ctl_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 {
 	(void)fs;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	int r = settings_format(&s->settings, txt, len);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return r;
 }
 
@@ -278,9 +278,9 @@ static int check_cwd(struct session *s, const struct ctl_cmd *c)
 	int r = session_machine_get(s);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	struct vp_client *cl = s->dead ? NULL : s->client;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	r = cl ? guest_dir_check(cl, c->arg, c->arglen) : -EIO;
 	session_machine_put(s);
 	if (r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN)
@@ -316,9 +316,9 @@ static int ctl_lines(struct vfh *fh, bool all)
 		} else if (c.kind == CTL_CWD && (err = check_cwd(s, &c)) < 0) {
 			/* refused: says why in the log, the write gets the errno */
 		} else if (c.kind != CTL_NONE) {
-			pthread_mutex_lock(&s->lock);
+			vp_mutex_lock(&s->lock);
 			err = settings_apply(&s->settings, &c);
-			pthread_mutex_unlock(&s->lock);
+			vp_mutex_unlock(&s->lock);
 		}
 		if (err < 0)
 			break;

@@ -44,11 +44,11 @@ static void session_attr(struct session *s, const struct vfile *vf, struct stat 
 		st->st_size = vf->size ? (off_t)vf->size(s) : 0;
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	st->st_ctim = s->ctime;
 	st->st_mtim = vf && vf->out != VF_OUT_NONE ? s->mtime[vf->out - VF_OUT_STDOUT] : s->ctime;
 	st->st_atim = st->st_mtim;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 }
 
 /* The mount's own nodes (serial 0). */
@@ -64,9 +64,9 @@ static int mnt_attr(struct vpfs *fs, fuse_ino_t ino, struct stat *st)
 		return -ENOENT;
 	base_attr(fs, st, ino, vf->mode);
 	if (vf->kind == VF_DIR) { /* pool/: one link per machine */
-		pthread_mutex_lock(&fs->lock);
+		vp_mutex_lock(&fs->lock);
 		st->st_nlink = 2 + fs->nlive;
-		pthread_mutex_unlock(&fs->lock);
+		vp_mutex_unlock(&fs->lock);
 	}
 	return 0;
 }
@@ -129,12 +129,12 @@ void ct_setattr(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, const struct st
 		struct session *s = session_by_serial(fs, ino_serial(ino));
 		if (s) {
 			struct timespec *t = &s->mtime[vf->out - VF_OUT_STDOUT];
-			pthread_mutex_lock(&s->lock);
+			vp_mutex_lock(&s->lock);
 			if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 				clock_gettime(CLOCK_REALTIME, t);
 			else
 				*t = attr->st_mtim;
-			pthread_mutex_unlock(&s->lock);
+			vp_mutex_unlock(&s->lock);
 			session_unref(s);
 		}
 	}

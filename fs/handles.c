@@ -16,7 +16,7 @@ static struct vfh *fh_of(const struct fuse_file_info *fi)
 }
 
 /* The list a handle is on and the lock that guards it. */
-static struct list_node *fh_list(struct vpfs *fs, struct session *s, pthread_mutex_t **lock)
+static struct list_node *fh_list(struct vpfs *fs, struct session *s, struct vp_mutex **lock)
 {
 	*lock = s ? &s->lock : &fs->lock;
 	return s ? &s->fhs : &fs->misc_fhs;
@@ -29,32 +29,32 @@ static struct vfh *vfh_new(struct vpfs *fs, struct session *s, const struct vfil
 		return NULL;
 	fh->vf = vf;
 	fh->s = s;
-	pthread_mutex_init(&fh->io, NULL);
+	vp_mutex_init(&fh->io);
 	if (s)
 		session_ref(s);
-	pthread_mutex_t *lock;
+	struct vp_mutex *lock;
 	struct list_node *head = fh_list(fs, s, &lock);
-	pthread_mutex_lock(lock);
+	vp_mutex_lock(lock);
 	if (s)
 		fh->gen = s->gen;
 	list_add_head(head, &fh->link);
-	pthread_mutex_unlock(lock);
+	vp_mutex_unlock(lock);
 	return fh;
 }
 
 static void vfh_free(struct vpfs *fs, struct vfh *fh)
 {
 	struct session *s = fh->s;
-	pthread_mutex_t *lock;
+	struct vp_mutex *lock;
 	(void)fh_list(fs, s, &lock);
-	pthread_mutex_lock(lock);
+	vp_mutex_lock(lock);
 	list_del(&fh->link);
 	struct fuse_pollhandle *ph = fh->ph;
 	fh->ph = NULL;
-	pthread_mutex_unlock(lock);
+	vp_mutex_unlock(lock);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
-	pthread_mutex_destroy(&fh->io);
+	vp_mutex_destroy(&fh->io);
 	free(fh->buf);
 	free(fh);
 	if (s)
@@ -167,7 +167,7 @@ void vfh_read(struct vpfs *fs, fuse_req_t req, size_t size, off_t off, struct fu
 	char *copy = NULL;
 	size_t n = 0;
 	int r = 0;
-	pthread_mutex_lock(&fh->io);
+	vp_mutex_lock(&fh->io);
 	if (off == 0 && !(fh->vf->flags & VF_TEXT_AT_OPEN))
 		r = take_text(fs, fh);
 	if (r == 0 && off >= 0 && (uint64_t)off < fh->len) {
@@ -179,7 +179,7 @@ void vfh_read(struct vpfs *fs, fuse_req_t req, size_t size, off_t off, struct fu
 		else
 			r = -ENOMEM;
 	}
-	pthread_mutex_unlock(&fh->io);
+	vp_mutex_unlock(&fh->io);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -194,9 +194,9 @@ void vfh_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_in
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	pthread_mutex_lock(&fh->io);
+	vp_mutex_lock(&fh->io);
 	int r = fh->vf->write(fh, buf, size);
-	pthread_mutex_unlock(&fh->io);
+	vp_mutex_unlock(&fh->io);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -208,9 +208,9 @@ void vfh_flush(fuse_req_t req, struct fuse_file_info *fi)
 	struct vfh *fh = fh_of(fi);
 	int r = 0;
 	if (fh->vf->flush) {
-		pthread_mutex_lock(&fh->io);
+		vp_mutex_lock(&fh->io);
 		r = fh->vf->flush(fh, fuse_req_ctx(req)->pid);
-		pthread_mutex_unlock(&fh->io);
+		vp_mutex_unlock(&fh->io);
 	}
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
@@ -219,9 +219,9 @@ void vfh_release(struct vpfs *fs, fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct vfh *fh = fh_of(fi);
 	if (fh->vf->release) {
-		pthread_mutex_lock(&fh->io);
+		vp_mutex_lock(&fh->io);
 		fh->vf->release(fh);
-		pthread_mutex_unlock(&fh->io);
+		vp_mutex_unlock(&fh->io);
 	}
 	vfh_free(fs, fh);
 	fuse_reply_err(req, 0);
@@ -244,7 +244,7 @@ void vfh_drop_all(struct vpfs *fs)
 	for (;;) {
 		struct session *s = NULL;
 		struct vfh *fh = NULL;
-		pthread_mutex_lock(&fs->lock);
+		vp_mutex_lock(&fs->lock);
 		if (!list_empty(&fs->misc_fhs)) {
 			fh = container_of(list_first(&fs->misc_fhs), struct vfh, link);
 		} else {
@@ -252,16 +252,16 @@ void vfh_drop_all(struct vpfs *fs)
 				if (s)
 					break; /* (out of the bucket: the macro is two loops) */
 				struct session *c = container_of(it, struct session, by_serial);
-				pthread_mutex_lock(&c->lock);
+				vp_mutex_lock(&c->lock);
 				bool busy = !list_empty(&c->fhs) || !list_empty(&c->waiters);
-				pthread_mutex_unlock(&c->lock);
+				vp_mutex_unlock(&c->lock);
 				if (busy) {
 					s = c;
 					session_ref(s);
 				}
 			}
 		}
-		pthread_mutex_unlock(&fs->lock);
+		vp_mutex_unlock(&fs->lock);
 		if (!fh && !s)
 			return;
 		if (!s) {
@@ -269,9 +269,9 @@ void vfh_drop_all(struct vpfs *fs)
 			continue;
 		}
 		waiters_fail_all(s, EIO);
-		pthread_mutex_lock(&s->lock);
+		vp_mutex_lock(&s->lock);
 		struct list_node *first = list_first(&s->fhs);
-		pthread_mutex_unlock(&s->lock);
+		vp_mutex_unlock(&s->lock);
 		if (first)
 			vfh_free(fs, container_of(first, struct vfh, link));
 		session_unref(s);

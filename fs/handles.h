@@ -30,11 +30,11 @@ struct vfh {
 	/* Under the lock of the list it is on (see above). */
 	struct list_node link;
 	/* Under io: one open file may be shared by processes. */
-	pthread_mutex_t io;
-	bool started;                 /* cmd: this handle's text was started */
-	bool pending;                 /* cmd: holds text not started yet (counted in s->pending) */
-	char *buf;                    /* text to read, or text being written */
-	size_t len, cap;
+	struct vp_mutex io;
+	bool started GUARDED_BY(io); /* cmd: this handle's text was started */
+	bool pending GUARDED_BY(io); /* cmd: holds text not started yet (counted in s->pending) */
+	char *buf GUARDED_BY(io); /* text to read, or text being written */
+	size_t len GUARDED_BY(io), cap GUARDED_BY(io);
 };
 
 void vfh_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

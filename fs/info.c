@@ -20,9 +20,9 @@ int info_format_stats(struct vpfs *fs, char **out, size_t *len)
 {
 	struct pool_stats st;
 	pool_get_stats(fs->pool, &st);
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	unsigned long long sessions = fs->nlive, commands = fs->commands_run;
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
 	if (!f)

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct vpfs fs;
 	memset(&fs, 0, sizeof(fs));
-	pthread_mutex_init(&fs.lock, NULL);
+	vp_mutex_init(&fs.lock);
 	list_init(&fs.live);
 	list_init(&fs.misc_fhs);
 	fs.next_serial = 1;
@@ -171,10 +171,10 @@ out_notify:
 out_pool:
 	pool_free(fs.pool);
 	notifier_free(fs.notify);
-	pthread_mutex_lock(&fs.lock);
+	vp_mutex_lock(&fs.lock);
 	if (fs.sessions.count)
 		fprintf(stderr, "vmpoolfs: sessions still referenced at exit\n");
-	pthread_mutex_unlock(&fs.lock);
+	vp_mutex_unlock(&fs.lock);
 out_backend:
 	machine_backend_close(fs.backend);
 out_session:
@@ -185,7 +185,7 @@ out_args:
 	opts_free(&fs.opts);
 	free(fs.mnt);
 	u64map_destroy(&fs.sessions);
-	pthread_mutex_destroy(&fs.lock);
+	vp_mutex_destroy(&fs.lock);
 	if (status == 0)
 		fprintf(stderr, "vmpoolfs: unmounted, all machines released\n");
 	return status;

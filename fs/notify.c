@@ -20,10 +20,10 @@ struct notifier {
 	struct vpfs *fs;
 	pthread_t thread;
 	pid_t tid;
-	pthread_mutex_t lock;         /* queue, stop, and each queued session's nq_* */
+	struct vp_mutex lock;         /* queue, stop, and each queued session's nq_* */
 	pthread_cond_t cond;          /* CLOCK_MONOTONIC (clock_cond_init) */
-	struct list_node queue;       /* sessions (nq_link), each with a reference */
-	bool stop;
+	struct list_node queue GUARDED_BY(lock); /* sessions (nq_link), each with a reference */
+	bool stop GUARDED_BY(lock);
 };
 
 pid_t notifier_tid(const struct notifier *n)
@@ -35,9 +35,9 @@ void notifier_post(struct notifier *n, struct session *s, unsigned what)
 {
 	if (!n)
 		return;
-	pthread_mutex_lock(&n->lock);
+	vp_mutex_lock(&n->lock);
 	if (n->stop && (what & NQ_EXIT)) {
-		pthread_mutex_unlock(&n->lock);
+		vp_mutex_unlock(&n->lock);
 		session_settled(s); /* nobody will drop caches any more */
 		return;
 	}
@@ -49,7 +49,7 @@ void notifier_post(struct notifier *n, struct session *s, unsigned what)
 		}
 		pthread_cond_signal(&n->cond);
 	}
-	pthread_mutex_unlock(&n->lock);
+	vp_mutex_unlock(&n->lock);
 }
 
 /* Under n->lock: the flags of s that are due now; *wait_ms lowered to the
@@ -81,9 +81,9 @@ static void act(struct notifier *n, struct session *s, unsigned what)
 {
 	struct vpfs *fs = n->fs;
 	char path[PATH_MAX + 300];
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	bool released = s->released;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (released) {
 		if (what & NQ_EXIT)
 			session_settled(s);
@@ -118,7 +118,7 @@ static void *notify_main(void *arg)
 {
 	struct notifier *n = arg;
 	__atomic_store_n(&n->tid, gettid(), __ATOMIC_RELEASE);
-	pthread_mutex_lock(&n->lock);
+	vp_mutex_lock(&n->lock);
 	while (!n->stop) {
 		uint64_t now = clock_mono_ms(), wait_ms = UINT64_MAX;
 		struct session *pick = NULL;
@@ -138,15 +138,15 @@ static void *notify_main(void *arg)
 			} else {
 				session_ref(pick);
 			}
-			pthread_mutex_unlock(&n->lock);
+			vp_mutex_unlock(&n->lock);
 			act(n, pick, what);
 			session_unref(pick);
-			pthread_mutex_lock(&n->lock);
+			vp_mutex_lock(&n->lock);
 			continue;
 		}
-		(void)clock_cond_wait(&n->cond, &n->lock, wait_ms == UINT64_MAX ? 0 : deadline_after_ms(wait_ms));
+		(void)clock_cond_wait(&n->cond, vp_mutex_raw(&n->lock), wait_ms == UINT64_MAX ? 0 : deadline_after_ms(wait_ms));
 	}
-	pthread_mutex_unlock(&n->lock);
+	vp_mutex_unlock(&n->lock);
 	return NULL;
 }
 
@@ -157,17 +157,17 @@ int notifier_start(struct vpfs *fs, struct notifier **out)
 		return -ENOMEM;
 	n->fs = fs;
 	list_init(&n->queue);
-	pthread_mutex_init(&n->lock, NULL);
+	vp_mutex_init(&n->lock);
 	int r = clock_cond_init(&n->cond);
 	if (r < 0) {
-		pthread_mutex_destroy(&n->lock);
+		vp_mutex_destroy(&n->lock);
 		free(n);
 		return r;
 	}
 	r = pthread_create(&n->thread, NULL, notify_main, n);
 	if (r != 0) {
 		pthread_cond_destroy(&n->cond);
-		pthread_mutex_destroy(&n->lock);
+		vp_mutex_destroy(&n->lock);
 		free(n);
 		return -r;
 	}
@@ -182,23 +182,23 @@ void notifier_stop(struct notifier *n)
 {
 	if (!n)
 		return;
-	pthread_mutex_lock(&n->lock);
+	vp_mutex_lock(&n->lock);
 	if (n->stop) {
-		pthread_mutex_unlock(&n->lock);
+		vp_mutex_unlock(&n->lock);
 		return;
 	}
 	n->stop = true;
 	pthread_cond_signal(&n->cond);
-	pthread_mutex_unlock(&n->lock);
+	vp_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
 	/* Drop what is still queued. */
 	for (;;) {
-		pthread_mutex_lock(&n->lock);
+		vp_mutex_lock(&n->lock);
 		struct list_node *first = list_pop_head(&n->queue);
 		struct session *s = first ? container_of(first, struct session, nq_link) : NULL;
 		if (s)
 			s->nq_flags = 0;
-		pthread_mutex_unlock(&n->lock);
+		vp_mutex_unlock(&n->lock);
 		if (!s)
 			return;
 		session_settled(s);
@@ -212,6 +212,6 @@ void notifier_free(struct notifier *n)
 		return;
 	notifier_stop(n);
 	pthread_cond_destroy(&n->cond);
-	pthread_mutex_destroy(&n->lock);
+	vp_mutex_destroy(&n->lock);
 	free(n);
 }

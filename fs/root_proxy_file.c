@@ -44,18 +44,18 @@ static struct rp_file *file_new(struct root_proxy *rp, uint64_t fh, uint64_t nod
 	f->node = node;
 	f->flags = (uint32_t)flags;
 	f->regular = (int8_t)regular;
-	pthread_mutex_lock(&rp->wb_lock);
+	vp_mutex_lock(&rp->wb_lock);
 	list_add_head(&rp->files, &f->link);
-	pthread_mutex_unlock(&rp->wb_lock);
+	vp_mutex_unlock(&rp->wb_lock);
 	return f;
 }
 
 /* Unlinks and frees f; no write of it may be in flight. */
 static void file_free(struct root_proxy *rp, struct rp_file *f)
 {
-	pthread_mutex_lock(&rp->wb_lock);
+	vp_mutex_lock(&rp->wb_lock);
 	list_del(&f->link);
-	pthread_mutex_unlock(&rp->wb_lock);
+	vp_mutex_unlock(&rp->wb_lock);
 	free(f);
 }
 

@@ -32,6 +32,7 @@
 #include "lib/list.h"
 #include "lib/u64map.h"
 #include "proto/client.h"
+#include "lib/thread_safety.h"
 
 #define RP_ATTR_TIMEOUT 1.0
 #define RP_ENTRY_TIMEOUT 1.0
@@ -40,14 +41,14 @@ struct root_proxy {
 	struct vp_client *client;
 	uint64_t ino_base;
 
-	pthread_mutex_t nodes_lock;
-	struct u64map nodes; /* struct rp_node by guest node id */
+	struct vp_mutex nodes_lock;
+	struct u64map nodes GUARDED_BY(nodes_lock); /* struct rp_node by guest node id */
 
-	pthread_mutex_t wb_lock;
+	struct vp_mutex wb_lock;
 	pthread_cond_t wb_cond; /* a write finished (CLOCK_MONOTONIC) */
-	struct list_node files; /* struct rp_file, every open file */
-	struct list_node wbs;   /* struct rp_wb, every write in flight */
-	uint64_t wb_seq;        /* seq of the last write sent */
+	struct list_node files GUARDED_BY(wb_lock); /* struct rp_file, every open file */
+	struct list_node wbs GUARDED_BY(wb_lock); /* struct rp_wb, every write in flight */
+	uint64_t wb_seq GUARDED_BY(wb_lock); /* seq of the last write sent */
 };
 
 /* An open file: fi->fh points to one (directories keep the guest's fh).

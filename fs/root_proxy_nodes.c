@@ -62,7 +62,7 @@ int rpi_nodes_init(struct root_proxy *rp)
 	int err = u64map_init(&rp->nodes, 64);
 	if (err)
 		return err;
-	err = pthread_mutex_init(&rp->nodes_lock, NULL);
+	err = vp_mutex_init(&rp->nodes_lock);
 	if (err) {
 		u64map_destroy(&rp->nodes);
 		return -err;
@@ -83,7 +83,7 @@ void rpi_nodes_fini(struct root_proxy *rp)
 		free(e);
 	}
 	u64map_destroy(&rp->nodes);
-	pthread_mutex_destroy(&rp->nodes_lock);
+	vp_mutex_destroy(&rp->nodes_lock);
 }
 
 /* Records the name an entry was handed out under. Failing to copy it only
@@ -104,7 +104,7 @@ static void node_set_name(struct rp_node *e, uint64_t parent, const char *name)
 static int table_add(struct root_proxy *rp, uint64_t node, uint64_t parent, const char *name)
 {
 	int err = 0;
-	pthread_mutex_lock(&rp->nodes_lock);
+	vp_mutex_lock(&rp->nodes_lock);
 	struct rp_node *e = node_entry(u64map_find(&rp->nodes, node));
 	if (e) {
 		e->nlookup++;
@@ -117,7 +117,7 @@ static int table_add(struct root_proxy *rp, uint64_t node, uint64_t parent, cons
 	}
 	if (e)
 		node_set_name(e, parent, name);
-	pthread_mutex_unlock(&rp->nodes_lock);
+	vp_mutex_unlock(&rp->nodes_lock);
 	return err;
 }
 
@@ -126,7 +126,7 @@ static int table_add(struct root_proxy *rp, uint64_t node, uint64_t parent, cons
 static uint64_t table_drop(struct root_proxy *rp, uint64_t node, uint64_t n)
 {
 	uint64_t dropped = 0;
-	pthread_mutex_lock(&rp->nodes_lock);
+	vp_mutex_lock(&rp->nodes_lock);
 	struct rp_node *e = node_entry(u64map_find(&rp->nodes, node));
 	if (e) {
 		dropped = n < e->nlookup ? n : e->nlookup;
@@ -136,7 +136,7 @@ static uint64_t table_drop(struct root_proxy *rp, uint64_t node, uint64_t n)
 		else
 			e = NULL;
 	}
-	pthread_mutex_unlock(&rp->nodes_lock);
+	vp_mutex_unlock(&rp->nodes_lock);
 	if (e) {
 		free(e->name);
 		free(e);
@@ -280,7 +280,7 @@ void rp_invalidate(struct root_proxy *rp, struct fuse_session *se)
 	/* Collect under the lock, notify without it: a notification can wait
 	 * on the kernel (a directory's lock), which may be waiting on a
 	 * request that needs our lock (a lookup adding to the table). */
-	pthread_mutex_lock(&rp->nodes_lock);
+	vp_mutex_lock(&rp->nodes_lock);
 	size_t n = rp->nodes.count + 1, names_len = 0;
 	u64map_for_each_safe(&rp->nodes, it, tmp) {
 		const struct rp_node *e = node_entry(it);
@@ -304,7 +304,7 @@ void rp_invalidate(struct root_proxy *rp, struct fuse_session *se)
 			off += len;
 		}
 	}
-	pthread_mutex_unlock(&rp->nodes_lock);
+	vp_mutex_unlock(&rp->nodes_lock);
 	/* Entries are only expired, not dropped: the next access looks the
 	 * name up again and keeps the dentry if the guest still has the same
 	 * node there. Dropping (inval_entry) would also unhash directories in

@@ -57,13 +57,13 @@ struct wb_query {
 
 int rpi_wb_init(struct root_proxy *rp)
 {
-	int err = pthread_mutex_init(&rp->wb_lock, NULL);
+	int err = vp_mutex_init(&rp->wb_lock);
 	if (err)
 		return -err;
 	/* Monotonic: a guest's SET_TIME or NTP must not stretch the wait. */
 	err = clock_cond_init(&rp->wb_cond);
 	if (err) {
-		pthread_mutex_destroy(&rp->wb_lock);
+		vp_mutex_destroy(&rp->wb_lock);
 		return err;
 	}
 	list_init(&rp->files);
@@ -83,10 +83,10 @@ void rpi_wb_fini(struct root_proxy *rp)
 		free(container_of(it, struct rp_file, link));
 	}
 	pthread_cond_destroy(&rp->wb_cond);
-	pthread_mutex_destroy(&rp->wb_lock);
+	vp_mutex_destroy(&rp->wb_lock);
 }
 
-static bool wb_pending_locked(const struct root_proxy *rp, const struct wb_query *q)
+static bool wb_pending_locked(const struct root_proxy *rp, const struct wb_query *q) REQUIRES(&rp->wb_lock)
 {
 	if (q->lim_f && q->lim_f->inflight >= q->limit)
 		return true;
@@ -111,15 +111,15 @@ static bool wb_pending_locked(const struct root_proxy *rp, const struct wb_query
  * only the channel's death guarantees the callbacks that end this wait.
  * A stuck guest's synchronous calls would fail with ETIMEDOUT; here the
  * machine becomes dead instead, and the wait goes on without a deadline. */
-static void wb_wait_locked(struct root_proxy *rp, const struct wb_query *q)
+static void wb_wait_locked(struct root_proxy *rp, const struct wb_query *q) REQUIRES(&rp->wb_lock)
 {
 	uint64_t deadline = deadline_after_ms(RP_WB_TIMEOUT_MS);
 	while (wb_pending_locked(rp, q)) {
-		if (clock_cond_wait(&rp->wb_cond, &rp->wb_lock, deadline) == -ETIMEDOUT &&
+		if (clock_cond_wait(&rp->wb_cond, vp_mutex_raw(&rp->wb_lock), deadline) == -ETIMEDOUT &&
 		    wb_pending_locked(rp, q)) {
-			pthread_mutex_unlock(&rp->wb_lock);
+			vp_mutex_unlock(&rp->wb_lock);
 			vp_client_shutdown(rp->client);
-			pthread_mutex_lock(&rp->wb_lock);
+			vp_mutex_lock(&rp->wb_lock);
 			deadline = 0;
 		}
 	}
@@ -128,12 +128,12 @@ static void wb_wait_locked(struct root_proxy *rp, const struct wb_query *q)
 /* Waits for what q names, everything sent so far. */
 static void wb_wait(struct root_proxy *rp, struct wb_query q)
 {
-	pthread_mutex_lock(&rp->wb_lock);
+	vp_mutex_lock(&rp->wb_lock);
 	if (!list_empty(&rp->wbs)) {
 		q.upto = rp->wb_seq;
 		wb_wait_locked(rp, &q);
 	}
-	pthread_mutex_unlock(&rp->wb_lock);
+	vp_mutex_unlock(&rp->wb_lock);
 }
 
 void rpi_wb_wait_node(struct root_proxy *rp, uint64_t node)
@@ -153,17 +153,17 @@ void rpi_wb_wait_range(struct root_proxy *rp, uint64_t node, uint64_t off, uint6
 
 int rpi_wb_wait_file(struct root_proxy *rp, struct rp_file *f)
 {
-	pthread_mutex_lock(&rp->wb_lock);
+	vp_mutex_lock(&rp->wb_lock);
 	if (!list_empty(&rp->wbs)) {
 		struct wb_query q = { .f = f, .upto = rp->wb_seq };
 		wb_wait_locked(rp, &q);
 	}
 	int err = f->err;
-	pthread_mutex_unlock(&rp->wb_lock);
+	vp_mutex_unlock(&rp->wb_lock);
 	return err;
 }
 
-static void wb_unlink_locked(struct root_proxy *rp, struct rp_wb *w)
+static void wb_unlink_locked(struct root_proxy *rp, struct rp_wb *w) REQUIRES(&rp->wb_lock)
 {
 	list_del(&w->link);
 	w->f->inflight--;
@@ -180,11 +180,11 @@ static void wb_done(void *ctx, int err, uint32_t written)
 	 * have failed with what is nearly always the cause. */
 	if (!err && written < w->size)
 		err = -ENOSPC;
-	pthread_mutex_lock(&rp->wb_lock);
+	vp_mutex_lock(&rp->wb_lock);
 	if (err && !w->f->err)
 		w->f->err = err;
 	wb_unlink_locked(rp, w);
-	pthread_mutex_unlock(&rp->wb_lock);
+	vp_mutex_unlock(&rp->wb_lock);
 	free(w);
 }
 
@@ -193,18 +193,18 @@ bool rpi_wb_usable(struct root_proxy *rp, struct rp_file *f)
 {
 	if (f->flags & (O_APPEND | O_DSYNC))
 		return false;
-	pthread_mutex_lock(&rp->wb_lock);
+	vp_mutex_lock(&rp->wb_lock);
 	int regular = f->regular;
-	pthread_mutex_unlock(&rp->wb_lock);
+	vp_mutex_unlock(&rp->wb_lock);
 	if (regular < 0) {
 		struct vp_attr a;
 		/* Failing to ask costs only the overlap: stay synchronous. */
 		if (vp_fs_getattr(rp->client, f->node, &a) != 0)
 			return false;
 		regular = S_ISREG(a.mode) ? 1 : 0;
-		pthread_mutex_lock(&rp->wb_lock);
+		vp_mutex_lock(&rp->wb_lock);
 		f->regular = (int8_t)regular;
-		pthread_mutex_unlock(&rp->wb_lock);
+		vp_mutex_unlock(&rp->wb_lock);
 	}
 	return regular == 1;
 }
@@ -227,7 +227,7 @@ void rpi_wb_write(struct root_proxy *rp, fuse_req_t req, struct rp_file *f, cons
 		w->off = off + done;
 		w->end = w->off + want;
 		w->size = want;
-		pthread_mutex_lock(&rp->wb_lock);
+		vp_mutex_lock(&rp->wb_lock);
 		/* Room on this handle, and nothing sent before that this write
 		 * overlaps, through any handle of the node. */
 		struct wb_query q = { .node = f->node, .range = true, .off = w->off, .end = w->end,
@@ -235,19 +235,19 @@ void rpi_wb_write(struct root_proxy *rp, fuse_req_t req, struct rp_file *f, cons
 		wb_wait_locked(rp, &q);
 		err = f->err;
 		if (err) {
-			pthread_mutex_unlock(&rp->wb_lock);
+			vp_mutex_unlock(&rp->wb_lock);
 			free(w);
 			break;
 		}
 		w->seq = ++rp->wb_seq;
 		list_add_head(&rp->wbs, &w->link);
 		f->inflight++;
-		pthread_mutex_unlock(&rp->wb_lock);
+		vp_mutex_unlock(&rp->wb_lock);
 		err = vp_fs_write_async(rp->client, f->fh, w->off, buf + done, want, wb_done, w);
 		if (err) {
-			pthread_mutex_lock(&rp->wb_lock);
+			vp_mutex_lock(&rp->wb_lock);
 			wb_unlink_locked(rp, w);
-			pthread_mutex_unlock(&rp->wb_lock);
+			vp_mutex_unlock(&rp->wb_lock);
 			free(w);
 			break;
 		}

@@ -33,15 +33,15 @@ void session_ref(struct session *s)
 static void session_destroy(struct session *s)
 {
 	struct vpfs *fs = s->fs;
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	u64map_remove(&fs->sessions, &s->by_serial);
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	outbuf_free(&s->out[0]);
 	outbuf_free(&s->out[1]);
 	settings_free(&s->settings);
 	free(s->cmd);
 	free(s->name);
-	pthread_mutex_destroy(&s->lock);
+	vp_mutex_destroy(&s->lock);
 	free(s);
 }
 
@@ -59,7 +59,7 @@ static void set_error(struct session *s, const char *what, int err)
 /* ---- name table ------------------------------------------------------ */
 
 /* Under fs->lock. */
-static struct session *find_live(struct vpfs *fs, const char *name)
+static struct session *find_live(struct vpfs *fs, const char *name) REQUIRES(&fs->lock)
 {
 	list_for_each(&fs->live, it) {
 		struct session *s = container_of(it, struct session, live_link);
@@ -70,7 +70,7 @@ static struct session *find_live(struct vpfs *fs, const char *name)
 }
 
 /* Under fs->lock. */
-static void unlink_live(struct vpfs *fs, struct session *s)
+static void unlink_live(struct vpfs *fs, struct session *s) REQUIRES(&fs->lock)
 {
 	if (list_linked(&s->live_link)) {
 		list_del(&s->live_link);
@@ -80,13 +80,13 @@ static void unlink_live(struct vpfs *fs, struct session *s)
 
 struct session *session_by_name(struct vpfs *fs, const char *name)
 {
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	struct session *s = find_live(fs, name);
 	if (s && s->ready)
 		session_ref(s);
 	else
 		s = NULL;
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	return s;
 }
 
@@ -94,14 +94,14 @@ struct session *session_by_name(struct vpfs *fs, const char *name)
  * something still holds. */
 static struct session *by_serial(struct vpfs *fs, uint64_t serial, bool any)
 {
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	struct u64map_link *l = u64map_find(&fs->sessions, serial);
 	struct session *s = l ? container_of(l, struct session, by_serial) : NULL;
 	if (s && (!s->ready || (!any && !list_linked(&s->live_link))))
 		s = NULL;
 	if (s)
 		session_ref(s);
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	return s;
 }
 
@@ -118,13 +118,13 @@ struct session *session_by_serial_any(struct vpfs *fs, uint64_t serial)
 int session_each_named(struct vpfs *fs, int (*fn)(void *ctx, const struct session *s), void *ctx)
 {
 	int r = 0;
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	list_for_each(&fs->live, it) {
 		const struct session *s = container_of(it, struct session, live_link);
 		if (s->ready && (r = fn(ctx, s)) != 0)
 			break;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	return r;
 }
 
@@ -146,14 +146,14 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	list_init(&s->waiters);
 	list_init(&s->fhs);
 	list_init(&s->nq_link);
-	pthread_mutex_init(&s->lock, NULL);
+	vp_mutex_init(&s->lock);
 	outbuf_init(&s->out[0], fs->opts.spill_threshold, fs->spill_dir);
 	outbuf_init(&s->out[1], fs->opts.spill_threshold, fs->spill_dir);
 	settings_init(&s->settings, fs->opts.timeout_ms);
 	clock_gettime(CLOCK_REALTIME, &s->ctime);
 	s->mtime[0] = s->mtime[1] = s->ctime;
 
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	int err = 0;
 	if (fs->shutting_down)
 		err = -ESHUTDOWN;
@@ -162,9 +162,9 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	else if (fs->next_serial > INO_SERIAL_MAX)
 		err = -ENOSPC;
 	if (err) {
-		pthread_mutex_unlock(&fs->lock);
+		vp_mutex_unlock(&fs->lock);
 		free(s->name);
-		pthread_mutex_destroy(&s->lock);
+		vp_mutex_destroy(&s->lock);
 		free(s);
 		return err;
 	}
@@ -174,7 +174,7 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	fs->nlive++;
 	s->by_serial.key = s->serial;
 	u64map_insert(&fs->sessions, &s->by_serial);
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 
 	void *m = NULL;
 	struct root_proxy *rp = NULL;
@@ -187,25 +187,25 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 		}
 	}
 	if (err < 0) {
-		pthread_mutex_lock(&fs->lock);
+		vp_mutex_lock(&fs->lock);
 		unlink_live(fs, s);
-		pthread_mutex_unlock(&fs->lock);
+		vp_mutex_unlock(&fs->lock);
 		session_unref(s);
 		return err;
 	}
 	struct machine_info info;
 	machine_get_info(m, &info);
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	s->m = m;
 	s->client = machine_client(m);
 	s->rp = rp;
 	s->host_pid = info.host_pid;
 	s->machine_id = info.id;
-	pthread_mutex_unlock(&s->lock);
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_unlock(&s->lock);
+	vp_mutex_lock(&fs->lock);
 	s->ready = true;
 	session_ref(s);
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	*out = s;
 	return 0;
 }
@@ -215,12 +215,12 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 int session_machine_get(struct session *s)
 {
 	int r = 0;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (s->released || !s->m)
 		r = -ESTALE;
 	else
 		s->musers++;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return r;
 }
 
@@ -228,9 +228,9 @@ struct machine *session_machine_hold(struct session *s)
 {
 	if (session_machine_get(s) < 0)
 		return NULL;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	struct machine *m = s->m;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return m;
 }
 
@@ -238,7 +238,7 @@ void session_machine_put(struct session *s)
 {
 	struct machine *m = NULL;
 	struct root_proxy *rp = NULL;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (--s->musers == 0 && s->released && s->m) {
 		m = s->m;
 		rp = s->rp;
@@ -246,7 +246,7 @@ void session_machine_put(struct session *s)
 		s->rp = NULL;
 		s->client = NULL;
 	}
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (m) {
 		/* The proxy forgets through the client, so it goes first; the pool
 		 * resets (or, if dead, evicts and replaces) in the background. */
@@ -258,13 +258,13 @@ void session_machine_put(struct session *s)
 /* Unnamed already; kill what runs and give the machine back when unused. */
 static void release_session(struct session *s)
 {
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	s->released = true;
 	bool kill = s->state == ST_RUNNING && s->exec_id_valid && !s->dead && s->client;
 	uint32_t id = s->exec_id;
 	struct vp_client *c = s->client;
 	s->musers++;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (kill)
 		(void)vp_exec_signal(c, id, SIGKILL); /* ESRCH if it just ended */
 	session_machine_put(s);
@@ -272,14 +272,14 @@ static void release_session(struct session *s)
 
 int session_remove(struct vpfs *fs, const char *name)
 {
-	pthread_mutex_lock(&fs->lock);
+	vp_mutex_lock(&fs->lock);
 	struct session *s = find_live(fs, name);
 	if (!s || !s->ready) {
-		pthread_mutex_unlock(&fs->lock);
+		vp_mutex_unlock(&fs->lock);
 		return -ENOENT;
 	}
 	unlink_live(fs, s);
-	pthread_mutex_unlock(&fs->lock);
+	vp_mutex_unlock(&fs->lock);
 	release_session(s);
 	session_unref(s); /* the name table's */
 	return 0;
@@ -290,16 +290,16 @@ int session_remove(struct vpfs *fs, const char *name)
 static void on_started(void *ctx, uint32_t pid)
 {
 	struct session *s = ctx;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	s->pid = pid;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 }
 
 static void on_output(void *ctx, int stream, const void *data, size_t len)
 {
 	struct session *s = ctx;
 	int i = stream == VP_STREAM_STDERR;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	/* After a failed append nothing more is kept for this stream: what a
 	 * reader gets stays a true prefix of the output, never one with a hole. */
 	int r = s->out_err[i] ? 0 : outbuf_append(&s->out[i], data, len);
@@ -309,7 +309,7 @@ static void on_output(void *ctx, int stream, const void *data, size_t len)
 			strerror(-r));
 	}
 	clock_gettime(CLOCK_REALTIME, &s->mtime[i]);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	waiters_wake(s, i ? SF_STDERR : SF_STDOUT);
 	notifier_post(s->fs->notify, s, i ? NQ_TOUCH_ERR : NQ_TOUCH_OUT);
 }
@@ -317,7 +317,7 @@ static void on_output(void *ctx, int stream, const void *data, size_t len)
 static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
 {
 	struct session *s = ctx;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (err < 0 || !ex) {
 		if (s->released) {
 			/* The machine went back to the pool under the command. */
@@ -351,7 +351,7 @@ static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
 	 * root/ request that waits for this very reader thread). */
 	s->settling = s->fs->notify != NULL;
 	clock_gettime(CLOCK_REALTIME, &s->ctime);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (s->fs->notify)
 		notifier_post(s->fs->notify, s, NQ_EXIT);
 	else
@@ -361,20 +361,20 @@ static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
 
 void session_settled(struct session *s)
 {
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	bool was = s->settling;
 	s->settling = false;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (was)
 		waiters_wake(s, SF_EXIT);
 }
 
 void session_pending(struct session *s, int delta)
 {
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	s->pending += delta;
 	bool idle = s->pending == 0;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (idle)
 		waiters_wake(s, SF_EXIT);
 }
@@ -382,14 +382,14 @@ void session_pending(struct session *s, int delta)
 int session_can_start(struct session *s)
 {
 	int r = 0;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (s->released || !s->m)
 		r = -ESTALE;
 	else if (s->state == ST_RUNNING || s->settling)
 		r = -EBUSY;
 	else if (s->dead)
 		r = -EIO;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (r < 0)
 		return r;
 	if (!session_check_alive(s))
@@ -438,7 +438,7 @@ bool session_check_alive(struct session *s)
 	session_machine_put(s);
 	if (alive)
 		return true;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	/* A running command learns it from its exec's end (on_exit_cb). */
 	bool now = !s->dead && s->state != ST_RUNNING;
 	if (now) {
@@ -447,7 +447,7 @@ bool session_check_alive(struct session *s)
 		snprintf(s->error, sizeof s->error, "%s", why);
 		clock_gettime(CLOCK_REALTIME, &s->ctime);
 	}
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (now)
 		fprintf(stderr, "vmpoolfs: %s: %s\n", s->name, why);
 	return false;
@@ -465,7 +465,7 @@ int session_start(struct session *s, const char *text, size_t len)
 	cmd[len] = '\0';
 	struct exec_settings set;
 
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (s->released || !s->m)
 		r = -ESTALE;
 	else if (s->state == ST_RUNNING || s->settling)
@@ -475,7 +475,7 @@ int session_start(struct session *s, const char *text, size_t len)
 	else
 		r = settings_copy(&set, &s->settings);
 	if (r < 0) {
-		pthread_mutex_unlock(&s->lock);
+		vp_mutex_unlock(&s->lock);
 		free(cmd);
 		return r;
 	}
@@ -502,19 +502,19 @@ int session_start(struct session *s, const char *text, size_t len)
 	s->oom_kills = 0;
 	struct vp_client *c = s->client;
 	struct machine *m = s->m;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 
 	/* The baseline for stat's oom_kills: the machine's count never goes
 	 * back, so what a command's processes lost to the memory limit is the
 	 * count now minus this. */
 	struct machine_info info;
 	machine_get_info(m, &info);
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (s->gen == gen) {
 		s->oom_base = info.oom_kills;
 		s->oom_base_known = true;
 	}
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 
 	struct vp_exec req;
 	memset(&req, 0, sizeof(req));
@@ -537,7 +537,7 @@ int session_start(struct session *s, const char *text, size_t len)
 	r = vp_exec_start(c, &req, &cb, s, &id);
 	settings_free(&set);
 
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (r == 0) {
 		/* on_exit may already have run for a quick command. */
 		if (s->gen == gen && s->state == ST_RUNNING) {
@@ -556,15 +556,15 @@ int session_start(struct session *s, const char *text, size_t len)
 		clock_gettime(CLOCK_REALTIME, &s->ctime);
 	}
 	bool dead = s->dead;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (r < 0) {
 		session_unref(s); /* no callback will run */
 		waiters_wake(s, SF_EXIT);
 		notifier_post(s->fs->notify, s, NQ_EXIT);
 	} else {
-		pthread_mutex_lock(&s->fs->lock);
+		vp_mutex_lock(&s->fs->lock);
 		s->fs->commands_run++;
-		pthread_mutex_unlock(&s->fs->lock);
+		vp_mutex_unlock(&s->fs->lock);
 	}
 	session_machine_put(s);
 	if (r < 0 && dead)
@@ -577,7 +577,7 @@ int session_start(struct session *s, const char *text, size_t len)
  * NULL) when the one running is not command *gen. */
 static bool running_exec(struct session *s, const uint64_t *gen, uint32_t *id, struct vp_client **c)
 {
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	bool ok = s->state == ST_RUNNING && (!gen || s->gen == *gen) && s->exec_id_valid && s->client &&
 		  !s->released;
 	if (ok) {
@@ -585,7 +585,7 @@ static bool running_exec(struct session *s, const uint64_t *gen, uint32_t *id, s
 		*c = s->client;
 		s->musers++;
 	}
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	return ok;
 }
 
@@ -622,22 +622,22 @@ void session_refresh_oom_kills(struct session *s)
 	struct machine *m = session_machine_hold(s);
 	if (!m)
 		return;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	uint64_t gen = s->gen;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	struct machine_info info;
 	machine_get_info(m, &info);
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (s->gen == gen && s->oom_base_known && info.oom_kills >= s->oom_base)
 		s->oom_kills = info.oom_kills - s->oom_base;
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	session_machine_put(s);
 }
 
 void session_release_all(struct vpfs *fs)
 {
 	for (;;) {
-		pthread_mutex_lock(&fs->lock);
+		vp_mutex_lock(&fs->lock);
 		fs->shutting_down = true;
 		struct session *s = NULL;
 		list_for_each(&fs->live, it) {
@@ -649,7 +649,7 @@ void session_release_all(struct vpfs *fs)
 		}
 		if (s)
 			unlink_live(fs, s);
-		pthread_mutex_unlock(&fs->lock);
+		vp_mutex_unlock(&fs->lock);
 		if (!s)
 			return;
 		release_session(s);

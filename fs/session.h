@@ -38,37 +38,37 @@ struct session {
 	bool ready;                   /* acquired; false while mkdir is still acquiring */
 
 	/* Under s->lock: the machine and the command. */
-	pthread_mutex_t lock;
-	struct machine *m;
-	struct vp_client *client;
-	struct root_proxy *rp;
-	int32_t host_pid;
-	uint32_t machine_id;
-	int musers;
-	bool released;                /* rmdir done: no new machine use */
-	bool dead;                    /* the guest died: commands fail with EIO */
-	enum cmd_state state;
-	uint64_t gen;                 /* commands started */
-	int pending;                  /* cmd handles holding text that is about to run */
-	bool settling;                /* ended, root/ caches not dropped yet: still "running" */
-	char *cmd;                    /* last command text (as written) */
-	size_t cmd_len;
-	uint32_t exec_id, pid;
-	bool exec_id_valid;
-	int exit_code, signo;
-	uint64_t started_wall_ms, started_mono_ms, duration_ms;
-	char error[200];
-	uint64_t oom_base;            /* the machine's OOM-kill count when the command started */
-	bool oom_base_known;
-	uint64_t oom_kills;           /* kills by the memory limit since then, as last read */
-	struct outbuf out[2];         /* stdout, stderr */
-	int out_err[2];               /* per stream: a failed append; what came after is
+	struct vp_mutex lock;
+	struct machine *m GUARDED_BY(lock);
+	struct vp_client *client GUARDED_BY(lock);
+	struct root_proxy *rp GUARDED_BY(lock);
+	int32_t host_pid GUARDED_BY(lock);
+	uint32_t machine_id GUARDED_BY(lock);
+	int musers GUARDED_BY(lock);
+	bool released GUARDED_BY(lock); /* rmdir done: no new machine use */
+	bool dead GUARDED_BY(lock); /* the guest died: commands fail with EIO */
+	enum cmd_state state GUARDED_BY(lock);
+	uint64_t gen GUARDED_BY(lock); /* commands started */
+	int pending GUARDED_BY(lock); /* cmd handles holding text that is about to run */
+	bool settling GUARDED_BY(lock); /* ended, root/ caches not dropped yet: still "running" */
+	char *cmd GUARDED_BY(lock); /* last command text (as written) */
+	size_t cmd_len GUARDED_BY(lock);
+	uint32_t exec_id GUARDED_BY(lock), pid GUARDED_BY(lock);
+	bool exec_id_valid GUARDED_BY(lock);
+	int exit_code GUARDED_BY(lock), signo GUARDED_BY(lock);
+	uint64_t started_wall_ms GUARDED_BY(lock), started_mono_ms GUARDED_BY(lock), duration_ms GUARDED_BY(lock);
+	char error[200] GUARDED_BY(lock);
+	uint64_t oom_base GUARDED_BY(lock); /* the machine's OOM-kill count when the command started */
+	bool oom_base_known GUARDED_BY(lock);
+	uint64_t oom_kills GUARDED_BY(lock); /* kills by the memory limit since then, as last read */
+	struct outbuf out[2] GUARDED_BY(lock); /* stdout, stderr */
+	int out_err[2] GUARDED_BY(lock); /* per stream: a failed append; what came after is
 	                               * dropped (no gap), readers get EIO at the end */
-	struct timespec mtime[2];
-	struct timespec ctime;
-	struct exec_settings settings;
-	struct list_node waiters;     /* blocked reads (waiters.h) */
-	struct list_node fhs;         /* open handles on this session's files (handles.h) */
+	struct timespec mtime[2] GUARDED_BY(lock);
+	struct timespec ctime GUARDED_BY(lock);
+	struct exec_settings settings GUARDED_BY(lock);
+	struct list_node waiters GUARDED_BY(lock); /* blocked reads (waiters.h) */
+	struct list_node fhs GUARDED_BY(lock); /* open handles on this session's files (handles.h) */
 
 	/* Under the notifier's lock (notify.c). */
 	unsigned nq_flags;

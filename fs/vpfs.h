@@ -14,6 +14,7 @@
 #include "lib/u64map.h"
 #include "pool/pool.h"
 #include "vmm/machine.h"
+#include "lib/thread_safety.h"
 
 struct vpfs_opts {
 	struct pool_config pool;
@@ -40,14 +41,14 @@ struct vpfs {
 
 	/* Guards the fields below, and in every session the links to them and
 	 * `ready` (session.h). Taken before a session's lock, never after. */
-	pthread_mutex_t lock;
-	struct list_node live;       /* named sessions (pool/NAME), newest first */
-	struct u64map sessions;      /* every session not yet freed, by serial */
-	struct list_node misc_fhs;   /* open handles not tied to a session (handles.h) */
-	uint64_t next_serial;
-	uint32_t nlive;
-	uint64_t commands_run;
-	bool shutting_down;
+	struct vp_mutex lock;
+	struct list_node live GUARDED_BY(lock); /* named sessions (pool/NAME), newest first */
+	struct u64map sessions GUARDED_BY(lock); /* every session not yet freed, by serial */
+	struct list_node misc_fhs GUARDED_BY(lock); /* open handles not tied to a session (handles.h) */
+	uint64_t next_serial GUARDED_BY(lock);
+	uint32_t nlive GUARDED_BY(lock);
+	uint64_t commands_run GUARDED_BY(lock);
+	bool shutting_down GUARDED_BY(lock);
 };
 
 #endif

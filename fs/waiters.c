@@ -15,7 +15,7 @@ struct answer {
 
 /* Under s->lock. Returns true when req can be answered now (filled in a). */
 static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off, size_t size,
-		       struct answer *a)
+		       struct answer *a) REQUIRES(&s->lock)
 {
 	memset(a, 0, sizeof(*a));
 	if (s->pending > 0 || s->settling)
@@ -109,16 +109,16 @@ static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct waiter *w = data;
 	struct session *s = w->s;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (!w->in_list) {
 		/* Not parked yet (the parker will see the flag) or already taken
 		 * by a waker, which waits for us before freeing w. */
 		w->interrupted = true;
-		pthread_mutex_unlock(&s->lock);
+		vp_mutex_unlock(&s->lock);
 		return;
 	}
 	unlink_waiter(w);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	fuse_reply_err(req, EINTR);
 	free(w);
 }
@@ -133,9 +133,9 @@ void waiters_read(struct session *s, fuse_req_t req, struct vfh *fh, int kind, s
 		return;
 	}
 	for (;;) {
-		pthread_mutex_lock(&s->lock);
+		vp_mutex_lock(&s->lock);
 		if (try_answer(s, fh, kind, (uint64_t)off, size, &a)) {
-			pthread_mutex_unlock(&s->lock);
+			vp_mutex_unlock(&s->lock);
 			if (w) {
 				fuse_req_interrupt_func(req, NULL, NULL);
 				free(w);
@@ -144,7 +144,7 @@ void waiters_read(struct session *s, fuse_req_t req, struct vfh *fh, int kind, s
 			return;
 		}
 		if (nonblock) {
-			pthread_mutex_unlock(&s->lock);
+			vp_mutex_unlock(&s->lock);
 			if (w) {
 				fuse_req_interrupt_func(req, NULL, NULL);
 				free(w);
@@ -154,7 +154,7 @@ void waiters_read(struct session *s, fuse_req_t req, struct vfh *fh, int kind, s
 		}
 		if (w) {
 			if (w->interrupted) {
-				pthread_mutex_unlock(&s->lock);
+				vp_mutex_unlock(&s->lock);
 				fuse_req_interrupt_func(req, NULL, NULL);
 				free(w);
 				fuse_reply_err(req, EINTR);
@@ -162,10 +162,10 @@ void waiters_read(struct session *s, fuse_req_t req, struct vfh *fh, int kind, s
 			}
 			w->in_list = true;
 			list_add_head(&s->waiters, &w->link);
-			pthread_mutex_unlock(&s->lock);
+			vp_mutex_unlock(&s->lock);
 			return; /* answered later, by whoever unlinks it */
 		}
-		pthread_mutex_unlock(&s->lock);
+		vp_mutex_unlock(&s->lock);
 		w = calloc(1, sizeof(*w));
 		if (!w) {
 			fuse_reply_err(req, ENOMEM);
@@ -190,7 +190,7 @@ struct taken {
 	struct answer a;
 };
 
-static void wake_pollers_locked(struct session *s, struct fuse_pollhandle ***phs, size_t *nph, size_t *cap)
+static void wake_pollers_locked(struct session *s, struct fuse_pollhandle ***phs, size_t *nph, size_t *cap) REQUIRES(&s->lock)
 {
 	list_for_each(&s->fhs, it) {
 		struct vfh *fh = container_of(it, struct vfh, link);
@@ -216,7 +216,7 @@ void waiters_wake(struct session *s, int kind)
 	struct fuse_pollhandle **phs = NULL;
 	size_t nph = 0, phcap = 0;
 
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	list_for_each_safe(&s->waiters, it, next) {
 		struct waiter *w = container_of(it, struct waiter, link);
 		if (kind != SF_EXIT && w->kind != kind)
@@ -240,7 +240,7 @@ void waiters_wake(struct session *s, int kind)
 		nt++;
 	}
 	wake_pollers_locked(s, &phs, &nph, &phcap);
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 
 	for (size_t i = 0; i < nt; i++) {
 		fuse_req_interrupt_func(t[i].w->req, NULL, NULL);
@@ -258,12 +258,12 @@ void waiters_wake(struct session *s, int kind)
 void waiters_fail_all(struct session *s, int err)
 {
 	for (;;) {
-		pthread_mutex_lock(&s->lock);
+		vp_mutex_lock(&s->lock);
 		struct list_node *first = list_first(&s->waiters);
 		struct waiter *w = first ? container_of(first, struct waiter, link) : NULL;
 		if (w)
 			unlink_waiter(w);
-		pthread_mutex_unlock(&s->lock);
+		vp_mutex_unlock(&s->lock);
 		if (!w)
 			return;
 		fuse_req_interrupt_func(w->req, NULL, NULL);
@@ -276,7 +276,7 @@ void waiters_poll(struct session *s, fuse_req_t req, struct vfh *fh, struct fuse
 {
 	struct fuse_pollhandle *old = NULL;
 	unsigned revents = 0;
-	pthread_mutex_lock(&s->lock);
+	vp_mutex_lock(&s->lock);
 	if (fh->vf->kind == VF_PIPE) {
 		revents = s->state == ST_RUNNING && fh->gen == s->gen ? POLLOUT : POLLERR;
 	} else {
@@ -291,7 +291,7 @@ void waiters_poll(struct session *s, fuse_req_t req, struct vfh *fh, struct fuse
 		old = fh->ph;
 		fh->ph = ph;
 	}
-	pthread_mutex_unlock(&s->lock);
+	vp_mutex_unlock(&s->lock);
 	if (old)
 		fuse_pollhandle_destroy(old);
 	fuse_reply_poll(req, revents);

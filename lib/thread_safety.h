@@ -25,10 +25,16 @@
 #endif
 /* Attributes on a struct member that name a sibling member (GUARDED_BY(lock)
  * inside the struct that holds lock) parse in C only from clang 19 on
- * (llvm-project PR 95455); clang 14, Debian 12's, rejects the name. There
- * they expand to nothing: the field rules are then comments the compiler
- * reads, and the function annotations below are still checked. */
-#if defined(__clang__) && (__clang_major__ >= 19 || defined(__cplusplus))
+ * (llvm-project PR 95455); clang 14, Debian 12's, rejects the name. But
+ * clang 19 to 21 do not check them either: in C the analysis takes the
+ * bare name for a global lock, not p->lock, so every access, the correct
+ * ones too, is reported (llvm-project issue 161854; fixed by PR 194457,
+ * in no release we have). So in C they expand to nothing unless
+ * VP_TSA_FIELDS is defined (-DVP_TSA_FIELDS, with a clang that has that
+ * fix): the field rules are comments the compiler can be made to read, and
+ * the function annotations below (balanced lock/unlock on every path,
+ * REQUIRES at each call) are what -Wthread-safety checks. */
+#if defined(__clang__) && (defined(__cplusplus) || (__clang_major__ >= 19 && defined(VP_TSA_FIELDS)))
 #define VP_TSA_MEMBER(x) __attribute__((x))
 #else
 #define VP_TSA_MEMBER(x)
@@ -74,9 +80,9 @@ struct CAPABILITY("mutex") vp_mutex {
 
 /* The init and destroy are not annotated: an object being made or
  * unmade is not shared. */
-static inline void vp_mutex_init(struct vp_mutex *mu)
+static inline int vp_mutex_init(struct vp_mutex *mu)
 {
-	pthread_mutex_init(&mu->m, NULL);
+	return pthread_mutex_init(&mu->m, NULL);
 }
 
 static inline void vp_mutex_destroy(struct vp_mutex *mu)

@@ -34,10 +34,10 @@ int pool_config_validate(const struct pool_config *cfg)
 
 static void stop_workers(struct pool *p)
 {
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->stopping = true;
 	pthread_cond_broadcast(&p->work_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	for (unsigned i = 0; i < p->nworkers; i++)
 		pthread_join(p->workers[i], NULL);
 	p->nworkers = 0;
@@ -47,7 +47,7 @@ static void free_pool_memory(struct pool *p)
 {
 	pthread_cond_destroy(&p->change_cv);
 	pthread_cond_destroy(&p->work_cv);
-	pthread_mutex_destroy(&p->mu);
+	vp_mutex_destroy(&p->mu);
 	free(p);
 }
 
@@ -71,18 +71,18 @@ int pool_new(const struct pool_config *cfg, const struct pool_machine_ops *ops, 
 	p->ctx = ctx;
 	slist_init(&p->idle);
 	slist_init(&p->jobs);
-	if ((rc = pthread_mutex_init(&p->mu, NULL)) != 0) {
+	if ((rc = vp_mutex_init(&p->mu)) != 0) {
 		free(p);
 		return -rc;
 	}
 	if ((rc = pthread_cond_init(&p->work_cv, NULL)) != 0) {
-		pthread_mutex_destroy(&p->mu);
+		vp_mutex_destroy(&p->mu);
 		free(p);
 		return -rc;
 	}
 	if ((rc = pthread_cond_init(&p->change_cv, NULL)) != 0) {
 		pthread_cond_destroy(&p->work_cv);
-		pthread_mutex_destroy(&p->mu);
+		vp_mutex_destroy(&p->mu);
 		free(p);
 		return -rc;
 	}
@@ -105,9 +105,9 @@ int pool_new(const struct pool_config *cfg, const struct pool_machine_ops *ops, 
 		return -rc;
 	}
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	pool_refill_locked(p);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	*out = p;
 	return 0;
 }
@@ -144,7 +144,7 @@ void pool_free(struct pool *p)
  * against the reference"). At the cap the alternative is -EAGAIN, so
  * anything that will come back (queued work too, or a destroy freeing a
  * place) is worth the wait. */
-static bool should_wait_locked(const struct pool *p)
+static bool should_wait_locked(const struct pool *p) REQUIRES(&p->mu)
 {
 	if (pool_room_locked(p) == 0)
 		return pool_background_creating(p) + p->warm_creating + pool_releasing(p) > p->waiters ||
@@ -166,7 +166,7 @@ int pool_acquire(struct pool *p, void **machine)
 	pool_evict_expired(p);
 
 	struct slot *hit = NULL;
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	for (;;) {
 		hit = slist_pop_back(&p->idle);
 		if (hit) {
@@ -176,12 +176,12 @@ int pool_acquire(struct pool *p, void **machine)
 		}
 		if (should_wait_locked(p)) {
 			p->waiters++;
-			pthread_cond_wait(&p->change_cv, &p->mu);
+			pthread_cond_wait(&p->change_cv, vp_mutex_raw(&p->mu));
 			p->waiters--;
 			continue;
 		}
 		if (pool_room_locked(p) == 0) {
-			pthread_mutex_unlock(&p->mu);
+			vp_mutex_unlock(&p->mu);
 			return -EAGAIN;
 		}
 		p->misses++;
@@ -189,7 +189,7 @@ int pool_acquire(struct pool *p, void **machine)
 		break;
 	}
 	pool_refill_locked(p);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 
 	if (hit) {
 		*machine = hit->m;
@@ -200,7 +200,7 @@ int pool_acquire(struct pool *p, void **machine)
 	void *m;
 	uint64_t us;
 	int rc = pool_create_machine(p, &m, &us);
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	pool_record_create_locked(p, rc, us);
 	if (rc < 0) {
 		/* The reference's rollback_in_use; the freed place may let a
@@ -210,7 +210,7 @@ int pool_acquire(struct pool *p, void **machine)
 		pool_refill_locked(p);
 		pthread_cond_broadcast(&p->change_cv);
 	}
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	if (rc < 0)
 		return rc;
 	*machine = m;
@@ -223,7 +223,7 @@ void pool_release(struct pool *p, void *machine)
 		return;
 	struct slot *s = calloc(1, sizeof(*s));
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	if (p->in_use > 0)
 		p->in_use--;
 	/* Counted on every release, reusable or not, as the reference does. */
@@ -235,20 +235,20 @@ void pool_release(struct pool *p, void *machine)
 		 * goes, as a machine that fails its reset would. */
 		p->evictions++;
 		p->destroying++;
-		pthread_mutex_unlock(&p->mu);
+		vp_mutex_unlock(&p->mu);
 		p->ops.destroy(p->ctx, machine);
-		pthread_mutex_lock(&p->mu);
+		vp_mutex_lock(&p->mu);
 		p->destroying--;
 		pool_refill_locked(p);
 		pthread_cond_broadcast(&p->change_cv);
-		pthread_mutex_unlock(&p->mu);
+		vp_mutex_unlock(&p->mu);
 		return;
 	}
 	s->m = machine;
 	s->health_check = check;
 	slist_push_back(&p->jobs, s);
 	pthread_cond_signal(&p->work_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 }
 
 int pool_warm(struct pool *p, uint32_t count)
@@ -258,22 +258,22 @@ int pool_warm(struct pool *p, uint32_t count)
 
 	pool_evict_expired(p);
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	uint32_t target = pool_min_u32(count, p->cfg.max_size);
 	if (p->idle.len >= target) {
-		pthread_mutex_unlock(&p->mu);
+		vp_mutex_unlock(&p->mu);
 		return 0;
 	}
 	uint32_t room = pool_room_locked(p);
 	if (room == 0) {
-		pthread_mutex_unlock(&p->mu);
+		vp_mutex_unlock(&p->mu);
 		return -EAGAIN;
 	}
 	/* Places are reserved before the creates so that concurrent acquires
 	 * and refills see them and the cap holds throughout. */
 	uint32_t n = pool_min_u32(target - p->idle.len, room);
 	p->warm_creating += n;
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 
 	struct slist made;
 	slist_init(&made);
@@ -286,9 +286,9 @@ int pool_warm(struct pool *p, uint32_t count)
 		}
 		uint64_t us;
 		rc = pool_create_machine(p, &s->m, &us);
-		pthread_mutex_lock(&p->mu);
+		vp_mutex_lock(&p->mu);
 		pool_record_create_locked(p, rc, us);
-		pthread_mutex_unlock(&p->mu);
+		vp_mutex_unlock(&p->mu);
 		if (rc < 0) {
 			free(s);
 			break;
@@ -296,7 +296,7 @@ int pool_warm(struct pool *p, uint32_t count)
 		slist_push_back(&made, s);
 	}
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->warm_creating -= n;
 	uint32_t kept = 0;
 	if (rc == 0) {
@@ -317,7 +317,7 @@ int pool_warm(struct pool *p, uint32_t count)
 	pthread_cond_broadcast(&p->change_cv);
 	if (kept && !p->timer_held)
 		pthread_cond_signal(&p->work_cv); /* a worker takes the eviction timer */
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &made);
 	return rc < 0 ? rc : (int)kept;
 }
@@ -326,12 +326,12 @@ void pool_quiesce(struct pool *p)
 {
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	/* Destroys count too: after quiesce the backend holds exactly the
 	 * machines that are idle or in use. */
 	while (pool_background_creating(p) + pool_releasing(p) + p->destroying > 0)
-		pthread_cond_wait(&p->change_cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+		pthread_cond_wait(&p->change_cv, vp_mutex_raw(&p->mu));
+	vp_mutex_unlock(&p->mu);
 }
 
 void pool_get_stats(struct pool *p, struct pool_stats *out)
@@ -339,7 +339,7 @@ void pool_get_stats(struct pool *p, struct pool_stats *out)
 	memset(out, 0, sizeof(*out));
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	out->hits = p->hits;
 	out->misses = p->misses;
 	out->evictions = p->evictions;
@@ -357,7 +357,7 @@ void pool_get_stats(struct pool *p, struct pool_stats *out)
 	out->boot_us_avg = p->creates ? p->boot_us_total / p->creates : 0;
 	out->reset_us_last = p->reset_us_last;
 	out->reset_us_avg = p->resets ? p->reset_us_total / p->resets : 0;
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 }
 
 const struct pool_config *pool_get_config(const struct pool *p)

@@ -28,6 +28,7 @@
 
 #include "lib/list.h"
 #include "pool/pool.h"
+#include "lib/thread_safety.h"
 
 /* Background threads for creates and resets. A few are enough: resets are
  * meant to cost milliseconds, and refill rarely needs more than min_size
@@ -92,27 +93,27 @@ struct pool {
 	pthread_t workers[POOL_WORKERS];
 	unsigned nworkers;
 
-	pthread_mutex_t mu;
+	struct vp_mutex mu;
 	pthread_cond_t work_cv;   /* workers: a job arrived, or stop */
 	pthread_cond_t change_cv; /* acquire waiters, quiesce: a machine went idle or work ended */
-	bool stopping;
-	bool timer_held; /* a worker waits for the next idle expiry (pool_work.c) */
+	bool stopping GUARDED_BY(mu);
+	bool timer_held GUARDED_BY(mu); /* a worker waits for the next idle expiry (pool_work.c) */
 
-	struct slist idle;  /* front = oldest, back = most recently released */
-	struct slist jobs;  /* releases waiting for a worker (FIFO) */
-	uint32_t in_use;
-	uint32_t create_pending;  /* refill creates not yet picked by a worker */
-	uint32_t creates_running; /* refill creates a worker is doing */
-	uint32_t warm_creating;   /* pool_warm's creates on its caller's thread */
-	uint32_t resets_running;  /* releases a worker is processing */
-	uint32_t destroying;      /* evicted, destroy not finished yet */
-	uint32_t waiters;         /* acquires waiting for background work */
-	uint64_t recycle_count;
+	struct slist idle GUARDED_BY(mu); /* front = oldest, back = most recently released */
+	struct slist jobs GUARDED_BY(mu); /* releases waiting for a worker (FIFO) */
+	uint32_t in_use GUARDED_BY(mu);
+	uint32_t create_pending GUARDED_BY(mu); /* refill creates not yet picked by a worker */
+	uint32_t creates_running GUARDED_BY(mu); /* refill creates a worker is doing */
+	uint32_t warm_creating GUARDED_BY(mu); /* pool_warm's creates on its caller's thread */
+	uint32_t resets_running GUARDED_BY(mu); /* releases a worker is processing */
+	uint32_t destroying GUARDED_BY(mu); /* evicted, destroy not finished yet */
+	uint32_t waiters GUARDED_BY(mu); /* acquires waiting for background work */
+	uint64_t recycle_count GUARDED_BY(mu);
 
-	uint64_t hits, misses, evictions;
-	uint64_t creates, create_failures, resets, reset_failures;
-	uint64_t health_checks, health_failures;
-	uint64_t boot_us_last, boot_us_total, reset_us_last, reset_us_total;
+	uint64_t hits GUARDED_BY(mu), misses GUARDED_BY(mu), evictions GUARDED_BY(mu);
+	uint64_t creates GUARDED_BY(mu), create_failures GUARDED_BY(mu), resets GUARDED_BY(mu), reset_failures GUARDED_BY(mu);
+	uint64_t health_checks GUARDED_BY(mu), health_failures GUARDED_BY(mu);
+	uint64_t boot_us_last GUARDED_BY(mu), boot_us_total GUARDED_BY(mu), reset_us_last GUARDED_BY(mu), reset_us_total GUARDED_BY(mu);
 };
 
 static inline uint32_t pool_min_u32(uint32_t a, uint32_t b)
@@ -120,12 +121,12 @@ static inline uint32_t pool_min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-static inline uint32_t pool_background_creating(const struct pool *p)
+static inline uint32_t pool_background_creating(const struct pool *p) REQUIRES(&p->mu)
 {
 	return p->create_pending + p->creates_running;
 }
 
-static inline uint32_t pool_releasing(const struct pool *p)
+static inline uint32_t pool_releasing(const struct pool *p) REQUIRES(&p->mu)
 {
 	return p->jobs.len + p->resets_running;
 }
@@ -135,10 +136,10 @@ static inline uint32_t pool_releasing(const struct pool *p)
 uint64_t pool_now_ms(struct pool *p);
 /* ops.create, timed, normalised: 0 with *m set, or -errno with *m NULL. */
 int pool_create_machine(struct pool *p, void **m, uint64_t *us);
-void pool_record_create_locked(struct pool *p, int rc, uint64_t us);
+void pool_record_create_locked(struct pool *p, int rc, uint64_t us) REQUIRES(&p->mu);
 /* How many more machines may exist; UINT32_MAX when uncapped. */
-uint32_t pool_room_locked(const struct pool *p);
-void pool_refill_locked(struct pool *p);
+uint32_t pool_room_locked(const struct pool *p) REQUIRES(&p->mu);
+void pool_refill_locked(struct pool *p) REQUIRES(&p->mu);
 /* Destroys (mu released) the slots of l, already counted in destroying. */
 void pool_destroy_list(struct pool *p, struct slist *l);
 void pool_evict_expired(struct pool *p);

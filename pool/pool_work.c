@@ -77,7 +77,7 @@ void pool_refill_locked(struct pool *p)
 
 /* Moves expired idle machines (oldest first, as the reference: the front is
  * the oldest, so the scan stops at the first one still fresh) to *out. */
-static void take_expired_locked(struct pool *p, struct slist *out)
+static void take_expired_locked(struct pool *p, struct slist *out) REQUIRES(&p->mu)
 {
 	uint64_t now = pool_now_ms(p);
 	for (struct slot *s; (s = slist_front(&p->idle));) {
@@ -92,7 +92,7 @@ static void take_expired_locked(struct pool *p, struct slist *out)
 }
 
 /* Reference push_idle_after_release: over max_size the oldest is evicted. */
-static void push_idle_locked(struct pool *p, struct slot *s, struct slist *evicted)
+static void push_idle_locked(struct pool *p, struct slot *s, struct slist *evicted) REQUIRES(&p->mu)
 {
 	if (p->idle.len >= p->cfg.max_size) {
 		struct slot *old = slist_pop_front(&p->idle);
@@ -121,20 +121,20 @@ void pool_destroy_list(struct pool *p, struct slist *l)
 	}
 	if (n == 0)
 		return;
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->destroying -= n;
 	pool_refill_locked(p);
 	pthread_cond_broadcast(&p->change_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 }
 
 void pool_evict_expired(struct pool *p)
 {
 	struct slist dead;
 	slist_init(&dead);
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	take_expired_locked(p, &dead);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &dead);
 }
 
@@ -147,7 +147,7 @@ static void worker_create(struct pool *p)
 	struct slist evicted;
 	slist_init(&evicted);
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->creates_running--;
 	if (s)
 		pool_record_create_locked(p, rc, us);
@@ -160,7 +160,7 @@ static void worker_create(struct pool *p)
 		free(s);
 	}
 	pthread_cond_broadcast(&p->change_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &evicted);
 }
 
@@ -193,7 +193,7 @@ static void worker_release(struct pool *p, struct slot *s)
 
 	struct slist dead;
 	slist_init(&dead);
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	p->resets_running--;
 	if (checked) {
 		p->health_checks++;
@@ -217,7 +217,7 @@ static void worker_release(struct pool *p, struct slot *s)
 		slist_push_back(&dead, s);
 	}
 	pthread_cond_broadcast(&p->change_cv);
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	pool_destroy_list(p, &dead);
 }
 
@@ -230,7 +230,7 @@ static void worker_release(struct pool *p, struct slot *s)
  * (ops.now_ms, the tests') is left to its caller, who moves that clock:
  * real time passing would race with it. Returns the ms to wait, or 0 when
  * there is nothing to wait for; moves what expired already to *out. */
-static uint64_t take_timed_out_locked(struct pool *p, struct slist *out)
+static uint64_t take_timed_out_locked(struct pool *p, struct slist *out) REQUIRES(p->mu)
 {
 	if (p->ops.now_ms)
 		return 0;
@@ -252,31 +252,24 @@ static uint64_t take_timed_out_locked(struct pool *p, struct slist *out)
 
 /* Waits for work under mu; the worker holding the timer (p->timer_held)
  * wakes at the next idle expiry too. */
-static void wait_for_work_locked(struct pool *p)
+static void wait_for_work_locked(struct pool *p) REQUIRES(p->mu)
 {
 	struct slist dead;
 	slist_init(&dead);
 	uint64_t wait_ms = p->timer_held ? 0 : take_timed_out_locked(p, &dead);
 	if (dead.len) {
-		pthread_mutex_unlock(&p->mu);
+		vp_mutex_unlock(&p->mu);
 		pool_destroy_list(p, &dead);
-		pthread_mutex_lock(&p->mu);
+		vp_mutex_lock(&p->mu);
 		return; /* look again: work or another deadline may be due */
 	}
 	if (wait_ms == 0) {
-		pthread_cond_wait(&p->work_cv, &p->mu);
+		pthread_cond_wait(&p->work_cv, vp_mutex_raw(&p->mu));
 		return;
 	}
 	p->timer_held = true;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(wait_ms / 1000);
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_clockwait(&p->work_cv, &p->mu, CLOCK_MONOTONIC, &ts);
+	struct timespec ts = deadline_timespec(deadline_after_ms(wait_ms));
+	pthread_cond_clockwait(&p->work_cv, vp_mutex_raw(&p->mu), CLOCK_MONOTONIC, &ts);
 	p->timer_held = false;
 }
 
@@ -284,7 +277,7 @@ void *pool_worker_main(void *arg)
 {
 	struct pool *p = arg;
 
-	pthread_mutex_lock(&p->mu);
+	vp_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->stopping && p->jobs.len == 0 && p->create_pending == 0)
 			wait_for_work_locked(p);
@@ -295,16 +288,16 @@ void *pool_worker_main(void *arg)
 		struct slot *job = slist_pop_front(&p->jobs);
 		if (job) {
 			p->resets_running++;
-			pthread_mutex_unlock(&p->mu);
+			vp_mutex_unlock(&p->mu);
 			worker_release(p, job);
 		} else {
 			p->create_pending--;
 			p->creates_running++;
-			pthread_mutex_unlock(&p->mu);
+			vp_mutex_unlock(&p->mu);
 			worker_create(p);
 		}
-		pthread_mutex_lock(&p->mu);
+		vp_mutex_lock(&p->mu);
 	}
-	pthread_mutex_unlock(&p->mu);
+	vp_mutex_unlock(&p->mu);
 	return NULL;
 }

@@ -58,7 +58,7 @@ void client_complete_locked(struct pend *p, int err)
 
 /* Fails every waiter not being completed by the reader right now. Tombstones
  * and running execs stay: the reader disposes of them when it exits. */
-static void fail_waiters_locked(struct vp_client *c)
+static void fail_waiters_locked(struct vp_client *c) REQUIRES(&c->lock)
 {
 	u64map_for_each_safe(&c->tab, it, tmp) {
 		struct pend *p = container_of(it, struct pend, link);
@@ -72,13 +72,13 @@ static void fail_waiters_locked(struct vp_client *c)
 
 void client_kill(struct vp_client *c)
 {
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	bool first = !atomic_exchange(&c->dead, true);
 	if (first) {
 		fail_waiters_locked(c);
 		pthread_cond_broadcast(&c->cond);
 	}
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	if (first) {
 		/* Wakes the reader and the peer; the eventfd also wakes pollers on
 		 * fds that are not sockets. */
@@ -95,7 +95,7 @@ static int send_iov(struct vp_client *c, struct iovec *v, int cnt, uint64_t dead
 {
 	int err = 0;
 	size_t sent = 0;
-	pthread_mutex_lock(&c->wlock);
+	vp_mutex_lock(&c->wlock);
 	while (cnt) {
 		if (atomic_load(&c->dead)) {
 			err = -ECONNRESET;
@@ -133,7 +133,7 @@ static int send_iov(struct vp_client *c, struct iovec *v, int cnt, uint64_t dead
 		sent += (size_t)w;
 		vp_iov_advance(&v, &cnt, (size_t)w);
 	}
-	pthread_mutex_unlock(&c->wlock);
+	vp_mutex_unlock(&c->wlock);
 	/* Half a frame on the wire desynchronises the stream for good, and a
 	 * write error means the peer is gone: either way the channel is dead. */
 	if (err && (sent || err != -ETIMEDOUT))
@@ -170,9 +170,9 @@ static uint64_t deadline_in_ms(int ms)
 
 uint64_t client_call_deadline(struct vp_client *c)
 {
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	int ms = c->timeout_ms;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	return deadline_in_ms(ms);
 }
 
@@ -191,10 +191,10 @@ void client_enter_locked(struct vp_client *c)
 
 void client_leave(struct vp_client *c)
 {
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	if (--c->users == 0 && c->freeing)
 		pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 }
 
 /* ---- synchronous calls ------------------------------------------------------ */
@@ -220,11 +220,11 @@ struct pend *client_pend_new(uint16_t req)
 
 /* Waits for w after its request went out. The pend stays a tombstone when
  * the caller gives up. Called and returns with the lock held. */
-static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter *w, uint64_t dl, int tmo)
+static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter *w, uint64_t dl, int tmo) REQUIRES(&c->lock)
 {
 	bool extended = false;
 	while (!w->done) {
-		int r = clock_cond_wait(&w->cond, &c->lock, dl);
+		int r = clock_cond_wait(&w->cond, vp_mutex_raw(&c->lock), dl);
 		if (r != -ETIMEDOUT || w->done)
 			continue;
 		if (!p->claimed) {
@@ -240,9 +240,9 @@ static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter 
 			extended = true;
 			dl = deadline_in_ms(tmo);
 		} else {
-			pthread_mutex_unlock(&c->lock);
+			vp_mutex_unlock(&c->lock);
 			client_kill(c);
-			pthread_mutex_lock(&c->lock);
+			vp_mutex_lock(&c->lock);
 			dl = 0;
 		}
 	}
@@ -267,9 +267,9 @@ int client_do_call(struct vp_client *c, struct pend *p, struct vp_buf *b, const 
 	w->payload = NULL;
 	w->plen = 0;
 
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	if (atomic_load(&c->dead)) {
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		pthread_cond_destroy(&w->cond);
 		free(p);
 		return -ECONNRESET;
@@ -281,18 +281,18 @@ int client_do_call(struct vp_client *c, struct pend *p, struct vp_buf *b, const 
 	client_tab_insert_new(c, p);
 	uint32_t id = pend_id(p);
 	uint16_t type = p->req;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	if (id_out)
 		*id_out = id;
 
 	err = client_send_frame(c, b, type, id, extra, extra_len, dl);
 
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	if (err) {
 		/* A guest answering a request it has not wholly received could
 		 * be filling our buffer right now: let the reader finish. */
 		while (!w->done && p->claimed)
-			pthread_cond_wait(&w->cond, &c->lock);
+			pthread_cond_wait(&w->cond, vp_mutex_raw(&c->lock));
 		if (!w->done) {
 			/* Nothing of it reached the guest, so no reply will come. */
 			client_tab_remove(c, p);
@@ -305,7 +305,7 @@ int client_do_call(struct vp_client *c, struct pend *p, struct vp_buf *b, const 
 	} else {
 		err = wait_reply_locked(c, p, w, dl, tmo);
 	}
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	pthread_cond_destroy(&w->cond);
 	client_leave(c);
 	return err;
@@ -379,8 +379,8 @@ int vp_client_new(int fd, struct vp_client **out)
 	c->timeout_ms = VP_CLIENT_DEFAULT_TIMEOUT_MS;
 	c->next_id = 1;
 	atomic_init(&c->dead, false);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->wlock, NULL);
+	vp_mutex_init(&c->lock);
+	vp_mutex_init(&c->wlock);
 	err = clock_cond_init(&c->cond);
 	if (err)
 		goto fail_locks;
@@ -399,8 +399,8 @@ int vp_client_new(int fd, struct vp_client **out)
 	return 0;
 
 fail_locks:
-	pthread_mutex_destroy(&c->wlock);
-	pthread_mutex_destroy(&c->lock);
+	vp_mutex_destroy(&c->wlock);
+	vp_mutex_destroy(&c->lock);
 fail_c:
 	if (c->wakefd >= 0)
 		close(c->wakefd);
@@ -429,17 +429,17 @@ void vp_client_free(struct vp_client *c)
 	if (!c)
 		return;
 	client_kill(c);
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	c->freeing = true;
 	while (c->users)
-		pthread_cond_wait(&c->cond, &c->lock);
-	pthread_mutex_unlock(&c->lock);
+		pthread_cond_wait(&c->cond, vp_mutex_raw(&c->lock));
+	vp_mutex_unlock(&c->lock);
 	pthread_join(c->reader, NULL);
 	close(c->fd);
 	close(c->wakefd);
 	pthread_cond_destroy(&c->cond);
-	pthread_mutex_destroy(&c->wlock);
-	pthread_mutex_destroy(&c->lock);
+	vp_mutex_destroy(&c->wlock);
+	vp_mutex_destroy(&c->lock);
 	u64map_destroy(&c->tab);
 	free(c->ib);
 	free(c->scratch);
@@ -448,9 +448,9 @@ void vp_client_free(struct vp_client *c)
 
 void vp_client_set_timeout(struct vp_client *c, int timeout_ms)
 {
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	c->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 }
 
 /* ---- session ---------------------------------------------------------------------- */
@@ -480,16 +480,16 @@ int vp_client_handshake(struct vp_client *c, int timeout_ms)
 {
 	uint64_t dl = deadline_in_ms(timeout_ms);
 	int err = 0;
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	client_enter_locked(c);
 	while (!c->ready_seen && !atomic_load(&c->dead) && err == 0) {
-		int r = clock_cond_wait(&c->cond, &c->lock, dl);
+		int r = clock_cond_wait(&c->cond, vp_mutex_raw(&c->lock), dl);
 		if (r == -ETIMEDOUT && !c->ready_seen)
 			err = -ETIMEDOUT;
 	}
 	if (atomic_load(&c->dead))
 		err = -ECONNRESET;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	client_leave(c);
 	/* The rest of the handshake's time bounds HELLO too. */
 	return err ? err : hello_exchange(c, dl);

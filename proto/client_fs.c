@@ -89,9 +89,9 @@ void vp_fs_forget(struct vp_client *c, uint64_t node, uint64_t nlookup)
 	struct vp_buf b;
 	client_frame_begin(&b);
 	vp_enc_fs_req(&b, VP_FS_FORGET, &(struct vp_fs_req){ .node = node, .nlookup = nlookup });
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	client_enter_locked(c);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	client_send_oneway(c, &b, VP_FS_FORGET); /* a dead channel forgets everything anyway */
 	client_leave(c);
 	vp_buf_free(&b);
@@ -305,11 +305,11 @@ int vp_fs_write_async(struct vp_client *c, uint64_t fh, uint64_t offset, const v
 		return err;
 	}
 	uint64_t dl = client_call_deadline(c);
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	/* Checked under the lock that client_kill sets it under: a pend
 	 * inserted before is in the table the dying reader sweeps. */
 	if (atomic_load(&c->dead)) {
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		vp_buf_free(&b);
 		free(p);
 		return -ECONNRESET;
@@ -317,12 +317,12 @@ int vp_fs_write_async(struct vp_client *c, uint64_t fh, uint64_t offset, const v
 	client_enter_locked(c);
 	client_tab_insert_new(c, p);
 	uint32_t id = pend_id(p);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 
 	int err = client_send_frame(c, &b, VP_FS_WRITE, id, buf, size, dl);
 	vp_buf_free(&b);
 
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	if (err && p->in_tab) {
 		/* Still ours: done has not run and now never will. */
 		client_tab_remove(c, p);
@@ -334,7 +334,7 @@ int vp_fs_write_async(struct vp_client *c, uint64_t fh, uint64_t offset, const v
 		err = 0;
 	}
 	bool free_it = client_async_put_locked(p);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	if (free_it)
 		free(p);
 	client_leave(c);

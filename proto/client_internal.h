@@ -29,6 +29,7 @@
 
 #include "lib/u64map.h"
 #include "client.h"
+#include "lib/thread_safety.h"
 
 #define IB_SIZE (64u * 1024u) /* the reader's input buffer: batches small replies into one read() */
 
@@ -84,16 +85,16 @@ struct vp_client {
 	int wakefd; /* eventfd, readable once the channel is dead: wakes every poll */
 	bool is_sock;
 	pthread_t reader;
-	pthread_mutex_t lock;  /* see the top of this file */
-	pthread_mutex_t wlock; /* one frame on the wire at a time */
+	struct vp_mutex lock;  /* see the top of this file */
+	struct vp_mutex wlock; /* one frame on the wire at a time */
 	pthread_cond_t cond;   /* READY seen, channel dead, users back to 0 */
 	atomic_bool dead;
-	bool ready_seen;
-	bool freeing;
-	unsigned users;
-	int timeout_ms;
-	uint32_t next_id;
-	struct u64map tab; /* struct pend by id */
+	bool ready_seen GUARDED_BY(lock);
+	bool freeing GUARDED_BY(lock);
+	unsigned users GUARDED_BY(lock);
+	int timeout_ms GUARDED_BY(lock);
+	uint32_t next_id GUARDED_BY(lock);
+	struct u64map tab GUARDED_BY(lock); /* struct pend by id */
 	/* reader-only */
 	uint8_t *ib;
 	size_t ib_off, ib_len;
@@ -114,15 +115,15 @@ int client_send_frame(struct vp_client *c, struct vp_buf *b, uint16_t type, uint
 		      size_t extra_len, uint64_t deadline);
 int client_send_oneway(struct vp_client *c, struct vp_buf *b, uint16_t type);
 /* users: vp_client_free waits until every caller inside has left. */
-void client_enter_locked(struct vp_client *c);
+void client_enter_locked(struct vp_client *c) REQUIRES(&c->lock);
 void client_leave(struct vp_client *c);
 int client_map_error(const uint8_t *p, uint32_t n);
 /* A PK_CALL pend for request `req`, expecting vp_msg_reply(req). */
 struct pend *client_pend_new(uint16_t req);
-struct pend *client_tab_find(struct vp_client *c, uint32_t id);
+struct pend *client_tab_find(struct vp_client *c, uint32_t id) REQUIRES(&c->lock);
 /* Gives p a fresh id and puts it in the table. */
-void client_tab_insert_new(struct vp_client *c, struct pend *p);
-void client_tab_remove(struct vp_client *c, struct pend *p);
+void client_tab_insert_new(struct vp_client *c, struct pend *p) REQUIRES(&c->lock);
+void client_tab_remove(struct vp_client *c, struct pend *p) REQUIRES(&c->lock);
 void client_complete_locked(struct pend *p, int err);
 /* Sends the frame in b (+extra) as request p and waits for its reply;
  * timeout_ms INT32_MIN: the client's timeout. 0: w->rtype/payload (or the

@@ -87,22 +87,22 @@ static uint8_t *scratch(struct vp_client *c, size_t n)
 static void send_tomb(struct vp_client *c, uint16_t type, struct vp_buf *b)
 {
 	struct pend *p = client_pend_new(type);
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	if (!p || atomic_load(&c->dead) || b->err) {
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		free(p);
 		return;
 	}
 	client_tab_insert_new(c, p);
 	uint32_t id = pend_id(p);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	if (client_send_frame(c, b, type, id, NULL, 0, client_call_deadline(c))) {
-		pthread_mutex_lock(&c->lock);
+		vp_mutex_lock(&c->lock);
 		if (client_tab_find(c, id) == p) {
 			client_tab_remove(c, p);
 			free(p);
 		}
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 	}
 }
 
@@ -178,11 +178,11 @@ static bool reply_allowed(const struct pend *p, uint16_t type)
 
 /* FS_READ reply: DATA is {u32 n, n bytes}; the bytes land in the caller's
  * buffer. Called with the lock held; returns with it released. */
-static int direct_read(struct vp_client *c, struct pend *p, const struct vp_hdr *h)
+static int direct_read(struct vp_client *c, struct pend *p, const struct vp_hdr *h) RELEASE(&c->lock)
 {
 	struct waiter *w = p->w;
 	p->claimed = true;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	uint8_t lb[4];
 	uint32_t n = 0;
 	int err = h->len < 4 ? -EBADMSG : rd_take(c, lb, sizeof lb);
@@ -193,13 +193,13 @@ static int direct_read(struct vp_client *c, struct pend *p, const struct vp_hdr 
 	}
 	if (!err)
 		err = rd_take(c, w->rbuf, n);
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	p->claimed = false;
 	client_tab_remove(c, p);
 	w->rtype = VP_FS_DATA;
 	w->rgot = n;
 	client_complete_locked(p, err ? -ECONNRESET : 0);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	free(p);
 	return err;
 }
@@ -211,11 +211,11 @@ bool client_async_put_locked(struct pend *p)
 
 /* Reply to vp_fs_write_async: decoded and handed to done outside the lock.
  * Called with the lock held; returns with it released. */
-static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr *h, const uint8_t *buf)
+static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr *h, const uint8_t *buf) RELEASE(&c->lock)
 {
 	client_tab_remove(c, p);
 	p->in_tab = false;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	int err = 0;
 	uint32_t n = 0;
 	if (h->type == VP_ERROR) {
@@ -228,9 +228,9 @@ static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr 
 			n = m.count;
 	}
 	p->done(p->ctx, err, n);
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	bool free_it = client_async_put_locked(p);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	if (free_it)
 		free(p);
 	return 0;
@@ -240,11 +240,11 @@ static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr 
  * buf is malloc'ed for a waiter; else it is the reader's scratch. */
 static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, bool owned)
 {
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	struct pend *p = client_tab_find(c, h->id);
 	if (!p) {
 		/* Only the channel's death removes a pend behind the reader's back. */
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		if (owned)
 			free(buf);
 		return -ECONNRESET;
@@ -258,21 +258,21 @@ static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, b
 		vp_dec_exec_started(buf, h->len, &m);
 		p->started = true;
 		if (!p->w) {
-			pthread_mutex_unlock(&c->lock);
+			vp_mutex_unlock(&c->lock);
 			send_kill(c, h->id); /* started after its caller gave up */
 			return 0;
 		}
 		p->claimed = true;
 		struct vp_exec_cb cb = p->cb;
 		void *ctx = p->ctx;
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		if (cb.on_started)
 			cb.on_started(ctx, m.pid);
-		pthread_mutex_lock(&c->lock);
+		vp_mutex_lock(&c->lock);
 		p->claimed = false;
 		p->w->rtype = h->type;
 		client_complete_locked(p, 0);
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		return 0;
 	}
 
@@ -285,11 +285,11 @@ static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, b
 			p->w->payload = h->len ? buf : NULL;
 			p->w->plen = h->len;
 			client_complete_locked(p, 0);
-			pthread_mutex_unlock(&c->lock);
+			vp_mutex_unlock(&c->lock);
 			free(p);
 			return 0;
 		}
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		if (p->kind == PK_CALL)
 			late_reply(c, h->type, buf, h->len);
 		else if (h->type == VP_EXIT && p->started && !p->orphan) {
@@ -305,7 +305,7 @@ static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, b
 
 	/* OUTPUT of a running exec: only this thread removes it, so p stays. */
 	bool orphan = p->orphan;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	struct vp_output m;
 	vp_dec_output(buf, h->len, &m);
 	if (!orphan)
@@ -323,14 +323,14 @@ static int on_unsolicited(struct vp_client *c, const struct vp_hdr *h)
 	int err = rd_take(c, buf, h->len);
 	if (err)
 		return err;
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	if (h->type != VP_READY || c->ready_seen || vp_validate(h->type, buf, h->len)) {
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		return -EPROTO;
 	}
 	c->ready_seen = true;
 	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	return 0;
 }
 
@@ -347,16 +347,16 @@ static int reader_step(struct vp_client *c)
 	if (h.id == 0)
 		return on_unsolicited(c, &h);
 
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	struct pend *p = client_tab_find(c, h.id);
 	if (!p || !reply_allowed(p, h.type)) {
-		pthread_mutex_unlock(&c->lock);
+		vp_mutex_unlock(&c->lock);
 		return -EPROTO; /* an id not in flight, or a reply it cannot get */
 	}
 	if (h.type == VP_FS_DATA && p->w && p->w->direct)
 		return direct_read(c, p, &h);
 	bool owned = p->w && h.type != VP_EXEC_STARTED && h.len;
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 
 	uint8_t *buf = owned ? malloc(h.len) : scratch(c, h.len);
 	if (!buf)
@@ -380,7 +380,7 @@ void *client_reader_main(void *arg)
 	client_kill(c);
 
 	/* What is left are tombstones and running execs, all ours alone now. */
-	pthread_mutex_lock(&c->lock);
+	vp_mutex_lock(&c->lock);
 	/* Chained through their (now unused) table links. */
 	struct u64map_link *list = NULL;
 	u64map_for_each_safe(&c->tab, it, tmp) {
@@ -392,7 +392,7 @@ void *client_reader_main(void *arg)
 		it->next = list;
 		list = it;
 	}
-	pthread_mutex_unlock(&c->lock);
+	vp_mutex_unlock(&c->lock);
 	while (list) {
 		struct pend *p = container_of(list, struct pend, link);
 		list = list->next;
@@ -400,9 +400,9 @@ void *client_reader_main(void *arg)
 			p->cb.on_exit(p->ctx, NULL, -ECONNRESET);
 		if (p->kind == PK_ASYNC) {
 			p->done(p->ctx, -ECONNRESET, 0);
-			pthread_mutex_lock(&c->lock);
+			vp_mutex_lock(&c->lock);
 			bool free_it = client_async_put_locked(p);
-			pthread_mutex_unlock(&c->lock);
+			vp_mutex_unlock(&c->lock);
 			if (!free_it)
 				continue; /* its sender is still in send_frame; it frees it */
 		}

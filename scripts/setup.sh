@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3
-	busybox-static cpio gzip bats inotify-tools clang sshfs openssh-sftp-server
+	busybox-static cpio gzip bats inotify-tools clang clang-19 sshfs openssh-sftp-server
 	procps psmisc util-linux musl-tools)
 missing=()
 for p in "${packages[@]}"; do

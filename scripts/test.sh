@@ -3,7 +3,7 @@
 # integration tests (meson test) in both builds, every fuzz target for a
 # bounded time, and the bats suites on a real mount of each build's
 # daemon; then a TSan build (build-tsan: unit tests and stress.bats) and a
-# clang -Wthread-safety compile of the tree (build-clang). Ends with the line
+# clang-19 -Wthread-safety compile of the tree (build-clang). Ends with the line
 # "N passed, N failed, N skipped" and a non-zero status if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -128,12 +128,14 @@ if [ $tsan_ok = 1 ]; then
 fi
 
 # Clang's thread-safety analysis (about 1 min): every C file compiled with
-# -Wthread-safety -Werror, so a lock annotated with lib/thread_safety.h
+# clang-19 -Wthread-safety -Wthread-safety-beta -Werror, so a lock annotated with lib/thread_safety.h
 # that is taken without release, or a REQUIRES function called without its
 # lock, fails here. Objects only: linking and the image add nothing to it.
 echo "== clang -Wthread-safety (build-clang)"
+# A build-clang set up by an older script used clang 14: start it afresh.
+[ ! -f build-clang/build.ninja ] || grep -q 'clang-19' build-clang/build.ninja || rm -rf build-clang
 if { [ -f build-clang/build.ninja ] ||
-	CC=clang meson setup build-clang -Dc_args=-Wthread-safety >/dev/null; } &&
+	CC=clang-19 meson setup build-clang -Dc_args='-Wthread-safety -Wthread-safety-beta' >/dev/null; } &&
 	mapfile -t objs < <(ninja -C build-clang -t targets rule c_COMPILER) &&
 	ninja -C build-clang "${objs[@]}" >/dev/null; then
 	passed=$((passed + 1))

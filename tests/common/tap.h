@@ -32,6 +32,8 @@ static inline void tap_plan(int n)
 	tap_.planned = true;
 }
 
+/* format: so -Wformat=2 checks the callers, not this vprintf. */
+__attribute__((format(printf, 2, 0)))
 static inline bool tap_vok(bool ok, const char *fmt, va_list ap)
 {
 	flockfile(stdout);

@@ -250,8 +250,8 @@ static void test_virtq_hostile(void)
 					 (uint16_t)(xorshift(&seed) % (f.q.num + 2u)));
 		f.q.last_avail = (uint16_t)xorshift(&seed);
 		if (xorshift(&seed) % 4) { /* a plausible avail ring, else pure noise */
-			uint16_t idx = (uint16_t)(f.q.last_avail + xorshift(&seed) % (f.q.num + 1u));
-			memcpy(f.ram + F_AVAIL + 2, &idx, 2);
+			uint16_t avail_idx = (uint16_t)(f.q.last_avail + xorshift(&seed) % (f.q.num + 1u));
+			memcpy(f.ram + F_AVAIL + 2, &avail_idx, 2);
 			for (unsigned i = 0; i < f.q.num; i++) {
 				uint16_t head = (uint16_t)(xorshift(&seed) % (f.q.num + 1u));
 				memcpy(f.ram + F_AVAIL + 4 + 2 * i, &head, 2);

@@ -77,16 +77,24 @@ static int copy_ram(const struct kvm_vm *vm, int out)
 	return 0;
 }
 
-static int fill_memory(int fd, void *vm)
+/* snapfile_replace's argument is not const: the VM goes through a holder
+ * so that no cast drops its const (-Wcast-qual). */
+struct ram_src {
+	const struct kvm_vm *vm;
+};
+
+static int fill_memory(int fd, void *arg)
 {
-	return copy_ram(vm, fd);
+	const struct ram_src *src = arg;
+	return copy_ram(src->vm, fd);
 }
 
 static int write_memory(const struct kvm_vm *vm, const char *dir)
 {
 	char path[4096];
 	int rc = dir_path(path, sizeof(path), dir, "memory");
-	return rc ? rc : snapfile_replace(path, fill_memory, (void *)vm);
+	struct ram_src src = { vm };
+	return rc ? rc : snapfile_replace(path, fill_memory, &src);
 }
 
 static int save_locked(const struct kvm_snap_machine *m, const char *dir)
