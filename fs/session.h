@@ -64,6 +64,7 @@ struct session {
 	struct outbuf out[2];         /* stdout, stderr */
 	int out_err[2];               /* per stream: a failed append; what came after is
 	                               * dropped (no gap), readers get EIO at the end */
+	struct outbudget obudget;     /* both streams' share of -o output_max */
 	struct timespec mtime[2];
 	struct timespec ctime;
 	struct exec_settings settings;
