@@ -154,7 +154,8 @@ static void put_escaped(FILE *f, const char *p, size_t n)
 }
 
 /* The error= line of a command whose output could not all be kept (a full
- * spill disk): which stream, how much is there, why. */
+ * spill disk, the machine's output_max): which stream, how much is there,
+ * why. */
 static void put_output_lost(FILE *f, const struct session *s)
 {
 	fputs("error=", f);
@@ -163,7 +164,8 @@ static void put_output_lost(FILE *f, const struct session *s)
 		if (!s->out_err[i])
 			continue;
 		fprintf(f, "%s%s output lost after %llu bytes: %s", sep, i ? "stderr" : "stdout",
-			(unsigned long long)outbuf_len(&s->out[i]), strerror(-s->out_err[i]));
+			(unsigned long long)outbuf_len(&s->out[i]),
+			s->out_err[i] == -EDQUOT ? "output_max reached" : strerror(-s->out_err[i]));
 		sep = "; ";
 	}
 	fputc('\n', f);

@@ -72,6 +72,10 @@ int info_format_config(struct vpfs *fs, char **out, size_t *len)
 	fprintf(f, "disk=%llu\n", (unsigned long long)o->mc.disk_bytes);
 	fprintf(f, "image=%s\n", o->image);
 	fprintf(f, "spill=%zu\n", o->spill_threshold);
+	fprintf(f, "output_max=%llu\n", (unsigned long long)o->output_max);
+	fprintf(f, "cpus=%u.%03u\n", o->mc.cpu_milli / 1000u, o->mc.cpu_milli % 1000u);
+	fprintf(f, "pids=%u\n", o->mc.pids_max);
+	fprintf(f, "nofile=%u\n", o->mc.nofile_max);
 	fprintf(f, "version=%s\n", VMPOOLFS_VERSION);
 	return finish(f, &buf, out);
 }

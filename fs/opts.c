@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "ctlparse.h"
 
 #ifndef VMPOOL_DEFAULT_IMAGE
@@ -19,6 +20,7 @@
 
 struct raw {
 	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *spill, *threads;
+	char *output_max, *cpus, *pids, *nofile;
 	int help, version;
 };
 
@@ -35,6 +37,10 @@ static const struct fuse_opt spec[] = {
 	OPT("image=%s", image),
 	OPT("spill=%s", spill),
 	OPT("threads=%s", threads),
+	OPT("output_max=%s", output_max),
+	OPT("cpus=%s", cpus),
+	OPT("pids=%s", pids),
+	OPT("nofile=%s", nofile),
 	FUSE_OPT_END,
 };
 
@@ -56,7 +62,11 @@ static void usage(const char *prog)
 	       "    -o disk=SIZE           writable layer per machine (1G)\n"
 	       "    -o image=DIR           guest image (%s)\n"
 	       "    -o spill=SIZE          output kept in memory per stream before spilling to disk (4M)\n"
-	       "    -o threads=N           maximum FUSE worker threads (%d)\n\n",
+	       "    -o threads=N           maximum FUSE worker threads (%d)\n"
+	       "    -o output_max=SIZE     stdout+stderr kept per machine and command, at most disk= (disk=)\n"
+	       "    -o cpus=N              CPU time per machine, decimal CPUs, 0 = no limit (1)\n"
+	       "    -o pids=N              processes per machine (1024; clamped to the host's pid_max)\n"
+	       "    -o nofile=N            open files per process of a machine (1024; clamped to file-max)\n\n",
 	       prog, VMPOOL_DEFAULT_IMAGE, DEFAULT_THREADS);
 }
 
@@ -113,6 +123,7 @@ static void free_raw(struct raw *r)
 {
 	free(r->min), free(r->max), free(r->idle), free(r->max_machines), free(r->backend);
 	free(r->timeout), free(r->mem), free(r->disk), free(r->image), free(r->spill), free(r->threads);
+	free(r->output_max), free(r->cpus), free(r->pids), free(r->nofile);
 }
 
 static int apply(struct raw *r, struct vpfs_opts *o)
@@ -166,6 +177,29 @@ static int apply(struct raw *r, struct vpfs_opts *o)
 			return bad("spill", r->spill, "a size up to 1G");
 		o->spill_threshold = (size_t)sz;
 	}
+	if (r->output_max) {
+		if (opts_parse_size(r->output_max, &sz) || sz < 4096)
+			return bad("output_max", r->output_max, "a size of at least 4K, e.g. 64M");
+		o->output_max = sz;
+	}
+	/* Thousandths of a CPU, parsed like seconds: "1.5" is 1500. */
+	if (r->cpus) {
+		uint32_t milli;
+		if (ctl_parse_seconds(r->cpus, strlen(r->cpus), &milli) || milli > 4096000 ||
+		    (milli > 0 && milli < 10))
+			return bad("cpus", r->cpus, "CPUs as a decimal, 0.01 to 4096, 0 = no limit");
+		o->mc.cpu_milli = milli;
+	}
+	if (r->pids) {
+		if (parse_u32(r->pids, 4194304, &v) || v < BUDGET_PIDS_MIN)
+			return bad("pids", r->pids, "processes per machine, 16 to 4194304");
+		o->mc.pids_max = v;
+	}
+	if (r->nofile) {
+		if (parse_u32(r->nofile, 1u << 20, &v) || v < 64)
+			return bad("nofile", r->nofile, "open files per process, 64 to 1048576");
+		o->mc.nofile_max = v;
+	}
 	if (r->threads) {
 		if (parse_u32(r->threads, 100000, &v) || v < 2)
 			return bad("threads", r->threads, "at least 2");
@@ -177,6 +211,12 @@ static int apply(struct raw *r, struct vpfs_opts *o)
 		o->image = r->image;
 		r->image = NULL;
 	}
+	/* The output budget is part of the machine's disk budget: what a
+	 * command prints may not cost the host more than the files it writes. */
+	if (!o->output_max)
+		o->output_max = o->mc.disk_bytes;
+	else if (o->output_max > o->mc.disk_bytes)
+		return bad("output_max", r->output_max, "at most disk=");
 	if (pool_config_validate(&o->pool) < 0) {
 		fprintf(stderr, "vmpoolfs: inconsistent pool options: need max >= 1, min <= max and "
 				"max_machines >= min (or 0): min=%u max=%u max_machines=%u\n",
@@ -225,6 +265,8 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 	}
 	int err = apply(&r, o);
 	free_raw(&r);
+	if (err == 0 && budget_clamp(o->pool.max_machines, &o->mc.pids_max, &o->mc.nofile_max, stderr) < 0)
+		err = -EINVAL;
 	if (err == 0 && !co.mountpoint) {
 		fprintf(stderr, "vmpoolfs: no mountpoint given (see --help)\n");
 		err = -EINVAL;

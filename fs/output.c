@@ -18,8 +18,21 @@ void outbuf_init(struct outbuf *o, size_t mem_limit, const char *spill_dir)
 	o->spill_dir = spill_dir;
 }
 
+void outbuf_set_budget(struct outbuf *o, struct outbudget *b)
+{
+	o->budget = b;
+}
+
+/* What leaves the buffer gives its bytes back to the budget. */
+static void give_back(struct outbuf *o)
+{
+	if (o->budget)
+		o->budget->used -= o->mem_len + o->file_len;
+}
+
 void outbuf_free(struct outbuf *o)
 {
+	give_back(o);
 	free(o->mem);
 	o->mem = NULL;
 	o->mem_len = o->mem_cap = 0;
@@ -31,6 +44,7 @@ void outbuf_free(struct outbuf *o)
 
 void outbuf_reset(struct outbuf *o)
 {
+	give_back(o);
 	o->mem_len = 0;
 	if (o->mem_cap > OUTBUF_KEEP) {
 		free(o->mem);
@@ -86,7 +100,24 @@ static int write_all_at(int fd, const char *p, size_t len, uint64_t off)
 	return 0;
 }
 
+static int append(struct outbuf *o, const void *data, size_t len);
+
 int outbuf_append(struct outbuf *o, const void *data, size_t len)
+{
+	struct outbudget *b = o->budget;
+	if (!b || b->max == 0)
+		return append(o, data, len);
+	uint64_t room = b->used < b->max ? b->max - b->used : 0;
+	size_t n = len <= room ? len : (size_t)room;
+	uint64_t before = outbuf_len(o);
+	int r = n ? append(o, data, n) : 0;
+	b->used += outbuf_len(o) - before; /* what a failed append kept counts too */
+	if (r == 0 && n < len)
+		r = -EDQUOT;
+	return r;
+}
+
+static int append(struct outbuf *o, const void *data, size_t len)
 {
 	const char *p = data;
 	/* Memory first, while nothing has been spilled (the file holds the tail). */

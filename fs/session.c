@@ -149,6 +149,9 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	vp_mutex_init(&s->lock);
 	outbuf_init(&s->out[0], fs->opts.spill_threshold, fs->spill_dir);
 	outbuf_init(&s->out[1], fs->opts.spill_threshold, fs->spill_dir);
+	s->obudget.max = fs->opts.output_max;
+	outbuf_set_budget(&s->out[0], &s->obudget);
+	outbuf_set_budget(&s->out[1], &s->obudget);
 	settings_init(&s->settings, fs->opts.timeout_ms);
 	clock_gettime(CLOCK_REALTIME, &s->ctime);
 	s->mtime[0] = s->mtime[1] = s->ctime;
@@ -306,7 +309,7 @@ static void on_output(void *ctx, int stream, const void *data, size_t len)
 	if (r < 0) {
 		s->out_err[i] = r;
 		fprintf(stderr, "vmpoolfs: %s: %s output lost: %s\n", s->name, i ? "stderr" : "stdout",
-			strerror(-r));
+			r == -EDQUOT ? "output_max reached" : strerror(-r));
 	}
 	clock_gettime(CLOCK_REALTIME, &s->mtime[i]);
 	vp_mutex_unlock(&s->lock);

@@ -64,6 +64,7 @@ struct session {
 	struct outbuf out[2] GUARDED_BY(lock); /* stdout, stderr */
 	int out_err[2] GUARDED_BY(lock); /* per stream: a failed append; what came after is
 	                               * dropped (no gap), readers get EIO at the end */
+	struct outbudget obudget GUARDED_BY(lock); /* both streams' share of -o output_max */
 	struct timespec mtime[2] GUARDED_BY(lock);
 	struct timespec ctime GUARDED_BY(lock);
 	struct exec_settings settings GUARDED_BY(lock);

@@ -22,6 +22,7 @@ struct vpfs_opts {
 	uint32_t timeout_ms;       /* default command timeout, 0 = none */
 	char *image;               /* owned */
 	size_t spill_threshold;    /* output bytes kept in memory per stream */
+	uint64_t output_max;       /* output kept per machine and command, both streams (memory + disk) */
 	unsigned max_threads;      /* FUSE worker threads */
 	bool foreground, debug;
 };

@@ -32,6 +32,8 @@ void machine_config_defaults(struct machine_config *cfg)
 	cfg->mem_bytes = 2ull << 30;
 	cfg->disk_bytes = 1ull << 30;
 	cfg->pids_max = 1024;
+	cfg->cpu_milli = 1000;
+	cfg->nofile_max = 1024;
 	cfg->ready_timeout_ms = 10000;
 }
 

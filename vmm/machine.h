@@ -24,9 +24,12 @@ struct machine_config {
 	uint64_t mem_bytes;      /* memory limit per machine (cgroup / guest RAM) */
 	uint64_t disk_bytes;     /* size of the writable layer (tmpfs upper) */
 	uint32_t pids_max;       /* cgroup pids limit */
+	uint32_t cpu_milli;      /* CPU time in thousandths of a CPU (cgroup cpu quota); 0 = none */
+	uint32_t nofile_max;     /* RLIMIT_NOFILE (soft and hard) of every process of the machine */
 	uint32_t ready_timeout_ms; /* create fails with -ETIMEDOUT past this */
 };
-void machine_config_defaults(struct machine_config *cfg); /* auto, 2 GiB mem, 1 GiB disk, 1024 pids, 10 s */
+/* auto, 2 GiB mem, 1 GiB disk, 1024 pids, 1 CPU, 1024 files per process, 10 s */
+void machine_config_defaults(struct machine_config *cfg);
 
 struct machine_backend;
 struct machine;

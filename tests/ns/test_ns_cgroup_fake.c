@@ -60,6 +60,7 @@ static const struct ctlfile {
 	{"memory.swap.max", "memory", "max\n", false},
 	{"memory.events", "memory", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", true},
 	{"pids.max", "pids", "max\n", false},
+	{"cpu.max", "cpu", "max 100000\n", false},
 };
 
 static const struct ctlfile *ctlfile_of(const char *path)
@@ -550,7 +551,7 @@ static void v2_lifecycle(const struct v2case *t)
 	struct ns_cgroups *cg = NULL;
 	if (!env_open(&e, "cpu io memory pids", t->self, false))
 		goto out;
-	CHECK_EQ(fk_set(&e.fk, "/cgroup.subtree_control", "+memory +pids\n"), 0);
+	CHECK_EQ(fk_set(&e.fk, "/cgroup.subtree_control", "+memory +pids +cpu\n"), 0);
 	for (int i = 0; i < 2 && t->pre[i]; i++)
 		CHECK_EQ(fk_mkdir(&e.fk, t->pre[i]), 0);
 	if (!CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0))
@@ -565,14 +566,16 @@ static void v2_lifecycle(const struct v2case *t)
 	CHECK(fk_is_dir(&e.fk, want));
 	CHECK_EQ(fk_count_dirs(&e.fk, "vmpoolfs"), 1);
 	snprintf(path, sizeof path, "%s/cgroup.subtree_control", t->host);
-	CHECK_VAL(&e.fk, path, "+memory +pids");
+	CHECK_VAL(&e.fk, path, "+memory +pids +cpu");
 	snprintf(path, sizeof path, "%s/cgroup.subtree_control", want);
-	CHECK_VAL(&e.fk, path, "+memory +pids");
+	CHECK_VAL(&e.fk, path, "+memory +pids +cpu");
 	if (t->pre[1]) /* our own cgroup is left as it was */
 		CHECK_VAL(&e.fk, "/a/b/cgroup.subtree_control", "");
+	CHECK(ns_cgroups_has_cpu(cg));
 
 	struct ns_cg c;
-	if (!CHECK_EQ(ns_cg_create(cg, "m1", 64u << 20, 100, &c), 0))
+	const struct ns_cg_limits lim = {.mem_bytes = 64u << 20, .pids_max = 100, .cpu_milli = 1500};
+	if (!CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), 0))
 		goto out;
 	CHECK_EQ(c.version, 2);
 	CHECK_EQ(c.ndirs, 1);
@@ -585,6 +588,8 @@ static void v2_lifecycle(const struct v2case *t)
 	CHECK_VAL(&e.fk, path, "100");
 	snprintf(path, sizeof path, "%s/memory.swap.max", leaf);
 	CHECK_VAL(&e.fk, path, "0");
+	snprintf(path, sizeof path, "%s/cpu.max", leaf);
+	CHECK_VAL(&e.fk, path, "150000 100000");
 
 	struct ns_cg_clone st;
 	struct stat a, b;
@@ -657,6 +662,54 @@ static void test_v2_unsupported(void)
 	}
 }
 
+/* cpu.max for a few limits (quota per 100 ms period, at least the kernel's
+ * 1 ms); no cpu controller: open works, a CPU limit is refused, none is
+ * fine. */
+static void test_v2_cpu_max(void)
+{
+	static const struct {
+		uint32_t milli;
+		const char *want;
+	} cases[] = {
+		{1000, "100000 100000"}, {250, "25000 100000"}, {4000, "400000 100000"}, {5, "1000 100000"},
+	};
+	struct env e;
+	struct ns_cgroups *cg = NULL;
+	if (env_open(&e, "cpu memory pids", "0::/\n", false)) {
+		if (CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0)) {
+			CHECK(ns_cgroups_has_cpu(cg));
+			for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+				struct ns_cg c;
+				const struct ns_cg_limits lim = {64u << 20, 100, cases[i].milli};
+				if (!CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), 0))
+					continue;
+				char path[600];
+				snprintf(path, sizeof path, "%s/cpu.max", in_fake(&e, c.dirs[0]));
+				CHECK_VAL(&e.fk, path, cases[i].want);
+				CHECK_EQ(ns_cg_remove(&c), 0);
+			}
+		}
+		ns_cgroups_close(cg);
+		cg = NULL;
+	}
+	env_close(&e);
+	if (env_open(&e, "io memory pids", "0::/\n", false)) {
+		if (CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0)) {
+			CHECK(!ns_cgroups_has_cpu(cg));
+			CHECK_VAL(&e.fk, "/cgroup.subtree_control", "+memory +pids");
+			struct ns_cg c;
+			struct ns_cg_limits lim = {64u << 20, 100, 1000};
+			CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), -EOPNOTSUPP);
+			CHECK_EQ(fk_count_dirs(&e.fk, "/"), 2); /* the root and our parent: no leaf left */
+			lim.cpu_milli = 0;
+			if (CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), 0))
+				CHECK_EQ(ns_cg_remove(&c), 0);
+		}
+		ns_cgroups_close(cg);
+	}
+	env_close(&e);
+}
+
 /* A parent whose daemon died is removed at open; a live one's stays. */
 static void test_v2_stale_parents(void)
 {
@@ -698,8 +751,8 @@ static void test_v2_stale_parents(void)
 	env_close(&e);
 }
 
-/* v1 memory and pids hierarchies next to a cgroup2 mount (hybrid): v1 is
- * used. The v1 mounts are plain dirs, enough for open and close (the
+/* v1 memory, pids and cpu hierarchies next to a cgroup2 mount (hybrid):
+ * v1 is used. The v1 mounts are plain dirs, enough for open and close (the
  * parent is only made there; limits need a v1 fake). */
 static void test_hybrid_picks_v1(void)
 {
@@ -707,21 +760,24 @@ static void test_hybrid_picks_v1(void)
 	struct ns_cgroups *cg = NULL;
 	if (!env_open(&e, "cpu memory pids", "12:pids:/\n4:memory:/user.slice\n1:cpu,cpuacct:/\n0::/\n", true))
 		goto out;
-	char mem[200], pids[200], want[2][300];
+	char mem[200], pids[200], cpu[200], want[3][300];
 	snprintf(mem, sizeof mem, "%s/memory", e.tmp);
 	snprintf(pids, sizeof pids, "%s/pids", e.tmp);
-	CHECK(mkdir(mem, 0755) == 0 && mkdir(pids, 0755) == 0);
+	snprintf(cpu, sizeof cpu, "%s/cpu", e.tmp);
+	CHECK(mkdir(mem, 0755) == 0 && mkdir(pids, 0755) == 0 && mkdir(cpu, 0755) == 0);
 	strcat(mem, "/user.slice");
 	CHECK(mkdir(mem, 0755) == 0);
 	snprintf(want[0], sizeof want[0], "%s/vmpoolfs.%d.0", mem, (int)getpid());
 	snprintf(want[1], sizeof want[1], "%s/vmpoolfs.%d.0", pids, (int)getpid());
+	snprintf(want[2], sizeof want[2], "%s/vmpoolfs.%d.0", cpu, (int)getpid());
 	if (!CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0))
 		goto out;
 	CHECK_EQ(ns_cgroups_version(cg), 1);
 	const char *dirs[NS_CG_MAX_DIRS] = {0};
-	if (CHECK_EQ(ns_cgroups_dirs(cg, dirs, NS_CG_MAX_DIRS), 2)) {
+	CHECK(ns_cgroups_has_cpu(cg));
+	if (CHECK_EQ(ns_cgroups_dirs(cg, dirs, NS_CG_MAX_DIRS), 3)) {
 		struct stat st;
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < 3; i++)
 			CHECKF(strcmp(dirs[i], want[i]) == 0 && stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode),
 			       "dir %d is %s", i, dirs[i]);
 	}
@@ -729,7 +785,7 @@ static void test_hybrid_picks_v1(void)
 	CHECK_VAL(&e.fk, "/cgroup.subtree_control", "");
 	ns_cgroups_close(cg);
 	cg = NULL;
-	CHECK(access(want[0], F_OK) != 0 && access(want[1], F_OK) != 0);
+	CHECK(access(want[0], F_OK) != 0 && access(want[1], F_OK) != 0 && access(want[2], F_OK) != 0);
 out:
 	ns_cgroups_close(cg);
 	env_close(&e);
@@ -745,8 +801,9 @@ int main(void)
 		{"v2: parent beside our own cgroup, limits, clone fd, oom_kill, cleanup", test_v2_beside_own},
 		{"v2: parent under the root when we are at the root", test_v2_at_root},
 		{"v2: no memory or pids controller: EOPNOTSUPP, nothing left", test_v2_unsupported},
+		{"v2: cpu.max from the CPU limit; none without a cpu controller", test_v2_cpu_max},
 		{"v2: stale parents of dead daemons removed, live ones kept", test_v2_stale_parents},
-		{"hybrid v1 + cgroup2: v1 is picked", test_hybrid_picks_v1},
+		{"hybrid v1 + cgroup2: v1 is picked, with its cpu hierarchy", test_hybrid_picks_v1},
 	};
 	return tap_main(tests, sizeof tests / sizeof tests[0]);
 }

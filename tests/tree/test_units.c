@@ -1,5 +1,6 @@
 /* Unit tests of the daemon's pure parts: output buffers (spill to disk,
- * no byte lost), the ctl words and the inode layout. */
+ * no byte lost, the per-machine budget), the host budget check, the ctl
+ * words and the inode layout. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs/budget.h"
 #include "fs/ctlparse.h"
 #include "fs/ino.h"
 #include "fs/mountcheck.h"
@@ -40,6 +42,116 @@ static void test_output(void)
 	outbuf_free(&o);
 	free(src);
 	free(dst);
+}
+
+/* Two streams on one budget: the stream that crosses it keeps the prefix
+ * that fits, then both get EDQUOT; a reset gives the bytes back. */
+static void test_output_budget(void)
+{
+	struct outbudget b = {.max = 5000};
+	struct outbuf o[2];
+	char buf[4000], dst[4000];
+	memset(buf, 'x', sizeof buf);
+	for (int i = 0; i < 2; i++) {
+		outbuf_init(&o[i], 1000, getenv("TMPDIR"));
+		outbuf_set_budget(&o[i], &b);
+	}
+	TAP_OK(outbuf_append(&o[0], buf, 3000) == 0);
+	TAP_OK(outbuf_append(&o[1], buf, 1500) == 0 && b.used == 4500);
+	TAP_OK(outbuf_append(&o[0], "0123456789", 10) == 0);
+	char ys[600];
+	memset(ys, 'y', sizeof ys);
+	TAP_OK(outbuf_append(&o[0], ys, sizeof ys) == -EDQUOT);
+	TAP_OK(b.used == 5000 && outbuf_len(&o[0]) == 3500 && outbuf_len(&o[1]) == 1500);
+	TAP_OK(outbuf_read(&o[0], 3000, dst, sizeof dst) == 500 && memcmp(dst, "0123456789yyy", 13) == 0 &&
+	       dst[499] == 'y');
+	TAP_OK(outbuf_append(&o[1], "z", 1) == -EDQUOT && outbuf_len(&o[1]) == 1500);
+	outbuf_reset(&o[0]);
+	TAP_OK(b.used == 1500);
+	TAP_OK(outbuf_append(&o[0], buf, 3500) == 0 && b.used == 5000);
+	outbuf_free(&o[0]);
+	outbuf_free(&o[1]);
+	TAP_OK(b.used == 0);
+	/* No budget (max 0): unbounded, as before. */
+	struct outbudget none = {0};
+	outbuf_init(&o[0], 10, getenv("TMPDIR"));
+	outbuf_set_budget(&o[0], &none);
+	TAP_OK(outbuf_append(&o[0], buf, sizeof buf) == 0 && outbuf_len(&o[0]) == sizeof buf);
+	outbuf_free(&o[0]);
+}
+
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* The host check against files standing for pid_max and file-max. */
+static void test_host_budget(void)
+{
+	char dir[] = "/tmp/vp-budget.XXXXXX", pm[64], fm[64];
+	if (!mkdtemp(dir)) {
+		TAP_OK(0);
+		return;
+	}
+	snprintf(pm, sizeof pm, "%s/pid_max", dir);
+	snprintf(fm, sizeof fm, "%s/file-max", dir);
+	const struct budget_sources src = {pm, fm};
+	char *msg = NULL;
+	size_t mlen = 0;
+	FILE *log = open_memstream(&msg, &mlen);
+	uint32_t pids = 1024, nofile = 1024;
+
+	/* Everything fits: untouched, nothing said. */
+	put(pm, "4194304\n");
+	put(fm, "9223372036854775807\n");
+	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == 0 && pids == 1024 && nofile == 1024);
+	fflush(log);
+	TAP_OK(mlen == 0);
+	/* pid_max: 64 x 1024 > 32768 / 2: 256 each, said. */
+	put(pm, "32768\n");
+	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == 0 && pids == 256 && nofile == 1024);
+	fflush(log);
+	TAP_OK(strstr(msg, "pids clamped from 1024 to 256") != NULL);
+	/* file-max: 4 x 256 x nofile <= 1048576 / 2: nofile 512. */
+	put(fm, "1048576\n");
+	pids = 256, nofile = 1024;
+	TAP_OK(budget_clamp_at(&src, 4, &pids, &nofile, log) == 0 && pids == 256 && nofile == 512);
+	fflush(log);
+	TAP_OK(strstr(msg, "nofile clamped from 1024 to 512") != NULL);
+	/* nofile would go below its floor: floor, then fewer pids. */
+	pids = 256, nofile = 1024;
+	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == 0 && nofile == BUDGET_NOFILE_MIN &&
+	       pids == 1048576 / 2 / 64 / BUDGET_NOFILE_MIN);
+	/* Not even the floors fit: refused with a line saying so. */
+	put(pm, "100\n");
+	pids = 1024, nofile = 1024;
+	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == -ERANGE);
+	fflush(log);
+	TAP_OK(strstr(msg, "lower max_machines") != NULL);
+	put(pm, "4194304\n");
+	put(fm, "1000\n");
+	pids = 1024, nofile = 1024;
+	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == -ERANGE);
+	/* No cap on machines: nothing to bound, said, limits kept. */
+	pids = 1024, nofile = 1024;
+	TAP_OK(budget_clamp_at(&src, 0, &pids, &nofile, log) == 0 && pids == 1024 && nofile == 1024);
+	fflush(log);
+	TAP_OK(strstr(msg, "max_machines=0") != NULL);
+	/* An unreadable source: that check skipped, said. */
+	unlink(pm);
+	put(fm, "9223372036854775807\n");
+	pids = 1024, nofile = 64;
+	TAP_OK(budget_clamp_at(&src, 2, &pids, &nofile, log) == 0 && pids == 1024);
+	fflush(log);
+	TAP_OK(strstr(msg, "pids per machine not checked") != NULL);
+	fclose(log);
+	free(msg);
+	unlink(fm);
+	rmdir(dir);
 }
 
 static int parse(const char *line, struct ctl_cmd *c)
@@ -138,6 +250,8 @@ static void test_ino(void)
 int main(void)
 {
 	test_output();
+	test_output_budget();
+	test_host_budget();
 	test_ctl();
 	test_ino();
 	test_mountcheck();

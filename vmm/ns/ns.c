@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,6 +75,11 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 		ns_host_complain("no usable cgroup memory+pids controllers (v1 or v2)", err);
 		goto fail;
 	}
+	if (cfg->cpu_milli && !ns_cgroups_has_cpu(b->cg)) {
+		err = -EOPNOTSUPP;
+		ns_host_complain("no cgroup cpu controller for the CPU limit (-o cpus=0 runs without one)", err);
+		goto fail;
+	}
 	if ((err = ns_host_make_scratch(&b->scratch)))
 		goto fail;
 	/* Logs are for diagnosis: without a writable $TMPDIR the machines
@@ -134,7 +140,12 @@ static int machine_start(struct ns_machine *m)
 	snprintf(name, sizeof name, "m%u.%u", m->id, m->gen++);
 	m->sp.pidfd = -1;
 	m->sp.chan_fd = -1;
-	int err = ns_cg_create(b->cg, name, b->cfg.mem_bytes, b->cfg.pids_max, &m->cg);
+	const struct ns_cg_limits lim = {
+		.mem_bytes = b->cfg.mem_bytes,
+		.pids_max = b->cfg.pids_max,
+		.cpu_milli = b->cfg.cpu_milli,
+	};
+	int err = ns_cg_create(b->cg, name, &lim, &m->cg);
 	if (err)
 		return err;
 	int log_wr = -1;
@@ -145,6 +156,16 @@ static int machine_start(struct ns_machine *m)
 		close(log_wr); /* the agent has its copy */
 	if (err)
 		goto fail;
+	/* Soft and hard, before the agent answers READY (no command runs yet):
+	 * every process of the guest inherits it, and guest root cannot raise
+	 * a hard limit. With pids.max this bounds the files a machine holds. */
+	if (b->cfg.nofile_max) {
+		struct rlimit rl = {b->cfg.nofile_max, b->cfg.nofile_max};
+		if (prlimit(m->sp.pid, RLIMIT_NOFILE, &rl, NULL) < 0) {
+			err = -errno;
+			goto fail;
+		}
+	}
 	int fd = m->sp.chan_fd;
 	m->sp.chan_fd = -1; /* the client owns it from here, even on failure */
 	if ((err = vp_client_new(fd, &m->client))) {

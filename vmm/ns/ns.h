@@ -58,12 +58,13 @@ const char *ns_seccomp_refused_name(int nr);
 
 /* ---- cgroups (ns_cgroup.c) ------------------------------------------- */
 
-#define NS_CG_MAX_DIRS 2 /* v1: memory and pids hierarchies; v2: one */
+#define NS_CG_MAX_DIRS 3 /* v1: memory, pids and cpu hierarchies; v2: one */
 
 struct ns_cgroups; /* detected layout and the backend's own parent dirs */
 
 /* Detects v1 (memory and pids hierarchies) or pure v2 (memory and pids
- * controllers available) and creates this backend's parent cgroup(s).
+ * controllers available) and creates this backend's parent cgroup(s). The
+ * cpu controller is used where there is one (ns_cgroups_has_cpu).
  * -EOPNOTSUPP when neither layout is usable. */
 int ns_cgroups_open(struct ns_cgroups **out);
 /* ns_cgroups_open with other files standing for /proc/self/mountinfo,
@@ -75,6 +76,7 @@ struct ns_cgroup_sources {
 int ns_cgroups_open_at(const struct ns_cgroup_sources *src, struct ns_cgroups **out);
 void ns_cgroups_close(struct ns_cgroups *cg); /* removes the parent cgroups */
 int ns_cgroups_version(const struct ns_cgroups *cg); /* 1 or 2 */
+bool ns_cgroups_has_cpu(const struct ns_cgroups *cg);
 /* The parent directory in each hierarchy (for tests counting leftovers). */
 int ns_cgroups_dirs(const struct ns_cgroups *cg, const char **dirs, int max);
 
@@ -83,9 +85,15 @@ struct ns_cg {
 	char *dirs[NS_CG_MAX_DIRS]; /* malloc'ed */
 	int version;
 };
-/* A machine's leaf cgroup `name` with its limits set. */
-int ns_cg_create(struct ns_cgroups *cg, const char *name, uint64_t mem_bytes, uint32_t pids_max,
-		 struct ns_cg *out);
+struct ns_cg_limits {
+	uint64_t mem_bytes;
+	uint32_t pids_max;
+	uint32_t cpu_milli; /* CPU time in thousandths of a CPU; 0: no limit */
+};
+/* A machine's leaf cgroup `name` with its limits set (v1: memory.limit_in_bytes,
+ * pids.max, cpu.cfs_quota_us/cfs_period_us; v2: memory.max, pids.max,
+ * cpu.max). -EOPNOTSUPP for a CPU limit without a cpu controller. */
+int ns_cg_create(struct ns_cgroups *cg, const char *name, const struct ns_cg_limits *lim, struct ns_cg *out);
 /* Around clone: the child is born in c's cgroups (see ns_cgroup.c). With
  * cgroup_fd >= 0 (v2) clone with CLONE_INTO_CGROUP; v1 moves the calling
  * thread in and ns_cg_clone_end moves it back. */

@@ -1,5 +1,5 @@
-/* Per-machine cgroups for the ns backend: memory and pids limits, and the
- * OOM-kill counter. Works with cgroup v1 (memory and pids hierarchies, as on
+/* Per-machine cgroups for the ns backend: memory, pids and CPU limits, and
+ * the OOM-kill counter. Works with cgroup v1 (memory and pids hierarchies, as on
  * hosts that still mount v1) and with a pure v2 hierarchy; the layout is
  * detected once, at backend open, from /proc/self/mountinfo and
  * /proc/self/cgroup (or files standing for them: ns_cgroups_open_at). Each
@@ -32,6 +32,8 @@ struct ns_cgroups {
 	char *parent[NS_CG_MAX_DIRS]; /* this backend's parent cgroup per hierarchy */
 	struct mnt mnt[NS_CG_MAX_DIRS];
 	const char *ctl[NS_CG_MAX_DIRS]; /* v1: controller naming the hierarchy */
+	int pids_dir;                    /* index in parent[] of the pids hierarchy */
+	int cpu_dir;                     /* ... of the cpu controller; -1: none */
 	bool has_memsw;                  /* v1: memory.memsw.* exists (swap accounting) */
 	char *thread_cgroup;             /* v1: read at each clone (ns_cg_clone_begin) */
 };
@@ -260,33 +262,48 @@ static int make_parent(const char *dir, char **out)
 	return -EEXIST;
 }
 
+/* The CPU controller is optional at open: a backend asked for no CPU limit
+ * runs without it, and ns_cg_create refuses a limit it cannot set. */
 static int open_v1(struct ns_cgroups *cg, const struct ns_cgroup_sources *src)
 {
-	static const char *const ctls[] = {"memory", "pids"};
-	struct mnt m[2];
-	for (int i = 0; i < 2; i++) {
+	static const char *const ctls[] = {"memory", "pids", "cpu"};
+	struct mnt m[3];
+	for (int i = 0; i < 3; i++) {
 		int err = find_mount(src->mountinfo, ctls[i], &m[i]);
 		if (err)
 			return err;
-		if (!m[i].found)
+		if (!m[i].found && i < 2)
 			return -EOPNOTSUPP;
 	}
 	cg->version = 1;
-	for (int i = 0; i < 2; i++) {
-		/* Co-mounted controllers share one hierarchy: one dir serves both. */
-		if (i == 1 && strcmp(m[0].point, m[1].point) == 0)
-			break;
-		char path[4096], dir[4096];
-		int err = own_cgroup(src->self_cgroup, ctls[i], path, sizeof path);
-		if (!err)
-			err = own_dir(&m[i], path, dir, sizeof dir);
-		if (!err)
-			err = make_parent(dir, &cg->parent[cg->ndirs]);
-		if (err)
-			return err;
-		cg->mnt[cg->ndirs] = m[i];
-		cg->ctl[cg->ndirs] = ctls[i];
-		cg->ndirs++;
+	cg->cpu_dir = -1;
+	for (int i = 0; i < 3; i++) {
+		if (!m[i].found)
+			continue;
+		/* Co-mounted controllers share one hierarchy: one dir serves them. */
+		int same = -1;
+		for (int j = 0; j < cg->ndirs; j++)
+			if (strcmp(cg->mnt[j].point, m[i].point) == 0)
+				same = j;
+		if (same < 0) {
+			char path[4096], dir[4096];
+			int err = own_cgroup(src->self_cgroup, ctls[i], path, sizeof path);
+			if (!err)
+				err = own_dir(&m[i], path, dir, sizeof dir);
+			if (!err)
+				err = make_parent(dir, &cg->parent[cg->ndirs]);
+			if (err && i == 2)
+				break; /* no usable cpu hierarchy: as if none */
+			if (err)
+				return err;
+			cg->mnt[cg->ndirs] = m[i];
+			cg->ctl[cg->ndirs] = ctls[i];
+			same = cg->ndirs++;
+		}
+		if (i == 1)
+			cg->pids_dir = same;
+		else if (i == 2)
+			cg->cpu_dir = same;
 	}
 	char memsw[4200];
 	snprintf(memsw, sizeof memsw, "%s/memory.memsw.limit_in_bytes", cg->parent[0]);
@@ -329,14 +346,18 @@ static int open_v2(struct ns_cgroups *cg, const struct ns_cgroup_sources *src)
 	buf[strcspn(buf, "\n")] = '\0';
 	if (!has_token(buf, "memory", ' ') || !has_token(buf, "pids", ' '))
 		return -EOPNOTSUPP;
+	bool cpu = has_token(buf, "cpu", ' ');
+	const char *want = cpu ? "+memory +pids +cpu" : "+memory +pids";
 	/* Make sure host gives them to its children (idempotent when it does). */
-	if ((err = write_file(host, "cgroup.subtree_control", "+memory +pids")))
+	if ((err = write_file(host, "cgroup.subtree_control", want)))
 		return err;
 	cg->version = 2;
 	if ((err = make_parent(host, &cg->parent[0])))
 		return err;
 	cg->ndirs = 1;
-	return write_file(cg->parent[0], "cgroup.subtree_control", "+memory +pids");
+	cg->pids_dir = 0;
+	cg->cpu_dir = cpu ? 0 : -1;
+	return write_file(cg->parent[0], "cgroup.subtree_control", want);
 }
 
 int ns_cgroups_open_at(const struct ns_cgroup_sources *src, struct ns_cgroups **out)
@@ -358,6 +379,7 @@ int ns_cgroups_open_at(const struct ns_cgroup_sources *src, struct ns_cgroups **
 			cg->parent[i] = NULL;
 		}
 		cg->ndirs = 0;
+		cg->cpu_dir = -1;
 		err = open_v2(cg, src);
 	}
 	if (err) {
@@ -416,6 +438,11 @@ int ns_cgroups_version(const struct ns_cgroups *cg)
 	return cg->version;
 }
 
+bool ns_cgroups_has_cpu(const struct ns_cgroups *cg)
+{
+	return cg->cpu_dir >= 0;
+}
+
 int ns_cgroups_dirs(const struct ns_cgroups *cg, const char **dirs, int max)
 {
 	int n = 0;
@@ -426,11 +453,38 @@ int ns_cgroups_dirs(const struct ns_cgroups *cg, const char **dirs, int max)
 
 /* ---- per machine ------------------------------------------------------- */
 
-static int set_limits(const struct ns_cgroups *cg, struct ns_cg *c, uint64_t mem, uint32_t pids)
+/* CPU time per period: the scheduler lets the cgroup run quota µs of every
+ * period µs across all CPUs, so 1500 mCPU is 150 ms per 100 ms. */
+#define NS_CPU_PERIOD_US 100000u
+
+static int set_cpu(const struct ns_cgroups *cg, const struct ns_cg *c, uint32_t cpu_milli)
+{
+	if (cpu_milli == 0)
+		return 0;
+	if (cg->cpu_dir < 0)
+		return -EOPNOTSUPP;
+	const char *dir = c->dirs[cg->cpu_dir];
+	uint64_t quota = (uint64_t)cpu_milli * (NS_CPU_PERIOD_US / 1000u);
+	if (quota < 1000)
+		quota = 1000; /* the kernel's minimum quota is 1 ms */
+	char v[64];
+	if (cg->version == 1) {
+		int err;
+		snprintf(v, sizeof v, "%u", NS_CPU_PERIOD_US);
+		if ((err = write_file(dir, "cpu.cfs_period_us", v)))
+			return err;
+		snprintf(v, sizeof v, "%" PRIu64, quota);
+		return write_file(dir, "cpu.cfs_quota_us", v);
+	}
+	snprintf(v, sizeof v, "%" PRIu64 " %u", quota, NS_CPU_PERIOD_US);
+	return write_file(dir, "cpu.max", v);
+}
+
+static int set_limits(const struct ns_cgroups *cg, struct ns_cg *c, const struct ns_cg_limits *lim)
 {
 	char v[32];
 	int err;
-	snprintf(v, sizeof v, "%" PRIu64, mem);
+	snprintf(v, sizeof v, "%" PRIu64, lim->mem_bytes);
 	if (cg->version == 1) {
 		if ((err = write_file(c->dirs[0], "memory.limit_in_bytes", v)))
 			return err;
@@ -438,25 +492,24 @@ static int set_limits(const struct ns_cgroups *cg, struct ns_cg *c, uint64_t mem
 		 * guest to mem_bytes (it must be ≥ the memory limit, set after it). */
 		if (cg->has_memsw && (err = write_file(c->dirs[0], "memory.memsw.limit_in_bytes", v)))
 			return err;
-		const char *pdir = c->dirs[c->ndirs - 1];
-		snprintf(v, sizeof v, "%" PRIu32, pids);
-		return write_file(pdir, "pids.max", v);
+	} else {
+		if ((err = write_file(c->dirs[0], "memory.max", v)))
+			return err;
+		/* No swapping the guest out instead of enforcing the limit. */
+		write_file(c->dirs[0], "memory.swap.max", "0");
 	}
-	if ((err = write_file(c->dirs[0], "memory.max", v)))
+	snprintf(v, sizeof v, "%" PRIu32, lim->pids_max);
+	if ((err = write_file(c->dirs[cg->pids_dir], "pids.max", v)))
 		return err;
-	/* No swapping the guest out instead of enforcing the limit. */
-	write_file(c->dirs[0], "memory.swap.max", "0");
-	snprintf(v, sizeof v, "%" PRIu32, pids);
-	return write_file(c->dirs[0], "pids.max", v);
+	return set_cpu(cg, c, lim->cpu_milli);
 }
 
-int ns_cg_create(struct ns_cgroups *cg, const char *name, uint64_t mem_bytes, uint32_t pids_max,
-		 struct ns_cg *out)
+int ns_cg_create(struct ns_cgroups *cg, const char *name, const struct ns_cg_limits *lim, struct ns_cg *out)
 {
 	memset(out, 0, sizeof *out);
 	out->version = cg->version;
-	int err = 0;
-	for (int i = 0; i < cg->ndirs; i++) {
+	int err = lim->cpu_milli && cg->cpu_dir < 0 ? -EOPNOTSUPP : 0;
+	for (int i = 0; !err && i < cg->ndirs; i++) {
 		char *d;
 		if (asprintf(&d, "%s/%s", cg->parent[i], name) < 0) {
 			err = -ENOMEM;
@@ -470,7 +523,7 @@ int ns_cg_create(struct ns_cgroups *cg, const char *name, uint64_t mem_bytes, ui
 		out->dirs[out->ndirs++] = d;
 	}
 	if (!err)
-		err = set_limits(cg, out, mem_bytes, pids_max);
+		err = set_limits(cg, out, lim);
 	if (err)
 		ns_cg_remove(out);
 	return err;
