@@ -95,6 +95,17 @@ void rpi_reply_entry(struct root_proxy *rp, fuse_req_t req, int err, uint64_t pa
  * kernel never got. */
 void rpi_unlookup(struct root_proxy *rp, uint64_t node);
 
+/* Levels below the guest's "/" of the directory a symlink node was found
+ * in, as a lower bound of where the kernel resolves it: 0 when unsure. */
+unsigned rpi_link_depth(struct root_proxy *rp, uint64_t link);
+/* Moves the table's record of parent/name to newparent/newname after a
+ * rename through root/ (and the other way too for RENAME_EXCHANGE).
+ * Returns bit 0 if the first was found, bit 1 the second. */
+unsigned rpi_nodes_renamed(struct root_proxy *rp, uint64_t parent, const char *name, uint64_t newparent,
+			   const char *newname, bool exchange);
+/* Records that node is now parent/name, if the table holds it. */
+void rpi_node_moved(struct root_proxy *rp, uint64_t node, uint64_t parent, const char *name);
+
 /* ---- root_proxy_wb.c ------------------------------------------------- */
 
 int rpi_wb_init(struct root_proxy *rp);

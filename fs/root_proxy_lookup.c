@@ -2,6 +2,7 @@
  * readlink, statfs and directory listings (readdirplus hands out entries
  * like lookup does). */
 #include "fs/root_proxy_int.h"
+#include "fs/root_proxy_symlink.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -63,14 +64,23 @@ void rp_readlink(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino)
 {
 	uint64_t node;
 	char buf[VP_MAX_PATH + 1];
+	/* The kernel reads at most a page less one byte of target. */
+	char shown[4096];
 	int err = rpi_node_of(rp, ino, &node);
 	if (!err)
 		err = vp_fs_readlink(rp->client, node, buf, sizeof(buf));
+	/* The host kernel resolves what we answer in the host's namespace:
+	 * a target that could climb is rewritten to stay inside root/
+	 * (root_proxy_symlink.h). The guest keeps its own text. */
+	if (!err) {
+		unsigned depth = rp_symlink_climbs(buf) ? rpi_link_depth(rp, node) : 0;
+		err = rp_symlink_present(depth, buf, shown, sizeof(shown));
+	}
 	if (err) {
 		rpi_reply_err(req, err);
 		return;
 	}
-	fuse_reply_readlink(req, buf);
+	fuse_reply_readlink(req, shown);
 }
 
 void rp_statfs(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino)

@@ -17,8 +17,11 @@
 #include "fs/root_proxy_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lib/clock.h"
 
 struct rp_node {
 	struct u64map_link link; /* key: the guest node id */
@@ -28,6 +31,11 @@ struct rp_node {
 	 * dentries fall back on the 1 s entry timeout. NULL if unknown. */
 	uint64_t parent;
 	char *name;
+	/* The parent before the last change and when it changed, for
+	 * rpi_link_depth: the kernel may still resolve through the old place
+	 * for a moment (see there). */
+	uint64_t old_parent;
+	uint64_t moved_ms;
 };
 
 static struct rp_node *node_entry(struct u64map_link *l)
@@ -87,17 +95,23 @@ void rpi_nodes_fini(struct root_proxy *rp)
 }
 
 /* Records the name an entry was handed out under. Failing to copy it only
- * costs the early expiry of that dentry, so it is not an error. */
+ * costs the early expiry of that dentry, so it is not an error; the parent
+ * is always recorded, as symlinks below depend on it (rpi_link_depth). */
 static void node_set_name(struct rp_node *e, uint64_t parent, const char *name)
 {
-	if (e->name && e->parent == parent && strcmp(e->name, name) == 0)
-		return;
-	char *copy = strdup(name);
-	if (!copy)
+	if (e->parent != parent) {
+		if (e->parent) {
+			e->old_parent = e->parent;
+			e->moved_ms = clock_mono_ms();
+		}
+		e->parent = parent;
+		free(e->name);
+		e->name = NULL;
+	}
+	if (e->name && strcmp(e->name, name) == 0)
 		return;
 	free(e->name);
-	e->name = copy;
-	e->parent = parent;
+	e->name = strdup(name);
 }
 
 /* Counts one lookup of node, handed out as parent/name. */
@@ -161,6 +175,100 @@ void rp_forget(struct root_proxy *rp, fuse_ino_t ino, uint64_t nlookup)
 	uint64_t n = table_drop(rp, node, nlookup);
 	if (n)
 		vp_fs_forget(rp->client, node, n);
+}
+
+/* ---- where a node is, for symlinks ----------------------------------- */
+
+/* How long a node's previous parent still counts after it changed: the
+ * kernel may resolve through the old place until it has processed our
+ * reply (a directory's one dentry moves then), and a non-directory's other
+ * dentries (hard links, the old name of a renamed link) stay valid for the
+ * entry timeout after their last lookup. Twice that timeout covers both. */
+#define MOVE_WINDOW_MS ((uint64_t)(RP_ENTRY_TIMEOUT * 2000))
+/* Bounds the walk: a loop of stale parents, or a chain deeper than any
+ * path the kernel walks (PATH_MAX / 2 components), is "unknown". */
+#define DEPTH_STEPS 4096u
+#define DEPTH_UNKNOWN UINT_MAX
+
+static bool moved_lately(const struct rp_node *e, uint64_t now)
+{
+	return e->old_parent != 0 && now - e->moved_ms < MOVE_WINDOW_MS;
+}
+
+/* Levels of dir below the guest's "/", following recorded parents; where a
+ * directory moved lately, the smaller of its two places, since the kernel
+ * may still have it at either. */
+static unsigned dir_depth_locked(const struct root_proxy *rp, uint64_t dir, uint64_t now, unsigned *steps)
+{
+	unsigned d = 0;
+	while (dir != VP_ROOT_NODE) {
+		if (*steps == 0)
+			return DEPTH_UNKNOWN;
+		(*steps)--;
+		const struct rp_node *e = node_entry(u64map_find(&rp->nodes, dir));
+		if (!e || !e->parent)
+			return DEPTH_UNKNOWN;
+		d++;
+		if (moved_lately(e, now)) {
+			unsigned a = dir_depth_locked(rp, e->parent, now, steps);
+			unsigned b = dir_depth_locked(rp, e->old_parent, now, steps);
+			if (a == DEPTH_UNKNOWN || b == DEPTH_UNKNOWN)
+				return DEPTH_UNKNOWN;
+			return d + (a < b ? a : b);
+		}
+		dir = e->parent;
+	}
+	return d;
+}
+
+unsigned rpi_link_depth(struct root_proxy *rp, uint64_t link)
+{
+	/* Too deep is what lets a link climb out of root/, too shallow only
+	 * names another guest file: every doubt gives 0, which no target can
+	 * climb above from any real depth. A link that moved lately may be
+	 * followed through another of its dentries than the recorded one,
+	 * whose depth is not known at all. */
+	unsigned steps = DEPTH_STEPS, d = DEPTH_UNKNOWN;
+	uint64_t now = clock_mono_ms();
+	vp_mutex_lock(&rp->nodes_lock);
+	const struct rp_node *e = node_entry(u64map_find(&rp->nodes, link));
+	if (e && e->parent && !moved_lately(e, now))
+		d = dir_depth_locked(rp, e->parent, now, &steps);
+	vp_mutex_unlock(&rp->nodes_lock);
+	return d == DEPTH_UNKNOWN ? 0 : d;
+}
+
+unsigned rpi_nodes_renamed(struct root_proxy *rp, uint64_t parent, const char *name, uint64_t newparent,
+			   const char *newname, bool exchange)
+{
+	struct rp_node *a = NULL, *b = NULL;
+	vp_mutex_lock(&rp->nodes_lock);
+	u64map_for_each_safe(&rp->nodes, it, tmp) {
+		struct rp_node *e = node_entry(it);
+		if (!e->name)
+			continue;
+		if (!a && e->parent == parent && strcmp(e->name, name) == 0)
+			a = e;
+		else if (exchange && !b && e->parent == newparent && strcmp(e->name, newname) == 0)
+			b = e;
+	}
+	/* Both found before either moves: after the first, the second's
+	 * place holds the first. */
+	if (a)
+		node_set_name(a, newparent, newname);
+	if (b)
+		node_set_name(b, parent, name);
+	vp_mutex_unlock(&rp->nodes_lock);
+	return (a ? 1u : 0u) | (b ? 2u : 0u);
+}
+
+void rpi_node_moved(struct root_proxy *rp, uint64_t node, uint64_t parent, const char *name)
+{
+	vp_mutex_lock(&rp->nodes_lock);
+	struct rp_node *e = node_entry(u64map_find(&rp->nodes, node));
+	if (e)
+		node_set_name(e, parent, name);
+	vp_mutex_unlock(&rp->nodes_lock);
 }
 
 /* ---- inode numbers and attributes ------------------------------------ */

@@ -4,6 +4,7 @@
 #include "fs/root_proxy_int.h"
 
 #include <errno.h>
+#include <stdio.h> /* RENAME_EXCHANGE */
 #include <string.h>
 
 void rp_mknod(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -86,6 +87,32 @@ void rp_rmdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const ch
 	remove_name(rp, req, parent, name, vp_fs_rmdir);
 }
 
+/* Records a node the agent now has at parent/name as moved there, asking
+ * the agent which node that is: for a rename whose source the table did not
+ * know by that name (a name it failed to copy, a guest rename meanwhile). */
+static void lookup_moved(struct root_proxy *rp, uint64_t parent, const char *name)
+{
+	struct vp_entry ve;
+	if (vp_fs_lookup(rp->client, parent, name, &ve) != 0)
+		return;
+	rpi_node_moved(rp, ve.node, parent, name);
+	vp_fs_forget(rp->client, ve.node, 1);
+}
+
+/* The kernel moves its dentry on our reply; the table must follow, or
+ * symlinks below a directory moved up would be presented with more ".."
+ * than the kernel's path has, climbing out of root/. */
+static void note_rename(struct root_proxy *rp, uint64_t p, const char *name, uint64_t np, const char *newname,
+			unsigned int flags)
+{
+	bool exchange = (flags & RENAME_EXCHANGE) != 0;
+	unsigned found = rpi_nodes_renamed(rp, p, name, np, newname, exchange);
+	if (!(found & 1))
+		lookup_moved(rp, np, newname);
+	if (exchange && !(found & 2))
+		lookup_moved(rp, p, name);
+}
+
 void rp_rename(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -101,6 +128,8 @@ void rp_rename(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const c
 	 * renameat2, and the guest kernel judges what its fs supports. */
 	if (!err)
 		err = vp_fs_rename(rp->client, p, name, np, newname, flags);
+	if (!err)
+		note_rename(rp, p, name, np, newname, flags);
 	rpi_reply_err(req, err);
 }
 

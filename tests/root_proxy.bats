@@ -170,8 +170,18 @@ EOF
 	[ "$(readlink "$DIR/sl")" = st ]
 	[ "$(readlink "$MNT/sl")" = st ]
 	[ "$(cat "$MNT/sl")" = target ]
+	# An absolute target is shown relative to the proxy's root (the
+	# backing dir); the guest keeps its text.
 	ln -s /no/such/place "$DIR/dangling"
-	[ "$(readlink "$MNT/dangling")" = /no/such/place ]
+	[ "$(readlink "$MNT/dangling")" = no/such/place ]
+	[ "$(readlink "$DIR/dangling")" = /no/such/place ]
+	mkdir -p "$DIR/sd/in"
+	ln -s /st "$DIR/sd/in/abs"
+	ln -s ../../../../../st "$DIR/sd/in/up"
+	[ "$(readlink "$MNT/sd/in/abs")" = ../../st ]
+	[ "$(readlink "$MNT/sd/in/up")" = ../../st ]
+	[ "$(cat "$MNT/sd/in/abs")" = target ] && [ "$(cat "$MNT/sd/in/up")" = target ]
+	rm -r "$DIR/sd"
 	[ -L "$MNT/dangling" ] && [ ! -e "$MNT/dangling" ]
 	rm "$MNT/sl" "$MNT/st" "$MNT/dangling"
 }
