@@ -222,7 +222,7 @@ struct pend *client_pend_new(uint16_t req)
  * the caller gives up. Called and returns with the lock held. */
 static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter *w, uint64_t dl, int tmo)
 {
-	bool extended = false;
+	bool extended = false, killed = false;
 	while (!w->done) {
 		int r = clock_cond_wait(&w->cond, &c->lock, dl);
 		if (r != -ETIMEDOUT || w->done)
@@ -244,8 +244,13 @@ static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter 
 			client_kill(c);
 			pthread_mutex_lock(&c->lock);
 			dl = 0;
+			killed = true;
 		}
 	}
+	/* The caller ran out of time; the channel's death is how it got out,
+	 * not what happened to its request. */
+	if (killed && w->err == -ECONNRESET)
+		return -ETIMEDOUT;
 	return w->err;
 }
 
