@@ -303,6 +303,13 @@ int client_do_call(struct vp_client *c, struct pend *p, struct vp_buf *b, const 
 			client_tab_remove(c, p);
 			p->w = NULL;
 			free(p);
+		} else if (w->err == 0 && w->rtype == VP_EXEC_STARTED) {
+			/* The agent said it started an exec whose frame did not
+			 * (wholly) reach it: ids are easy to guess. The pend is a
+			 * running exec now, whose on_exit runs at EXIT or at the
+			 * channel's death, so the caller must be told it started
+			 * and wait for that, not free ctx under the callbacks. */
+			err = 0;
 		} else if (w->payload) {
 			free(w->payload);
 			w->payload = NULL;

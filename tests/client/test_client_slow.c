@@ -132,6 +132,38 @@ static void flood_output(struct agent *a)
 	vp_buf_free(&b);
 }
 
+/* M_DEAF reads no frame; it only writes what the test tells it through
+ * the release pipe, until a D_READ lets it read again. */
+enum { D_READ, D_STARTED, D_EXIT };
+struct deaf_cmd {
+	uint8_t op;
+	uint32_t id;
+};
+
+static void deaf_script(struct agent *a)
+{
+	struct deaf_cmd cmd;
+	struct vp_buf b;
+	vp_buf_init(&b);
+	while (read(a->release[0], &cmd, sizeof cmd) == (ssize_t)sizeof cmd && cmd.op != D_READ) {
+		vp_buf_reset(&b);
+		if (cmd.op == D_STARTED) {
+			vp_enc_exec_started(&b, &(struct vp_exec_started){ 7 });
+			AGENT_EXPECT(a, vp_frame_write(a->fd, VP_EXEC_STARTED, cmd.id, b.data, b.len) == 0);
+		} else {
+			vp_enc_exit(&b, &(struct vp_exit){ .code = 3 });
+			AGENT_EXPECT(a, vp_frame_write(a->fd, VP_EXIT, cmd.id, b.data, b.len) == 0);
+		}
+	}
+	vp_buf_free(&b);
+}
+
+static void deaf_do(struct agent *a, uint8_t op, uint32_t id)
+{
+	struct deaf_cmd cmd = { op, id };
+	CHECK_EQ(write(a->release[1], &cmd, sizeof cmd), (ssize_t)sizeof cmd);
+}
+
 static void *agent_main(void *arg)
 {
 	struct agent *a = arg;
@@ -148,12 +180,9 @@ static void *agent_main(void *arg)
 		break;
 	case M_SILENT:
 		break;
-	case M_DEAF: {
-		char byte;
-		while (read(a->release[0], &byte, 1) < 0 && errno == EINTR)
-			;
+	case M_DEAF:
+		deaf_script(a);
 		break;
-	}
 	case M_FLOOD:
 		flood_output(a);
 		break;
@@ -197,8 +226,7 @@ static void finish(struct vp_client *c, struct agent *a)
 	vp_client_free(c);
 	double took = now_s() - t0;
 	CHECKF(took < SLACK_S, "vp_client_free took %.3f s", took);
-	char byte = 1;
-	CHECK_EQ(write(a->release[1], &byte, 1), 1);
+	deaf_do(a, D_READ, 0);
 	pthread_join(a->thread, NULL);
 	close(a->fd);
 	close(a->release[0]);
@@ -490,6 +518,73 @@ static void test_deaf_async(void)
 	CHECK_EQ(r.err_conn, sent);
 }
 
+/* Fills the socket with write-behind frames until one does not fit at
+ * all (a small frame goes whole or not at all). *next_id: the id the next
+ * request gets (ids are handed out in order, the refused one included). */
+static int fill_socket(struct vp_client *c, struct async_rec *r, uint32_t *next_id)
+{
+	static uint8_t buf[4096];
+	int sent = 0, rc;
+	while ((rc = vp_fs_write_async(c, 3, 0, buf, sizeof buf, async_done, r)) == 0)
+		sent++;
+	*next_id = 2u + (uint32_t)sent + 1u; /* after HELLO (1) and the writes */
+	return rc;
+}
+
+struct starter {
+	struct vp_client *c;
+	struct exits *e;
+	int rc;
+};
+
+static void *starter_main(void *arg)
+{
+	struct starter *s = arg;
+	struct vp_exec ex = exec_of("true");
+	uint32_t id;
+	s->rc = vp_exec_start(s->c, &ex, &ignore_cb, s->e, &id);
+	return NULL;
+}
+
+/* The agent answers an EXEC that is still stuck in the host's full
+ * socket (it guessed the id), and the send then times out with nothing
+ * sent. The exec is registered and will get callbacks, so the start must
+ * report success (and on_exit then runs once), never an error that lets
+ * the caller free what the callbacks use. */
+static void test_deaf_started_before_sent(void)
+{
+	struct agent a;
+	struct vp_client *c = start(&a, M_DEAF);
+	REQUIRE(c);
+	static struct async_rec r = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	uint32_t id;
+	int rc = fill_socket(c, &r, &id);
+	CHECK_EQ(rc, -ETIMEDOUT);
+	REQUIRE(vp_client_alive(c));
+	struct exits *e = calloc(1, sizeof *e);
+	pthread_mutex_init(&e->mu, NULL);
+	cond_init_monotonic(&e->cv);
+	struct starter s = { c, e, 1 };
+	pthread_t t;
+	pthread_create(&t, NULL, starter_main, &s);
+	sleep_ms(TMO_MS / 4);
+	deaf_do(&a, D_STARTED, id);
+	pthread_join(t, NULL);
+	CHECK_EQ(s.rc, 0);
+	deaf_do(&a, D_EXIT, id);
+	struct timespec dl = deadline_ms(5000);
+	pthread_mutex_lock(&e->mu);
+	while (e->n == 0 && pthread_cond_timedwait(&e->cv, &e->mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&e->mu);
+	finish(c, &a);
+	CHECK_EQ(e->n, s.rc == 0 ? 1 : 0);
+	CHECK_EQ(e->err, 0);
+	pthread_cond_destroy(&e->cv);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+}
+
 /* With no timeout at all a write into a full socket waits; shutting the
  * client down from another thread must end it at once. */
 static void test_deaf_no_timeout(void)
@@ -547,6 +642,7 @@ int main(void)
 		{ "requests never answered: each call times out", test_silent },
 		{ "agent stops reading: big writes are bounded", test_deaf_big_write },
 		{ "agent stops reading: write-behind fills the socket", test_deaf_async },
+		{ "agent starts an exec whose EXEC never left the host", test_deaf_started_before_sent },
 		{ "agent stops reading, no timeout: shutdown ends the writer", test_deaf_no_timeout },
 		{ "agent floods output, reads no acks: the exec ends", test_flood_unread_acks },
 	};
