@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds (plain and ASan+UBSan) and runs every test: the unit and
-# integration tests (meson test) in both builds, the frame-decoder fuzzer for
-# a bounded time, and the bats suites on a real mount of each build's
-# daemon; then a TSan build (build-tsan: unit tests and stress.bats) and a
+# integration tests (meson test) in both builds, the fuzzers (frame decoder,
+# client against a hostile agent) for a bounded time, and the bats suites on
+# a real mount of each build's daemon; then a TSan build (build-tsan: unit tests and stress.bats) and a
 # clang -Wthread-safety compile of the tree (build-clang). Ends with the line
 # "N passed, N failed, N skipped" and a non-zero status if anything failed.
 set -uo pipefail
@@ -33,18 +33,28 @@ for b in build build-asan; do
 	count_meson "$b" "$b"
 done
 
-echo "== fuzz: frame decoder (20 s)"
-fuzz_ok=0
+# Each fuzz target for a bounded time from its seed corpus: the frame
+# decoders (tests/proto), then the client against a hostile agent
+# (tests/client; slower per input, since each one runs a client and waits
+# out timeouts, hence its longer per-input limit). TARGET:SECONDS:TIMEOUT.
+fuzz_built=0
 if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dsanitize=address >/dev/null; then
-	if ninja -C build-fuzz tests/proto/fuzz_frame >/dev/null; then
+	ninja -C build-fuzz tests/proto/fuzz_frame tests/client/fuzz_client >/dev/null && fuzz_built=1
+fi
+for t in proto/fuzz_frame:20:5 client/fuzz_client:10:30; do
+	IFS=: read -r target secs tmo <<<"$t"
+	name=${target#*/}
+	echo "== fuzz: $name ($secs s)"
+	fuzz_ok=0
+	if [ $fuzz_built = 1 ]; then
 		corpus=$(mktemp -d)
-		cp tests/proto/corpus/* "$corpus"/ 2>/dev/null || true
-		build-fuzz/tests/proto/fuzz_frame -max_total_time=20 -timeout=5 -rss_limit_mb=2048 \
+		cp "tests/${target%/*}/corpus/"* "$corpus"/ 2>/dev/null || true
+		"build-fuzz/tests/$target" -max_total_time="$secs" -timeout="$tmo" -rss_limit_mb=2048 \
 			-print_final_stats=1 "$corpus" 2>&1 | tail -n 5 && fuzz_ok=1
 		rm -rf "$corpus"
 	fi
-fi
-if [ $fuzz_ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("fuzz_frame"); fi
+	if [ $fuzz_ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+done
 
 # The suites run twice: on the plain daemon, then on the ASan+UBSan one
 # (vp_exited_clean fails a test whose daemon log holds a sanitizer report,
