@@ -222,7 +222,7 @@ struct pend *client_pend_new(uint16_t req)
  * the caller gives up. Called and returns with the lock held. */
 static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter *w, uint64_t dl, int tmo) REQUIRES(&c->lock)
 {
-	bool extended = false;
+	bool extended = false, killed = false;
 	while (!w->done) {
 		int r = clock_cond_wait(&w->cond, vp_mutex_raw(&c->lock), dl);
 		if (r != -ETIMEDOUT || w->done)
@@ -244,8 +244,13 @@ static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter 
 			client_kill(c);
 			vp_mutex_lock(&c->lock);
 			dl = 0;
+			killed = true;
 		}
 	}
+	/* The caller ran out of time; the channel's death is how it got out,
+	 * not what happened to its request. */
+	if (killed && w->err == -ECONNRESET)
+		return -ETIMEDOUT;
 	return w->err;
 }
 
@@ -298,6 +303,13 @@ int client_do_call(struct vp_client *c, struct pend *p, struct vp_buf *b, const 
 			client_tab_remove(c, p);
 			p->w = NULL;
 			free(p);
+		} else if (w->err == 0 && w->rtype == VP_EXEC_STARTED) {
+			/* The agent said it started an exec whose frame did not
+			 * (wholly) reach it: ids are easy to guess. The pend is a
+			 * running exec now, whose on_exit runs at EXIT or at the
+			 * channel's death, so the caller must be told it started
+			 * and wait for that, not free ctx under the callbacks. */
+			err = 0;
 		} else if (w->payload) {
 			free(w->payload);
 			w->payload = NULL;

@@ -364,6 +364,12 @@ int vp_fs_readdir(struct vp_client *c, uint64_t fh, uint64_t offset, uint32_t ma
 			  &r);
 	if (err)
 		return err;
+	/* The agent fills at most max_bytes; more would hand the caller
+	 * entries beyond what it sized its buffer for. */
+	if (4u + (uint64_t)r.m.dirents.entries.len > max_bytes) {
+		client_reply_free(&r);
+		return -EPROTO;
+	}
 	struct vp_reader rd;
 	vp_reader_init(&rd, r.m.dirents.entries.p, r.m.dirents.entries.len);
 	uint32_t done = 0;
