@@ -47,6 +47,7 @@ struct exec {
 	struct exec *next;
 	uint32_t id;
 	pid_t pid; /* also the process group */
+	pid_t ns_pid; /* pid in the commands' namespace: EXEC_STARTED's */
 	int fd[3]; /* our ends: stdin (write), stdout, stderr (read); -1 closed */
 	int tfd;
 	struct watch w[3], wt;
@@ -63,6 +64,7 @@ struct exec {
 
 struct agent_exec {
 	struct agent_chan *chan;
+	struct agent_cmdns *ns; /* NULL: commands share our namespaces */
 	pthread_t thr;
 	int ep, wakefd, sigfd;
 	struct watch w_wake, w_sig;
@@ -356,7 +358,8 @@ static void reap(struct agent_exec *x)
 		struct exec *e = find_pid(x, pid);
 		if (e)
 			on_reaped(x, e, st);
-		/* else an orphan reparented to PID 1: reaped, nothing to say */
+		else /* the commands' init, or an orphan reparented to PID 1 */
+			agent_cmdns_reaped(x->ns, pid, st);
 	}
 }
 
@@ -399,10 +402,11 @@ static int start(struct agent_exec *x, const struct agent_msg *m, struct exec *e
 	if (e->tfd < 0)
 		return -errno;
 	struct agent_child c;
-	int r = agent_spawn(&m->u.exec, &c);
+	int r = agent_spawn(&m->u.exec, x->ns, &c);
 	if (r < 0)
 		return r;
 	e->pid = c.pid;
+	e->ns_pid = c.ns_pid;
 	e->start_ns = c.start_ns;
 	e->fd[0] = c.in;
 	e->fd[1] = c.out;
@@ -431,7 +435,7 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 	}
 	e->next = x->list;
 	x->list = e;
-	struct vp_exec_started st = { .pid = (uint32_t)e->pid };
+	struct vp_exec_started st = { .pid = (uint32_t)e->ns_pid };
 	vp_buf_reset(&x->out);
 	vp_enc_exec_started(&x->out, &st);
 	agent_send(x->chan, VP_EXEC_STARTED, e->id, &x->out);
@@ -557,12 +561,13 @@ static void *loop(void *arg)
 	return NULL;
 }
 
-int agent_exec_new(struct agent_chan *c, struct agent_exec **out)
+int agent_exec_new(struct agent_chan *c, struct agent_cmdns *ns, struct agent_exec **out)
 {
 	struct agent_exec *x = calloc(1, sizeof *x);
 	if (!x)
 		return -ENOMEM;
 	x->chan = c;
+	x->ns = ns;
 	x->ep = x->wakefd = x->sigfd = -1;
 	vp_buf_init(&x->out);
 	pthread_mutex_init(&x->lock, NULL);
