@@ -9,7 +9,9 @@
  *
  * This thread is the only caller of wait*(): as PID 1 it reaps every
  * orphan with waitpid(-1) and recognises its own commands by pid, so no
- * command's status is ever lost to the reaper.
+ * command's status is ever lost to the reaper. In an ns guest the
+ * commands' orphans go to the commands' init instead (agent_init.c),
+ * whose own end is seen here too.
  *
  * After the shell exits, background processes it left are not killed;
  * their pipes are read for 100 ms more (LINGER_MS), then EXIT is sent.

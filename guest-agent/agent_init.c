@@ -326,8 +326,8 @@ int agent_vm_open_channel(int *fd)
 /* As guest root, a command holds every capability of the guest's user
  * namespace, CAP_SYS_PTRACE and CAP_KILL included, so credentials cannot
  * keep it from the agent: making the agent non-dumpable does not either
- * (the check is then CAP_SYS_PTRACE in the namespace of the agent's mm,
- * which is the guest's). What keeps it out is that it cannot name the
+ * (__ptrace_may_access then asks for CAP_SYS_PTRACE in the user namespace
+ * of the agent's mm, which is the guest's). What keeps it out is that it cannot name the
  * agent: commands live in a pid namespace below the agent's, where the
  * agent has no pid, and see a /proc of that namespace only, in a mount
  * namespace of their own (the agent keeps its /proc, which agent_fs.c
