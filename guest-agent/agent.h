@@ -69,10 +69,29 @@ void agent_pid1_setup(bool vm);
 int agent_vm_load_modules(void);
 int agent_vm_open_channel(int *fd);
 
+/* The commands' namespaces (ns guest): a pid namespace of their own under
+ * the agent, whose init is a child of the agent holding nothing, and a
+ * mount namespace whose /proc is that pid namespace's, so no command can
+ * name the agent (no pid, no /proc entry) to ptrace, signal or open it. */
+struct agent_cmdns;
+/* Main thread, before any other thread starts, after agent_pid1_setup. */
+int agent_cmdns_new(struct agent_cmdns **out);
+void agent_cmdns_free(struct agent_cmdns *ns);
+/* "/proc/PID/root": the commands' / (their mounts included), for root/. */
+const char *agent_cmdns_root(const struct agent_cmdns *ns);
+/* Exec loop, before each fork of a command: its children go to the
+ * commands' pid namespace (a new one if the last init ended). */
+int agent_cmdns_prepare(struct agent_cmdns *ns);
+/* Between fork and execve (async-signal-safe): join the mount namespace. */
+int agent_cmdns_join(const struct agent_cmdns *ns);
+/* Exec loop: true when pid was the commands' init (it is then forgotten). */
+bool agent_cmdns_reaped(struct agent_cmdns *ns, pid_t pid, int status);
+
 /* ---- starting a command (agent_spawn.c) -------------------------------- */
 
 struct agent_child {
 	pid_t pid; /* also its process group and session */
+	pid_t ns_pid; /* the same process in the commands' pid namespace */
 	int in, out, err; /* our ends, O_NONBLOCK; in = -1 without VP_EXEC_STDIN */
 	uint64_t start_ns; /* CLOCK_MONOTONIC at the fork */
 };
@@ -80,12 +99,12 @@ struct agent_child {
  * the failed pipe/fork/chdir/execve (the failed child is reaped here), or
  * -EINVAL for an env entry that is not K=V. Exec loop only (it alone may
  * reap). */
-int agent_spawn(const struct vp_exec *q, struct agent_child *c);
+int agent_spawn(const struct vp_exec *q, struct agent_cmdns *ns, struct agent_child *c); /* ns may be NULL */
 
 /* ---- commands (agent_exec.c) ------------------------------------------- */
 
 struct agent_exec;
-int agent_exec_new(struct agent_chan *c, struct agent_exec **out);
+int agent_exec_new(struct agent_chan *c, struct agent_cmdns *ns, struct agent_exec **out); /* ns may be NULL */
 /* Takes ownership of m (EXEC, STDIN, SIGNAL or OUTPUT_ACK). */
 void agent_exec_submit(struct agent_exec *x, struct agent_msg *m);
 /* Kills every command's process group, reaps, joins the thread, frees. */

@@ -9,7 +9,9 @@
  *
  * This thread is the only caller of wait*(): as PID 1 it reaps every
  * orphan with waitpid(-1) and recognises its own commands by pid, so no
- * command's status is ever lost to the reaper.
+ * command's status is ever lost to the reaper. In an ns guest the
+ * commands' orphans go to the commands' init instead (agent_init.c),
+ * whose own end is seen here too.
  *
  * After the shell exits, background processes it left are not killed;
  * their pipes are read for 100 ms more (LINGER_MS), then EXIT is sent.
@@ -48,6 +50,7 @@ struct exec {
 	struct list_node link; /* in agent_exec's execs, then dead once finished */
 	uint32_t id;
 	pid_t pid; /* also the process group */
+	pid_t ns_pid; /* pid in the commands' namespace: EXEC_STARTED's */
 	int fd[3]; /* our ends: stdin (write), stdout, stderr (read); -1 closed */
 	int tfd;
 	struct watch w[3], wt;
@@ -64,6 +67,7 @@ struct exec {
 
 struct agent_exec {
 	struct agent_chan *chan;
+	struct agent_cmdns *ns; /* NULL: commands share our namespaces */
 	pthread_t thr;
 	int ep, wakefd, sigfd;
 	struct watch w_wake, w_sig;
@@ -345,7 +349,8 @@ static void reap(struct agent_exec *x)
 		struct exec *e = find_pid(x, pid);
 		if (e)
 			on_reaped(x, e, st);
-		/* else an orphan reparented to PID 1: reaped, nothing to say */
+		else /* the commands' init, or an orphan reparented to PID 1 */
+			agent_cmdns_reaped(x->ns, pid, st);
 	}
 }
 
@@ -388,10 +393,11 @@ static int start(struct agent_exec *x, const struct agent_msg *m, struct exec *e
 	if (e->tfd < 0)
 		return -errno;
 	struct agent_child c;
-	int r = agent_spawn(&m->u.exec, &c);
+	int r = agent_spawn(&m->u.exec, x->ns, &c);
 	if (r < 0)
 		return r;
 	e->pid = c.pid;
+	e->ns_pid = c.ns_pid;
 	e->start_ns = c.start_ns;
 	e->fd[0] = c.in;
 	e->fd[1] = c.out;
@@ -421,7 +427,7 @@ static void on_exec(struct agent_exec *x, struct agent_msg *m)
 		return;
 	}
 	list_add_head(&x->execs, &e->link);
-	struct vp_exec_started st = { .pid = (uint32_t)e->pid };
+	struct vp_exec_started st = { .pid = (uint32_t)e->ns_pid };
 	vp_buf_reset(&x->out);
 	vp_enc_exec_started(&x->out, &st);
 	agent_send(x->chan, VP_EXEC_STARTED, e->id, &x->out);
@@ -549,7 +555,7 @@ static void *loop(void *arg)
 	return NULL;
 }
 
-int agent_exec_new(struct agent_chan *c, struct agent_exec **out)
+int agent_exec_new(struct agent_chan *c, struct agent_cmdns *ns, struct agent_exec **out)
 {
 	struct agent_exec *x = calloc(1, sizeof *x);
 	if (!x)
@@ -558,6 +564,7 @@ int agent_exec_new(struct agent_chan *c, struct agent_exec **out)
 	list_init(&x->queue);
 	list_init(&x->execs);
 	list_init(&x->dead);
+	x->ns = ns;
 	x->ep = x->wakefd = x->sigfd = -1;
 	vp_buf_init(&x->out);
 	pthread_mutex_init(&x->lock, NULL);

@@ -38,6 +38,7 @@ struct agent {
 	struct agent_fs *fs;
 	struct agent_exec *exec;
 	struct agent_pool *pool;
+	struct agent_cmdns *cmdns; /* ns guest: the commands' namespaces */
 };
 
 static int parse_fd(const char *s, int *fd)
@@ -293,7 +294,7 @@ static int run(struct agent *a)
 		AGENT_LOG("root %s: %s", a->root, strerror(-r));
 		goto out_chan;
 	}
-	r = agent_exec_new(&a->chan, &a->exec);
+	r = agent_exec_new(&a->chan, a->cmdns, &a->exec);
 	if (r < 0)
 		goto out_fs;
 	r = agent_pool_new(serve_msg, a, &a->pool);
@@ -338,7 +339,21 @@ int main(int argc, char **argv)
 		agent_pid1_setup(a.mode == MODE_VM);
 	agent_std_fds(pid1);
 	raise_nofile();
+	/* In an ns guest, commands run in namespaces of their own where they
+	 * cannot name the agent (agent_init.c); root/ is their view of /.
+	 * Without them a command could stop the agent or take its channel,
+	 * so the guest does not start. A VM's guest root owns the kernel:
+	 * nothing in the guest can be kept from it. */
+	if (pid1 && a.mode == MODE_NS) {
+		r = agent_cmdns_new(&a.cmdns);
+		if (r < 0) {
+			AGENT_LOG("commands' namespaces: %s", strerror(-r));
+			return 2;
+		}
+		a.root = agent_cmdns_root(a.cmdns);
+	}
 	r = run(&a);
+	agent_cmdns_free(a.cmdns);
 	if (a.mode == MODE_VM) {
 		/* init exiting would panic the kernel; a reboot is a clean guest
 		 * end the monitor sees (i8042 reset or triple fault → exit). */

@@ -1,8 +1,11 @@
 /* Starting one command: /bin/sh -c CMD in a session of its own, with a
  * clean environment, stdin from a pipe or /dev/null, stdout and stderr to
- * pipes. The parent learns whether chdir/execve worked through a CLOEXEC
- * pipe: EOF means the exec happened, 4 bytes are the child's errno. Called
- * only from the exec loop, the agent's only caller of wait*(). */
+ * pipes; in an ns guest inside the commands' pid and mount namespaces
+ * (agent_init.c), out of reach of the agent. The parent learns through a
+ * CLOEXEC pipe the child's pid as the commands see it (4 bytes), then
+ * whether chdir/execve worked: EOF means the exec happened, 4 more bytes
+ * are the child's errno. Called only from the exec loop, the agent's only
+ * caller of wait*(). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +24,7 @@ struct spawn {
 	char *argv[4];
 	char **envp;
 	char *cwd;
+	const struct agent_cmdns *ns; /* NULL: no namespaces of their own */
 	int in, out, err, errpipe; /* the child's ends */
 };
 
@@ -103,6 +107,11 @@ static void free_env(char **env)
  * have held locks (malloc's) at the fork. */
 static __attribute__((noreturn)) void child(const struct spawn *s)
 {
+	/* Our pid in our own namespace: what `echo $$` prints, so what stat's
+	 * pid= shows. The parent waits for these 4 bytes. */
+	pid_t me = getpid();
+	if (write(s->errpipe, &me, sizeof me) < 0)
+		_exit(127);
 	/* A session of its own: its own process group (kill and timeout reach
 	 * the whole tree) and no controlling terminal of PID 1's. */
 	if (setsid() < 0)
@@ -117,6 +126,10 @@ static __attribute__((noreturn)) void child(const struct spawn *s)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	umask(022); /* the agent runs with 0 for the file requests */
+	/* Before anything looks at a path: this sets / and the cwd, and its
+	 * /proc is the commands'. No command may run without it. */
+	if (s->ns && agent_cmdns_join(s->ns) < 0)
+		goto fail;
 	/* The agent is shielded from the OOM killer; its commands are not. */
 	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -189,11 +202,20 @@ static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_chi
 	close(p[5]);
 	close(p[7]);
 	p[0] = p[3] = p[5] = p[7] = -1;
+	pid_t ns_pid = 0;
 	int child_err = 0;
 	ssize_t n;
 	do
-		n = read(p[6], &child_err, sizeof child_err);
+		n = read(p[6], &ns_pid, sizeof ns_pid);
 	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof ns_pid) {
+		do
+			n = read(p[6], &child_err, sizeof child_err);
+		while (n < 0 && errno == EINTR);
+	} else {
+		n = (ssize_t)sizeof child_err; /* died before a word: failed */
+		child_err = EIO;
+	}
 	close(p[6]);
 	p[6] = -1;
 	if (n == (ssize_t)sizeof child_err) {
@@ -204,6 +226,7 @@ static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_chi
 		return -(child_err ? child_err : EIO);
 	}
 	c->pid = pid;
+	c->ns_pid = ns_pid;
 	c->in = p[1];
 	c->out = p[2];
 	c->err = p[4];
@@ -214,15 +237,18 @@ err:
 	return r;
 }
 
-int agent_spawn(const struct vp_exec *q, struct agent_child *c)
+int agent_spawn(const struct vp_exec *q, struct agent_cmdns *ns, struct agent_child *c)
 {
 	if (has_nul(&q->cmd) || has_nul(&q->cwd))
 		return -EBADMSG; /* the codec's business, checked again */
 	for (uint32_t i = 0; i < q->nenv; i++)
 		if (!env_ok(&q->env[i]))
 			return -EINVAL;
-	struct spawn s = { .argv = { "sh", "-c", NULL, NULL } };
-	int r = -ENOMEM;
+	struct spawn s = { .argv = { "sh", "-c", NULL, NULL }, .ns = ns };
+	int r = ns ? agent_cmdns_prepare(ns) : 0;
+	if (r < 0)
+		return r;
+	r = -ENOMEM;
 	s.argv[2] = dup_bytes(&q->cmd);
 	s.cwd = q->cwd.len ? dup_bytes(&q->cwd) : strdup("/");
 	if (s.argv[2] && s.cwd) {

@@ -70,6 +70,15 @@ static const struct refusal refused[] = {
 	{SYS_mount_setattr, "mount_setattr", "idmapped mounts; unneeded"},
 };
 
+/* Considered for issue 8 (a command going for the agent, PID 1) and left
+ * allowed: ptrace, pidfd_open, pidfd_getfd, process_vm_readv/writev,
+ * prlimit64. Each needs a pid (or a pidfd, which comes from one), and the
+ * agent has none in the commands' pid namespace (guest-agent/agent_init.c,
+ * docs/security.md "The agent"); refusing them would take strace, gdb and
+ * the like away from commands debugging their own processes (strace reads
+ * strings with process_vm_readv). kcmp is refused above for its own
+ * reason. */
+
 /* personality(2) arguments allowed: the default and the query. Other
  * personalities (e.g. ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC) weaken the
  * guest's own hardening and have histories of bugs. */
