@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+#include "vmm/machine.h"
+
 static int read_u64(const char *path, uint64_t *out)
 {
 	FILE *f = fopen(path, "re");
@@ -57,6 +59,13 @@ int budget_clamp_at(const struct budget_sources *src, uint32_t machines, uint32_
 	}
 	uint64_t share = file_max / 2;
 	uint64_t per = share / machines; /* files one machine may hold */
+	if (per <= MACHINE_AGENT_NOFILE + (uint64_t)BUDGET_PIDS_MIN * BUDGET_NOFILE_MIN) {
+		fprintf(log, "vmpoolfs: max_machines=%" PRIu32 " machines, each with its agent's %u open files,"
+			     " exceed half of the host's file-max (%" PRIu64 ", %s): lower max_machines\n",
+			machines, MACHINE_AGENT_NOFILE, file_max, src->file_max);
+		return -ERANGE;
+	}
+	per -= MACHINE_AGENT_NOFILE; /* the agent's own, beside its commands' */
 	if ((uint64_t)*pids * *nofile <= per)
 		return 0;
 	if (per / *pids >= BUDGET_NOFILE_MIN) {

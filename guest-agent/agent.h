@@ -82,7 +82,8 @@ const char *agent_cmdns_root(const struct agent_cmdns *ns);
 /* Exec loop, before each fork of a command: its children go to the
  * commands' pid namespace (a new one if the last init ended). */
 int agent_cmdns_prepare(struct agent_cmdns *ns);
-/* Between fork and execve (async-signal-safe): join the mount namespace. */
+/* Between fork and execve (async-signal-safe): join the mount namespace
+ * and take the commands' RLIMIT_NOFILE. */
 int agent_cmdns_join(const struct agent_cmdns *ns);
 /* Exec loop: true when pid was the commands' init (it is then forgotten). */
 bool agent_cmdns_reaped(struct agent_cmdns *ns, pid_t pid, int status);

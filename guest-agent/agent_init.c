@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -366,6 +367,7 @@ struct agent_cmdns {
 	int mntns;     /* the commands' mount namespace */
 	int ready;     /* the init's second word (its /proc) is still due */
 	bool entered;  /* the exec loop's children go into pidns */
+	rlim_t cmd_nofile; /* commands' RLIMIT_NOFILE (VMPOOL_CMD_NOFILE); 0: the agent's */
 	char root[48];
 };
 
@@ -514,6 +516,12 @@ int agent_cmdns_new(struct agent_cmdns **out)
 	if (!ns)
 		return -ENOMEM;
 	ns->pidns = ns->mntns = ns->ready = -1;
+	/* The host gives the agent more open files than its commands (its
+	 * root/ nodes are fds): the commands' own limit comes in this variable
+	 * and is set, soft and hard, in each command before execve. */
+	const char *nofile = getenv("VMPOOL_CMD_NOFILE");
+	if (nofile)
+		ns->cmd_nofile = (rlim_t)strtoul(nofile, NULL, 10);
 	ns->own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	int r = ns->own_pidns < 0 ? -errno : make_init(ns);
 	/* The main thread goes on making threads: back to our namespace. The
@@ -572,7 +580,14 @@ int agent_cmdns_prepare(struct agent_cmdns *ns)
 
 int agent_cmdns_join(const struct agent_cmdns *ns)
 {
-	return setns(ns->mntns, CLONE_NEWNS) < 0 ? -errno : 0;
+	if (setns(ns->mntns, CLONE_NEWNS) < 0)
+		return -errno;
+	/* Lowering a hard limit needs no privilege, raising it again needs
+	 * CAP_SYS_RESOURCE of the host: guest root cannot undo this. */
+	struct rlimit rl = {ns->cmd_nofile, ns->cmd_nofile};
+	if (ns->cmd_nofile && setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	return 0;
 }
 
 bool agent_cmdns_reaped(struct agent_cmdns *ns, pid_t pid, int status)

@@ -25,9 +25,16 @@ struct machine_config {
 	uint64_t disk_bytes;     /* size of the writable layer (tmpfs upper) */
 	uint32_t pids_max;       /* cgroup pids limit */
 	uint32_t cpu_milli;      /* CPU time in thousandths of a CPU (cgroup cpu quota); 0 = none */
-	uint32_t nofile_max;     /* RLIMIT_NOFILE (soft and hard) of every process of the machine */
+	uint32_t nofile_max;     /* RLIMIT_NOFILE (soft and hard) of every command's process */
 	uint32_t ready_timeout_ms; /* create fails with -ETIMEDOUT past this */
 };
+/* The ns agent's own RLIMIT_NOFILE, beside its commands' nofile_max: each
+ * root/ node a host tool has looked up is an open fd in the agent, and an
+ * `ls -lR root/` of the busybox image alone needs ~400 (with the agent at
+ * the commands' 256 it failed with EMFILE and the machine with it).
+ * Counted once per machine in the host's file-max budget. */
+#define MACHINE_AGENT_NOFILE 8192u
+
 /* auto, 2 GiB mem, 1 GiB disk, 1024 pids, 1 CPU, 1024 files per process, 10 s */
 void machine_config_defaults(struct machine_config *cfg);
 

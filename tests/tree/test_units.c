@@ -12,6 +12,7 @@
 #include "fs/ctlparse.h"
 #include "fs/ino.h"
 #include "fs/mountcheck.h"
+#include "vmm/machine.h"
 #include "fs/output.h"
 #include "tests/common/tap.h"
 
@@ -116,16 +117,22 @@ static void test_host_budget(void)
 	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == 0 && pids == 256 && nofile == 1024);
 	fflush(log);
 	TAP_OK(strstr(msg, "pids clamped from 1024 to 256") != NULL);
-	/* file-max: 4 x 256 x nofile <= 1048576 / 2: nofile 512. */
+	/* file-max: 4 x (agent + 256 x nofile) <= 1048576 / 2: nofile 480. */
 	put(fm, "1048576\n");
 	pids = 256, nofile = 1024;
-	TAP_OK(budget_clamp_at(&src, 4, &pids, &nofile, log) == 0 && pids == 256 && nofile == 512);
+	TAP_OK(budget_clamp_at(&src, 4, &pids, &nofile, log) == 0 && pids == 256 &&
+	       nofile == (1048576 / 2 / 4 - MACHINE_AGENT_NOFILE) / 256);
 	fflush(log);
-	TAP_OK(strstr(msg, "nofile clamped from 1024 to 512") != NULL);
+	TAP_OK(strstr(msg, "nofile clamped from 1024 to 480") != NULL);
 	/* nofile would go below its floor: floor, then fewer pids. */
+	put(fm, "4194304\n");
 	pids = 256, nofile = 1024;
 	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == 0 && nofile == BUDGET_NOFILE_MIN &&
-	       pids == 1048576 / 2 / 64 / BUDGET_NOFILE_MIN);
+	       pids == (4194304 / 2 / 64 - MACHINE_AGENT_NOFILE) / BUDGET_NOFILE_MIN);
+	/* The agents' own files alone do not fit: refused. */
+	put(fm, "1048576\n");
+	pids = 256, nofile = 1024;
+	TAP_OK(budget_clamp_at(&src, 64, &pids, &nofile, log) == -ERANGE);
 	/* Not even the floors fit: refused with a line saying so. */
 	put(pm, "100\n");
 	pids = 1024, nofile = 1024;

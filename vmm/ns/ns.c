@@ -89,7 +89,7 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 			strerror(-err));
 		b->logs = NULL;
 	}
-	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, &b->sc, &b->plan)))
+	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, cfg->nofile_max, &b->sc, &b->plan)))
 		goto fail;
 	free(rootfs);
 	*out = b;
@@ -156,16 +156,6 @@ static int machine_start(struct ns_machine *m)
 		close(log_wr); /* the agent has its copy */
 	if (err)
 		goto fail;
-	/* Soft and hard, before the agent answers READY (no command runs yet):
-	 * every process of the guest inherits it, and guest root cannot raise
-	 * a hard limit. With pids.max this bounds the files a machine holds. */
-	if (b->cfg.nofile_max) {
-		struct rlimit rl = {b->cfg.nofile_max, b->cfg.nofile_max};
-		if (prlimit(m->sp.pid, RLIMIT_NOFILE, &rl, NULL) < 0) {
-			err = -errno;
-			goto fail;
-		}
-	}
 	int fd = m->sp.chan_fd;
 	m->sp.chan_fd = -1; /* the client owns it from here, even on failure */
 	if ((err = vp_client_new(fd, &m->client))) {

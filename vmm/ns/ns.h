@@ -116,7 +116,9 @@ int ns_cg_remove(struct ns_cg *c);
  * backend: every machine uses the same paths, each in its own mount ns. */
 struct ns_plan;
 
-int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes,
+/* cmd_nofile: the commands' RLIMIT_NOFILE (0: the agent's); the agent
+ * itself gets MACHINE_AGENT_NOFILE. */
+int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, uint32_t cmd_nofile,
 		const struct ns_seccomp *sc, struct ns_plan **out);
 void ns_plan_free(struct ns_plan *p);
 

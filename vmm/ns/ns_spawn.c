@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -46,7 +47,9 @@ struct ns_plan {
 	char ovl_tail[2 * PATH_MAX + 64]; /* overlay options after "lowerdir=/proc/self/fd/N" */
 	const struct sock_fprog *seccomp;
 	char *argv[2];
-	char *envp[3];
+	char *envp[4];
+	char env_nofile[40];
+	uint32_t cmd_nofile;
 };
 
 /* Device nodes bind-mounted from the host: guest root cannot mknod (nodes
@@ -64,14 +67,14 @@ static const struct {
 /* Where the child failed, for the parent's message. */
 enum step {
 	ST_IDS = 1, ST_CGROUPNS, ST_PRIVATE, ST_SCRATCH, ST_LAYERS, ST_OVERLAY, ST_PROC, ST_SYS, ST_DEV,
-	ST_DEVNODE, ST_LOOPBACK, ST_HOSTNAME, ST_PIVOT, ST_FDS, ST_NNP, ST_SECCOMP, ST_EXEC,
+	ST_DEVNODE, ST_LOOPBACK, ST_HOSTNAME, ST_PIVOT, ST_FDS, ST_RLIMIT, ST_NNP, ST_SECCOMP, ST_EXEC,
 };
 static const char *const step_names[] = {
 	[ST_IDS] = "setresuid/setgroups", [ST_CGROUPNS] = "cgroup namespace", [ST_PRIVATE] = "make / private",
 	[ST_SCRATCH] = "tmpfs for the writable layer", [ST_LAYERS] = "upper/work dirs",
 	[ST_OVERLAY] = "overlayfs mount", [ST_PROC] = "/proc", [ST_SYS] = "/sys", [ST_DEV] = "/dev tmpfs",
 	[ST_DEVNODE] = "/dev nodes", [ST_LOOPBACK] = "loopback up", [ST_HOSTNAME] = "hostname",
-	[ST_PIVOT] = "pivot_root", [ST_FDS] = "file descriptors", [ST_NNP] = "no_new_privs",
+	[ST_PIVOT] = "pivot_root", [ST_FDS] = "file descriptors", [ST_RLIMIT] = "RLIMIT_NOFILE", [ST_NNP] = "no_new_privs",
 	[ST_SECCOMP] = "seccomp filter", [ST_EXEC] = "execve /init",
 };
 
@@ -79,8 +82,8 @@ struct child_err {
 	int step, err;
 };
 
-int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, const struct ns_seccomp *sc,
-		struct ns_plan **out)
+int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, uint32_t cmd_nofile,
+		const struct ns_seccomp *sc, struct ns_plan **out)
 {
 	struct ns_plan *p = calloc(1, sizeof *p);
 	if (!p)
@@ -108,6 +111,11 @@ int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, co
 	p->argv[0] = (char *)"/init";
 	p->envp[0] = (char *)"VMPOOL_CHANNEL_FD=3";
 	p->envp[1] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	p->cmd_nofile = cmd_nofile;
+	if (cmd_nofile) {
+		snprintf(p->env_nofile, sizeof p->env_nofile, "VMPOOL_CMD_NOFILE=%u", cmd_nofile);
+		p->envp[2] = p->env_nofile;
+	}
 	*out = p;
 	return 0;
 }
@@ -314,6 +322,13 @@ static _Noreturn void child_main(struct child_args *a)
 	TRY(ST_PIVOT, chdir("/"));
 
 	child_fds(a);
+	/* Soft and hard before any guest code runs: guest root cannot raise a
+	 * hard limit (that takes CAP_SYS_RESOURCE of the host). The agent
+	 * lowers its commands' to p->cmd_nofile. */
+	if (p->cmd_nofile) {
+		struct rlimit rl = {MACHINE_AGENT_NOFILE, MACHINE_AGENT_NOFILE};
+		TRY(ST_RLIMIT, setrlimit(RLIMIT_NOFILE, &rl));
+	}
 	TRY(ST_NNP, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
 	TRY(ST_SECCOMP, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, p->seccomp));
 	execve(p->argv[0], p->argv, p->envp);
