@@ -66,6 +66,7 @@ u_fails() {
 	u_fails "Permission denied" cat "$M/root/tmp/s"
 	u_fails "Permission denied" sh -c "echo x > '$M/root/tmp/pwned'"
 	u_fails "Permission denied" rmdir "$M"
+	u_fails "Permission denied" mkdir "$M" # the name is taken, and not theirs to see
 	[ -d "$M" ]
 	vp_run r 'test -e /tmp/pwned && echo pwned; cat /tmp/s'
 	[ "$(cat "$M/stdout")" = secret ]
