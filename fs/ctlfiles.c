@@ -43,7 +43,7 @@ static int cmd_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
 	return *txt ? 0 : -ENOMEM;
 }
 
-static int cmd_write(struct vfh *fh, const char *buf, size_t size)
+static int cmd_append(struct vfh *fh, const char *buf, size_t size)
 {
 	struct session *s = fh->s;
 	if (memchr(buf, '\0', size))
@@ -62,6 +62,26 @@ static int cmd_write(struct vfh *fh, const char *buf, size_t size)
 		fh->pending = true;
 		session_pending(s, 1);
 	}
+	return r;
+}
+
+/* A failed write drops the text this open holds: `cat script > cmd` cut
+ * at the limit would otherwise run the script's first half at close. */
+static int cmd_write(struct vfh *fh, const char *buf, size_t size)
+{
+	if (fh->poison)
+		return fh->poison;
+	int r = cmd_append(fh, buf, size);
+	if (r == 0)
+		return 0;
+	fh->poison = r;
+	fh->len = 0;
+	if (fh->pending) {
+		fh->pending = false;
+		session_pending(fh->s, -1);
+	}
+	fprintf(stderr, "vmpoolfs: %s: cmd: a write failed (%s): nothing of this open runs\n", fh->s->name,
+		strerror(-r));
 	return r;
 }
 
@@ -90,6 +110,8 @@ static int cmd_start_pending(struct vfh *fh)
  * starts at release. */
 static int cmd_flush(struct vfh *fh, pid_t pid)
 {
+	if (fh->poison)
+		return fh->poison; /* also for a shell whose builtin echo ignores the write's error */
 	return pid == fh->opener ? cmd_start_pending(fh) : 0;
 }
 

@@ -18,6 +18,34 @@
 #define ENTRY_TIMEOUT 1.0
 #define DIR_ATTR_TIMEOUT 1.0
 #define DIR_MODE (S_IFDIR | 0755)
+/* Under allow_other: a machine's directory is its owner's alone, and
+ * pool/ is like /tmp (anyone makes one, only its owner removes it). */
+#define OWNED_DIR_MODE (S_IFDIR | 0700)
+#define SHARED_POOL_MODE (S_IFDIR | S_ISVTX | 0777)
+
+/* ---- owners ------------------------------------------------------------------ */
+
+/* Who may use a machine besides its owner: root, and the daemon's own
+ * user (it can read the daemon's memory anyway; its notify thread opens
+ * and touches the files). */
+static bool may_use(uid_t caller, uid_t owner)
+{
+	return caller == 0 || caller == getuid() || caller == owner;
+}
+
+int ct_may_use(struct vpfs *fs, const struct fuse_ctx *ctx, uint64_t serial)
+{
+	if (!fs->opts.allow_other)
+		return 0;
+	struct session *s = session_by_serial_any(fs, serial);
+	if (!s)
+		return 0; /* gone: the operation itself says ESTALE */
+	vp_mutex_lock(&s->lock);
+	uid_t owner = s->uid;
+	vp_mutex_unlock(&s->lock);
+	session_unref(s);
+	return may_use(ctx->uid, owner) ? 0 : -EACCES;
+}
 
 /* ---- attributes ------------------------------------------------------------ */
 
@@ -36,8 +64,9 @@ static void base_attr(const struct vpfs *fs, struct stat *st, fuse_ino_t ino, mo
 /* pool/NAME (vf NULL) or one of its files. */
 static void session_attr(struct session *s, const struct vfile *vf, struct stat *st)
 {
+	bool owned = s->fs->opts.allow_other;
 	if (!vf) {
-		base_attr(s->fs, st, ino_make(s->serial, SF_DIR), DIR_MODE);
+		base_attr(s->fs, st, ino_make(s->serial, SF_DIR), owned ? OWNED_DIR_MODE : DIR_MODE);
 		st->st_nlink = 3; /* ., .., root/ */
 	} else {
 		base_attr(s->fs, st, ino_make(s->serial, vf->file), vf->mode);
@@ -45,6 +74,10 @@ static void session_attr(struct session *s, const struct vfile *vf, struct stat 
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	vp_mutex_lock(&s->lock);
+	if (owned) {
+		st->st_uid = s->uid;
+		st->st_gid = s->gid;
+	}
 	st->st_ctim = s->ctime;
 	st->st_mtim = vf && vf->out != VF_OUT_NONE ? s->mtime[vf->out - VF_OUT_STDOUT] : s->ctime;
 	st->st_atim = st->st_mtim;
@@ -62,7 +95,7 @@ static int mnt_attr(struct vpfs *fs, fuse_ino_t ino, struct stat *st)
 	const struct vfile *vf = vf_at(&vf_mnt_dir, ino_file(ino));
 	if (!vf)
 		return -ENOENT;
-	base_attr(fs, st, ino, vf->mode);
+	base_attr(fs, st, ino, vf->kind == VF_DIR && fs->opts.allow_other ? SHARED_POOL_MODE : vf->mode);
 	if (vf->kind == VF_DIR) { /* pool/: one link per machine */
 		vp_mutex_lock(&fs->lock);
 		st->st_nlink = 2 + fs->nlive;
@@ -90,15 +123,30 @@ static int get_attr(struct vpfs *fs, fuse_ino_t ino, bool any, struct stat *st)
 	return 0;
 }
 
-static void reply_entry(fuse_req_t req, const struct stat *st)
+static void reply_entry_for(fuse_req_t req, const struct stat *st, double entry_timeout)
 {
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = st->st_ino;
 	e.attr = *st;
-	e.entry_timeout = ENTRY_TIMEOUT;
+	e.entry_timeout = entry_timeout;
 	e.attr_timeout = S_ISDIR(st->st_mode) ? DIR_ATTR_TIMEOUT : 0.0; /* sizes and times move */
 	fuse_reply_entry(req, &e);
+}
+
+static void reply_entry(fuse_req_t req, const struct stat *st)
+{
+	reply_entry_for(req, st, ENTRY_TIMEOUT);
+}
+
+/* pool/NAME under allow_other: not cached, so that every path walk into a
+ * machine asks its LOOKUP, which only the owner passes (ct_may_use). The
+ * kernel checks no modes without default_permissions: a dentry cached
+ * below it for the owner would otherwise let another user's walk stat
+ * root/ files from the kernel's attribute cache. */
+static void reply_machine_entry(const struct vpfs *fs, fuse_req_t req, const struct stat *st)
+{
+	reply_entry_for(req, st, fs->opts.allow_other ? 0.0 : ENTRY_TIMEOUT);
 }
 
 void ct_getattr(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino)
@@ -192,9 +240,14 @@ void ct_lookup(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *n
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		session_attr(s, NULL, &st);
+		int r = ct_may_use(fs, fuse_req_ctx(req), s->serial);
+		if (r == 0)
+			session_attr(s, NULL, &st);
 		session_unref(s);
-		reply_entry(req, &st);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			reply_machine_entry(fs, req, &st);
 	} else if (ino_serial(parent) != 0 && ino_file(parent) == SF_DIR) {
 		lookup_in_session(fs, req, ino_serial(parent), name);
 	} else {
@@ -209,6 +262,7 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 		return;
 	}
 	struct session *s;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	int r = session_create(fs, name, &s);
 	if (r < 0) {
 		if (r == -EAGAIN)
@@ -219,10 +273,14 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 		fuse_reply_err(req, -r);
 		return;
 	}
+	vp_mutex_lock(&s->lock);
+	s->uid = ctx->uid;
+	s->gid = ctx->gid;
+	vp_mutex_unlock(&s->lock);
 	struct stat st;
 	session_attr(s, NULL, &st);
 	session_unref(s);
-	reply_entry(req, &st);
+	reply_machine_entry(fs, req, &st);
 }
 
 void ct_rmdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -230,6 +288,20 @@ void ct_rmdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 	if (parent != INO_POOL) {
 		fuse_reply_err(req, EPERM);
 		return;
+	}
+	/* The sticky rule of pool/ under allow_other: EPERM, as for /tmp.
+	 * Another user's rmdir is refused at its LOOKUP already; this holds
+	 * the rule where the removal is decided, whatever the kernel cached. */
+	struct session *s;
+	if (fs->opts.allow_other && (s = session_by_name(fs, name))) {
+		vp_mutex_lock(&s->lock);
+		uid_t owner = s->uid;
+		vp_mutex_unlock(&s->lock);
+		session_unref(s);
+		if (!may_use(fuse_req_ctx(req)->uid, owner)) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
 	}
 	int r = session_remove(fs, name);
 	fuse_reply_err(req, r < 0 ? -r : 0);

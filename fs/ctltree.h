@@ -11,6 +11,13 @@
 
 #include "vpfs.h"
 
+/* -o allow_other: 0 when the caller (ctx) may use machine `serial` (its
+ * owner, root or the daemon's user), else -EACCES; always 0 without it
+ * (only the mounter reaches the tree). tree.c asks before every operation
+ * that names a machine's inode; open files are checked at open, as on any
+ * file system. */
+int ct_may_use(struct vpfs *fs, const struct fuse_ctx *ctx, uint64_t serial);
+
 void ct_lookup(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name);
 void ct_getattr(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino);
 void ct_setattr(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, const struct stat *attr, int to_set);

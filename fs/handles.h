@@ -33,6 +33,9 @@ struct vfh {
 	struct vp_mutex io;
 	bool started GUARDED_BY(io); /* cmd: this handle's text was started */
 	bool pending GUARDED_BY(io); /* cmd: holds text not started yet (counted in s->pending) */
+	/* cmd: a write failed with this -errno. A prefix of a script must not
+	 * run: the open runs nothing, and every later write and close says so. */
+	int poison GUARDED_BY(io);
 	char *buf GUARDED_BY(io); /* text to read, or text being written */
 	size_t len GUARDED_BY(io), cap GUARDED_BY(io);
 };

@@ -22,7 +22,10 @@ struct raw {
 	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *spill, *threads;
 	char *output_max, *cpus, *pids, *nofile;
 	int help, version;
+	int allow_other;
 };
+
+enum { KEY_ALLOW_OTHER };
 
 #define OPT(t, f) {t, offsetof(struct raw, f), 0}
 static const struct fuse_opt spec[] = {
@@ -41,8 +44,21 @@ static const struct fuse_opt spec[] = {
 	OPT("cpus=%s", cpus),
 	OPT("pids=%s", pids),
 	OPT("nofile=%s", nofile),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_END,
 };
+
+/* allow_other is libfuse's (the mount takes it) and ours (who owns a
+ * machine matters only when others can reach it): noted, and kept in
+ * args like everything that is not ours. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)arg;
+	(void)outargs;
+	if (key == KEY_ALLOW_OTHER)
+		((struct raw *)data)->allow_other = 1;
+	return 1;
+}
 
 static void usage(const char *prog)
 {
@@ -66,7 +82,9 @@ static void usage(const char *prog)
 	       "    -o output_max=SIZE     stdout+stderr kept per machine and command, at most disk= (disk=)\n"
 	       "    -o cpus=N              CPU time per machine, decimal CPUs, 0 = no limit (1)\n"
 	       "    -o pids=N              processes per machine (1024; clamped to the host's pid_max)\n"
-	       "    -o nofile=N            open files per process of a machine (1024; clamped to file-max)\n\n",
+	       "    -o nofile=N            open files per process of a machine (1024; clamped to file-max)\n"
+	       "    -o allow_other         other host users may use the mount; each machine is its\n"
+	       "                           maker's (mode 0700), pool/ is like /tmp (docs/usage.md)\n\n",
 	       prog, VMPOOL_DEFAULT_IMAGE, DEFAULT_THREADS);
 }
 
@@ -237,7 +255,7 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 	o->max_threads = DEFAULT_THREADS;
 	*mountpoint = NULL;
 
-	if (fuse_opt_parse(args, &r, spec, NULL) == -1) {
+	if (fuse_opt_parse(args, &r, spec, opt_proc) == -1) {
 		free_raw(&r);
 		return -EINVAL;
 	}
@@ -264,6 +282,7 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 		return 1;
 	}
 	int err = apply(&r, o);
+	o->allow_other = r.allow_other != 0;
 	free_raw(&r);
 	if (err == 0 && budget_clamp(o->pool.max_machines, &o->mc.pids_max, &o->mc.nofile_max, stderr) < 0)
 		err = -EINVAL;

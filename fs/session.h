@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ctlparse.h"
 #include "lib/list.h"
@@ -39,6 +40,11 @@ struct session {
 
 	/* Under s->lock: the machine and the command. */
 	struct vp_mutex lock;
+	/* The host user who made it (mkdir's caller), set by ctltree.c just
+	 * after session_create; root (0) until then, which fails closed. Used
+	 * under -o allow_other only. */
+	uid_t uid GUARDED_BY(lock);
+	gid_t gid GUARDED_BY(lock);
 	struct machine *m GUARDED_BY(lock);
 	struct vp_client *client GUARDED_BY(lock);
 	struct root_proxy *rp GUARDED_BY(lock);

@@ -44,6 +44,26 @@ static void rp_leave(struct session *s)
 	session_unref(s);
 }
 
+/* -o allow_other: a machine is its owner's (ctltree.h, ct_may_use). Asked
+ * before every operation that names an inode of a machine (pool/NAME, its
+ * files, root/ and below): without default_permissions the kernel checks
+ * nothing itself. Operations on open files are not asked again, as on any
+ * file system. Replies EACCES when refused. */
+static bool denied(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vpfs *fs = FS(req);
+	if (!fs->opts.allow_other)
+		return false;
+	uint64_t serial = ino_is_rp(ino) ? ino_rp_serial(ino) : ino_serial(ino);
+	if (serial == 0)
+		return false; /* the mount's own nodes: everyone's */
+	int r = ct_may_use(fs, fuse_req_ctx(req), serial);
+	if (r == 0)
+		return false;
+	fuse_reply_err(req, -r);
+	return true;
+}
+
 /* ---- init -------------------------------------------------------------------- */
 
 #define RP_READAHEAD (1u << 20)
@@ -100,6 +120,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -126,6 +148,8 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (denied(req, ino))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(ino)) {
@@ -141,6 +165,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
+	if (denied(req, ino))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(ino)) {
@@ -155,6 +181,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	if (denied(req, ino))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(ino)) {
@@ -169,6 +197,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -183,6 +213,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -197,6 +229,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -211,6 +245,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -225,6 +261,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -249,6 +287,8 @@ static int two_inodes(fuse_ino_t a, fuse_ino_t b)
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
+	if (denied(req, parent) || denied(req, newparent))
+		return;
 	struct session *s;
 	int r = two_inodes(parent, newparent);
 	if (r < 0) {
@@ -263,6 +303,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
+	if (denied(req, ino) || denied(req, newparent))
+		return;
 	struct session *s;
 	int r = two_inodes(ino, newparent);
 	if (r < 0) {
@@ -277,6 +319,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (denied(req, ino))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(ino)) {
@@ -292,6 +336,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
+	if (denied(req, parent))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(parent)) {
@@ -380,6 +426,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (denied(req, ino))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(ino)) {
@@ -460,6 +508,8 @@ static void statfs_ours(fuse_req_t req)
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	if (denied(req, ino))
+		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
 	if (!ino_is_rp(ino)) {
@@ -484,6 +534,22 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, s
 	fuse_reply_poll(req, POLLIN | POLLOUT);
 }
 
+/* access(2) and chdir: the kernel asks only for these without
+ * default_permissions. Without allow_other, ENOSYS: the kernel stops
+ * asking and allows, as before. With it, a machine's inodes are refused
+ * to other users; what the owner may do is the operations' own business
+ * (the mode bits of root/ are the guest's, for guest users). */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	if (!FS(req)->opts.allow_other) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	(void)mask;
+	if (!denied(req, ino))
+		fuse_reply_err(req, 0);
+}
+
 const struct fuse_lowlevel_ops vpfs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -491,6 +557,7 @@ const struct fuse_lowlevel_ops vpfs_ops = {
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.readlink = op_readlink,
+	.access = op_access,
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,

@@ -25,6 +25,9 @@ struct vpfs_opts {
 	uint64_t output_max;       /* output kept per machine and command, both streams (memory + disk) */
 	unsigned max_threads;      /* FUSE worker threads */
 	bool foreground, debug;
+	/* -o allow_other (passed on to the mount): other host users reach the
+	 * tree, so each machine belongs to the user who made it (ctltree.h). */
+	bool allow_other;
 };
 
 struct notifier;
