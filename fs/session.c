@@ -780,6 +780,9 @@ void session_release_all(struct vpfs *fs)
 
 /* ---- the watch thread ---------------------------------------------------- */
 
+/* The watch thread's own state. `lock` guards `stop` only and is a leaf:
+ * nothing is taken under it, and the thread drops it while it looks at
+ * the sessions (fs->lock, then each session's lock, never nested). */
 struct session_watch {
 	struct vpfs *fs;
 	pthread_t thread;

@@ -9,7 +9,9 @@
  * session released and the machine goes back to the pool when the last user
  * is done, so nothing touches a client after pool_release.
  *
- * Locks: fs->lock (vpfs.h) before s->lock, never the other way. */
+ * Locks: fs->lock (vpfs.h) before s->lock, never the other way. `calls`
+ * (the machine's share of FUSE workers) and `run_timeout_ms` are under
+ * s->lock; the watch thread's lock (session.c) is a leaf. */
 #ifndef VPFS_SESSION_H
 #define VPFS_SESSION_H
 
