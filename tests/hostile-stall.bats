@@ -48,6 +48,9 @@ stop_machine() {
 # One full life of another machine, every step bounded: other_life NAME
 other_life() {
 	local d=$MNT/pool/$1
+	# A warm machine is there (a boot on a loaded host is not what is
+	# measured here; the pool never waits on an acquired machine).
+	wait_for "[ \"\$(kv '$MNT/stats' idle)\" -ge 1 ]"
 	within mkdir "$d"
 	within bash -c "echo 'echo hi-$1' > '$d/cmd'"
 	[ "$(within cat "$d/exit")" = 0 ]
