@@ -302,10 +302,15 @@ static int check_cwd(struct session *s, const struct ctl_cmd *c)
 	int r = session_machine_get(s);
 	if (r < 0)
 		return r;
+	if ((r = session_call_enter(s, false)) < 0) { /* the machine's share of workers */
+		session_machine_put(s);
+		return r;
+	}
 	vp_mutex_lock(&s->lock);
 	struct vp_client *cl = s->dead ? NULL : s->client;
 	vp_mutex_unlock(&s->lock);
 	r = cl ? guest_dir_check(cl, c->arg, c->arglen) : -EIO;
+	session_call_leave(s);
 	session_machine_put(s);
 	if (r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN)
 		r = -EIO;

@@ -76,6 +76,8 @@ int info_format_config(struct vpfs *fs, char **out, size_t *len)
 	fprintf(f, "cpus=%u.%03u\n", o->mc.cpu_milli / 1000u, o->mc.cpu_milli % 1000u);
 	fprintf(f, "pids=%u\n", o->mc.pids_max);
 	fprintf(f, "nofile=%u\n", o->mc.nofile_max);
+	fprintf(f, "ping_ms=%u\n", (unsigned)o->ping_ms);
+	fprintf(f, "machine_calls=%u\n", o->machine_calls);
 	fprintf(f, "version=%s\n", VMPOOLFS_VERSION);
 	return finish(f, &buf, out);
 }

@@ -147,6 +147,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmpoolfs: cannot start the notify thread: %s\n", strerror(-r));
 		goto out_pool;
 	}
+	r = session_watch_start(&fs);
+	if (r < 0) {
+		fprintf(stderr, "vmpoolfs: cannot start the watch thread: %s\n", strerror(-r));
+		goto out_notify;
+	}
 	if (fuse_set_signal_handlers(fs.se) != 0)
 		goto out_notify;
 	if (fuse_session_mount(fs.se, fs.mnt) != 0)
@@ -159,12 +164,14 @@ int main(int argc, char **argv)
 	r = vpfs_loop(fs.se, fs.opts.max_threads);
 	status = r < 0 ? 1 : 0; /* > 0: ended by a signal, a clean stop */
 
+	session_watch_stop(&fs);
 	session_release_all(&fs);
 	vfh_drop_all(&fs);
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_notify:
+	session_watch_stop(&fs);
 	notifier_stop(fs.notify);
 	session_release_all(&fs); /* nothing left after a normal run */
 	vfh_drop_all(&fs);

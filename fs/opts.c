@@ -17,10 +17,11 @@
 
 #define DEFAULT_SPILL (4u << 20)
 #define DEFAULT_THREADS 64
+#define DEFAULT_PING_MS 5000
 
 struct raw {
 	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *spill, *threads;
-	char *output_max, *cpus, *pids, *nofile;
+	char *output_max, *cpus, *pids, *nofile, *ping, *machine_calls;
 	int help, version;
 	int allow_other;
 };
@@ -44,6 +45,8 @@ static const struct fuse_opt spec[] = {
 	OPT("cpus=%s", cpus),
 	OPT("pids=%s", pids),
 	OPT("nofile=%s", nofile),
+	OPT("ping=%s", ping),
+	OPT("machine_calls=%s", machine_calls),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_END,
 };
@@ -83,6 +86,8 @@ static void usage(const char *prog)
 	       "    -o cpus=N              CPU time per machine, decimal CPUs, 0 = no limit (1)\n"
 	       "    -o pids=N              processes per machine (1024; clamped to the host's pid_max)\n"
 	       "    -o nofile=N            open files per process of a machine (1024; clamped to file-max)\n"
+	       "    -o ping=SEC            an agent that does not answer a ping for SEC is dead (5; 0 = off)\n"
+	       "    -o machine_calls=N     FUSE workers one machine's guest calls may hold (threads/4)\n"
 	       "    -o allow_other         other host users may use the mount; each machine is its\n"
 	       "                           maker's (mode 0700), pool/ is like /tmp (docs/usage.md)\n\n",
 	       prog, VMPOOL_DEFAULT_IMAGE, DEFAULT_THREADS);
@@ -141,6 +146,7 @@ static void free_raw(struct raw *r)
 {
 	free(r->min), free(r->max), free(r->idle), free(r->max_machines), free(r->backend);
 	free(r->timeout), free(r->mem), free(r->disk), free(r->image), free(r->spill), free(r->threads);
+	free(r->ping), free(r->machine_calls);
 	free(r->output_max), free(r->cpus), free(r->pids), free(r->nofile);
 }
 
@@ -223,6 +229,17 @@ static int apply(struct raw *r, struct vpfs_opts *o)
 			return bad("threads", r->threads, "at least 2");
 		o->max_threads = v;
 	}
+	if (r->ping) {
+		uint32_t ms;
+		if (ctl_parse_seconds(r->ping, strlen(r->ping), &ms) || (ms && ms < 500))
+			return bad("ping", r->ping, "seconds, at least 0.5, 0 = off");
+		o->ping_ms = ms;
+	}
+	if (r->machine_calls) {
+		if (parse_u32(r->machine_calls, 100000, &v) || v < 1)
+			return bad("machine_calls", r->machine_calls, "at least 1");
+		o->machine_calls = v;
+	}
 	if (r->image) {
 		if (!*r->image)
 			return bad("image", r->image, "a directory");
@@ -253,6 +270,7 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 	machine_config_defaults(&o->mc);
 	o->spill_threshold = DEFAULT_SPILL;
 	o->max_threads = DEFAULT_THREADS;
+	o->ping_ms = DEFAULT_PING_MS;
 	*mountpoint = NULL;
 
 	if (fuse_opt_parse(args, &r, spec, opt_proc) == -1) {
@@ -306,6 +324,10 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 	o->debug = co.debug;
 	if (co.singlethread)
 		o->max_threads = 1;
+	/* A quarter of the workers by default: three quarters stay for the
+	 * other machines and the tree whatever one guest does. */
+	if (!o->machine_calls)
+		o->machine_calls = o->max_threads / 4 ? o->max_threads / 4 : 1;
 	*mountpoint = co.mountpoint;
 	return 0;
 }

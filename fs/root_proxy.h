@@ -32,7 +32,8 @@ fuse_ino_t rp_root_ino(const struct root_proxy *rp);
  * that holds a lock the kernel may wait on; returns at once on NULL se. */
 void rp_invalidate(struct root_proxy *rp, struct fuse_session *se);
 
-/* Reply to a lookup of the root/ entry itself (under pool/NAME). */
+/* Reply to a lookup of the root/ entry itself (under pool/NAME), without
+ * asking the guest (attributes that expire at once: GETATTR asks). */
 void rp_lookup_root(struct root_proxy *rp, fuse_req_t req);
 
 void rp_lookup(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name);

@@ -80,13 +80,14 @@ int rpi_nodes_init(struct root_proxy *rp)
 
 void rpi_nodes_fini(struct root_proxy *rp)
 {
-	/* A dead channel would fail each forget anyway; skip the calls. */
-	bool alive = vp_client_alive(rp->client);
+	/* No forgets: the proxy is freed when its machine is released, and
+	 * the pool resets or destroys every released machine, which drops
+	 * every node the agent holds. Sending them made rmdir wait on a
+	 * guest that does not read its channel (a forget per node, each up
+	 * to a call's timeout), and rmdir holds pool/ for every tenant. */
 	u64map_for_each_safe(&rp->nodes, it, tmp) {
 		struct rp_node *e = node_entry(it);
 		u64map_remove(&rp->nodes, it);
-		if (alive)
-			vp_fs_forget(rp->client, e->link.key, e->nlookup);
 		free(e->name);
 		free(e);
 	}

@@ -76,7 +76,15 @@ void rpi_wb_fini(struct root_proxy *rp)
 {
 	/* Files the kernel never released through us (the machine went away
 	 * under them) are freed here; the kernel's later RELEASE does not
-	 * reach this proxy any more. */
+	 * reach this proxy any more. Writes still in flight are those of
+	 * files open across rmdir: they are not waited for (rmdir returns at
+	 * once whatever the guest does); the channel is shut down, which
+	 * ends them now, and the machine is replaced instead of reset. */
+	vp_mutex_lock(&rp->wb_lock);
+	bool busy = !list_empty(&rp->wbs);
+	vp_mutex_unlock(&rp->wb_lock);
+	if (busy)
+		vp_client_shutdown(rp->client);
 	rpi_wb_wait_all(rp);
 	list_for_each_safe(&rp->files, it, tmp) {
 		list_del(it);

@@ -56,6 +56,24 @@ static void set_error(struct session *s, const char *what, int err)
 	snprintf(s->error, sizeof(s->error), "%s: %s", what, strerror(err < 0 ? -err : err));
 }
 
+/* Without pings, how long an agent gets to act on a ctl kill, and to
+ * enforce a command's timeout, before the host does (with pings, the
+ * health bound is the grace). */
+#define TIMEOUT_GRACE_MS 3000
+
+/* The deadline of every synchronous agent call a FUSE worker makes: below
+ * the health bound, so that a call to a hung agent ends before, or as,
+ * the watch thread declares the machine dead; never less than a second
+ * (a busy but healthy guest must not see its calls fail). Without pings,
+ * the client's default. */
+static int call_timeout_ms(const struct vpfs *fs)
+{
+	if (!fs->opts.ping_ms)
+		return VP_CLIENT_DEFAULT_TIMEOUT_MS;
+	uint32_t t = fs->opts.ping_ms / 4 * 3;
+	return t < 1000 ? 1000 : (int)t;
+}
+
 /* ---- name table ------------------------------------------------------ */
 
 /* Under fs->lock. */
@@ -183,6 +201,7 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	struct root_proxy *rp = NULL;
 	err = pool_acquire(fs->pool, &m);
 	if (err == 0) {
+		vp_client_set_timeout(machine_client(m), call_timeout_ms(fs));
 		err = rp_new(machine_client(m), ino_rp_base(s->serial), &rp);
 		if (err < 0) {
 			pool_release(fs->pool, m);
@@ -258,6 +277,9 @@ void session_machine_put(struct session *s)
 	}
 }
 
+/* How long rmdir may wait for the channel to take its SIGKILL frame. */
+#define RELEASE_SEND_MS 20
+
 /* Unnamed already; kill what runs and give the machine back when unused. */
 static void release_session(struct session *s)
 {
@@ -268,8 +290,11 @@ static void release_session(struct session *s)
 	struct vp_client *c = s->client;
 	s->musers++;
 	vp_mutex_unlock(&s->lock);
+	/* rmdir does not wait for the guest (it holds pool/ for everyone:
+	 * the kernel locks the parent directory across it). The reset after
+	 * release ends the command anyway; this only makes it end sooner. */
 	if (kill)
-		(void)vp_exec_signal(c, id, SIGKILL); /* ESRCH if it just ended */
+		(void)vp_exec_signal_nowait(c, id, SIGKILL, RELEASE_SEND_MS);
 	session_machine_put(s);
 }
 
@@ -286,6 +311,55 @@ int session_remove(struct vpfs *fs, const char *name)
 	release_session(s);
 	session_unref(s); /* the name table's */
 	return 0;
+}
+
+/* ---- bounds: calls per machine, dead agents ----------------------------- */
+
+int session_call_enter(struct session *s, bool always)
+{
+	int r = 0;
+	vp_mutex_lock(&s->lock);
+	if (!always && s->calls >= (int)s->fs->opts.machine_calls)
+		r = -EAGAIN;
+	else
+		s->calls++;
+	vp_mutex_unlock(&s->lock);
+	return r;
+}
+
+void session_call_leave(struct session *s)
+{
+	vp_mutex_lock(&s->lock);
+	s->calls--;
+	vp_mutex_unlock(&s->lock);
+}
+
+/* The guest is not to be waited on any more: the session is dead with
+ * `why`, and the machine is killed host-side, which shuts its channel
+ * down: pending calls fail, a running command ends (on_exit_cb with an
+ * error, which keeps `why`), blocked readers get EIO. Once per session. */
+static void declare_dead(struct session *s, const char *why)
+{
+	struct machine *m = session_machine_hold(s);
+	if (!m)
+		return; /* released: the pool resets or replaces it */
+	vp_mutex_lock(&s->lock);
+	bool first = !s->dead;
+	if (first) {
+		s->dead = true;
+		snprintf(s->error, sizeof s->error, "%s", why);
+		/* A running command becomes an error when its exec ends. */
+		if (s->state != ST_RUNNING) {
+			s->state = ST_ERROR;
+			clock_gettime(CLOCK_REALTIME, &s->ctime);
+		}
+	}
+	vp_mutex_unlock(&s->lock);
+	if (first) {
+		fprintf(stderr, "vmpoolfs: %s: %s: killing the machine\n", s->name, why);
+		machine_kill(m);
+	}
+	session_machine_put(s);
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -329,8 +403,10 @@ static void on_exit_cb(void *ctx, const struct vp_exit *ex, int err)
 			s->exit_code = 128 + SIGKILL;
 		} else {
 			s->state = ST_ERROR;
+			/* Declared dead first (session_declare_dead): keep its why. */
+			if (!s->dead)
+				set_error(s, "guest connection lost", err < 0 ? err : -EIO);
 			s->dead = true;
-			set_error(s, "guest connection lost", err < 0 ? err : -EIO);
 		}
 		s->duration_ms = clock_mono_ms() - s->started_mono_ms;
 	} else {
@@ -456,11 +532,24 @@ bool session_check_alive(struct session *s)
 	return false;
 }
 
+static int start_command(struct session *s, const char *text, size_t len);
+
 int session_start(struct session *s, const char *text, size_t len)
 {
 	int r = session_can_start(s);
 	if (r < 0)
 		return r;
+	if ((r = session_call_enter(s, false)) < 0)
+		return r;
+	r = start_command(s, text, len);
+	session_call_leave(s);
+	return r;
+}
+
+/* session_start with a call slot held. */
+static int start_command(struct session *s, const char *text, size_t len)
+{
+	int r;
 	char *cmd = malloc(len + 1);
 	if (!cmd)
 		return -ENOMEM;
@@ -503,6 +592,7 @@ int session_start(struct session *s, const char *text, size_t len)
 	s->musers++;
 	s->oom_base_known = false;
 	s->oom_kills = 0;
+	s->run_timeout_ms = set.timeout_ms;
 	struct vp_client *c = s->client;
 	struct machine *m = s->m;
 	vp_mutex_unlock(&s->lock);
@@ -550,7 +640,9 @@ int session_start(struct session *s, const char *text, size_t len)
 	} else {
 		s->state = ST_ERROR;
 		s->duration_ms = 0;
-		if (r == -ECONNRESET || r == -EPIPE || !vp_client_alive(c)) {
+		if (s->dead) {
+			/* declared dead meanwhile: its reason stays */
+		} else if (r == -ECONNRESET || r == -EPIPE || !vp_client_alive(c)) {
 			s->dead = true;
 			set_error(s, "guest connection lost", r);
 		} else {
@@ -596,10 +688,27 @@ int session_kill(struct session *s, int signo)
 {
 	uint32_t id;
 	struct vp_client *c;
-	if (!running_exec(s, NULL, &id, &c))
+	int r = session_call_enter(s, false);
+	if (r < 0)
+		return r;
+	if (!running_exec(s, NULL, &id, &c)) {
+		session_call_leave(s);
 		return -ESRCH;
-	int r = vp_exec_signal(c, id, signo);
+	}
+	/* A live agent answers at once; the wait is the grace it gets. */
+	int grace = s->fs->opts.ping_ms ? call_timeout_ms(s->fs) : TIMEOUT_GRACE_MS;
+	r = vp_exec_signal_timeout(c, id, signo, grace);
+	if (r == -ETIMEDOUT) {
+		/* The agent did not act on the kill: the host does, and the
+		 * machine goes with the command (its agent is not to be trusted
+		 * with another). */
+		char why[96];
+		snprintf(why, sizeof why, "agent did not answer ctl kill within %.3g s", grace / 1000.0);
+		declare_dead(s, why);
+		r = 0;
+	}
 	session_machine_put(s);
+	session_call_leave(s);
 	return r;
 }
 
@@ -607,12 +716,21 @@ int session_stdin(struct session *s, uint64_t gen, const void *data, size_t len,
 {
 	uint32_t id;
 	struct vp_client *c;
-	if (!running_exec(s, &gen, &id, &c))
+	int r = session_call_enter(s, eof && !len);
+	if (r < 0)
+		return r;
+	if (!running_exec(s, &gen, &id, &c)) {
+		session_call_leave(s);
 		return -EPIPE;
+	}
 	/* Returns once the agent wrote it to the pipe: a command that does not
-	 * read holds the writer, as a pipe would. */
-	int r = vp_exec_stdin(c, id, data, len, eof);
+	 * read holds the writer, as a pipe would. That wait is the command's,
+	 * not the agent's: with pings on, a live agent answers them meanwhile
+	 * and a dead one fails this call when the watch declares it, so it
+	 * has no deadline of its own; it holds one of the machine's calls. */
+	r = vp_exec_stdin_timeout(c, id, data, len, eof, s->fs->opts.ping_ms ? -1 : INT32_MIN);
 	session_machine_put(s);
+	session_call_leave(s);
 	if (r == -ESRCH)
 		r = -EPIPE;
 	else if (r == -ECONNRESET)
@@ -658,4 +776,152 @@ void session_release_all(struct vpfs *fs)
 		release_session(s);
 		session_unref(s); /* the name table's */
 	}
+}
+
+/* ---- the watch thread ---------------------------------------------------- */
+
+/* The watch thread's own state. `lock` guards `stop` only and is a leaf:
+ * nothing is taken under it, and the thread drops it while it looks at
+ * the sessions (fs->lock, then each session's lock, never nested). */
+struct session_watch {
+	struct vpfs *fs;
+	pthread_t thread;
+	struct vp_mutex lock;
+	pthread_cond_t cond; /* stop was set */
+	bool stop GUARDED_BY(lock);
+};
+
+/* One look at one machine; never waits on its guest. */
+static void watch_one(struct session *s, uint64_t now)
+{
+	const struct vpfs_opts *o = &s->fs->opts;
+	if (session_machine_get(s) < 0)
+		return;
+	vp_mutex_lock(&s->lock);
+	bool dead = s->dead;
+	struct vp_client *c = s->client;
+	bool running = s->state == ST_RUNNING && s->exec_id_valid;
+	uint64_t ran = now - s->started_mono_ms;
+	uint32_t tmo = s->run_timeout_ms;
+	vp_mutex_unlock(&s->lock);
+	char why[160] = "";
+	uint32_t grace = o->ping_ms ? o->ping_ms : TIMEOUT_GRACE_MS;
+	if (dead || !c) {
+		/* nothing to watch */
+	} else if (o->ping_ms && vp_client_probe(c, (int)o->ping_ms) == -ETIMEDOUT) {
+		snprintf(why, sizeof why, "agent did not answer for %.3g s", o->ping_ms / 1000.0);
+	} else if (running && tmo && ran >= (uint64_t)tmo + grace) {
+		snprintf(why, sizeof why, "command timeout (%.3g s) not enforced by the agent within %.3g s",
+			 tmo / 1000.0, grace / 1000.0);
+	}
+	if (why[0])
+		declare_dead(s, why);
+	session_machine_put(s);
+}
+
+/* The named sessions, each with a reference, into a fresh array. */
+static size_t watch_collect(struct vpfs *fs, struct session ***out)
+{
+	*out = NULL;
+	vp_mutex_lock(&fs->lock);
+	size_t cap = fs->nlive;
+	vp_mutex_unlock(&fs->lock);
+	struct session **v = cap ? calloc(cap, sizeof *v) : NULL;
+	if (!v)
+		return 0;
+	size_t n = 0;
+	vp_mutex_lock(&fs->lock);
+	list_for_each(&fs->live, it) {
+		struct session *s = container_of(it, struct session, live_link);
+		if (n == cap)
+			break; /* made since: the next tick sees them */
+		if (s->ready) {
+			session_ref(s);
+			v[n++] = s;
+		}
+	}
+	vp_mutex_unlock(&fs->lock);
+	*out = v;
+	return n;
+}
+
+static void *watch_main(void *arg)
+{
+	struct session_watch *w = arg;
+	const struct vpfs_opts *o = &w->fs->opts;
+	/* A few looks per bound, so a dead agent is declared within about
+	 * 1.25 bounds; a bounded cost when no ping is set. */
+	uint32_t tick = o->ping_ms ? o->ping_ms / 4 : 500;
+	if (tick < 100)
+		tick = 100;
+	if (tick > 1000)
+		tick = 1000;
+	vp_mutex_lock(&w->lock);
+	while (!w->stop) {
+		uint64_t dl = deadline_after_ms(tick);
+		while (!w->stop && clock_cond_wait(&w->cond, vp_mutex_raw(&w->lock), dl) != -ETIMEDOUT)
+			;
+		if (w->stop)
+			break;
+		vp_mutex_unlock(&w->lock);
+		struct session **v;
+		size_t n = watch_collect(w->fs, &v);
+		uint64_t now = clock_mono_ms();
+		for (size_t i = 0; i < n; i++) {
+			watch_one(v[i], now);
+			session_unref(v[i]);
+		}
+		free(v);
+		vp_mutex_lock(&w->lock);
+	}
+	vp_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int session_watch_start(struct vpfs *fs)
+{
+	struct session_watch *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->fs = fs;
+	int r = vp_mutex_init(&w->lock);
+	if (r) {
+		free(w);
+		return -r;
+	}
+	if ((r = clock_cond_init(&w->cond))) {
+		vp_mutex_destroy(&w->lock);
+		free(w);
+		return r;
+	}
+	/* No signals here: they belong to the FUSE loop's threads. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&w->thread, NULL, watch_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		pthread_cond_destroy(&w->cond);
+		vp_mutex_destroy(&w->lock);
+		free(w);
+		return r;
+	}
+	fs->watch = w;
+	return 0;
+}
+
+void session_watch_stop(struct vpfs *fs)
+{
+	struct session_watch *w = fs->watch;
+	if (!w)
+		return;
+	vp_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	vp_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	vp_mutex_destroy(&w->lock);
+	free(w);
+	fs->watch = NULL;
 }

@@ -9,7 +9,9 @@
  * session released and the machine goes back to the pool when the last user
  * is done, so nothing touches a client after pool_release.
  *
- * Locks: fs->lock (vpfs.h) before s->lock, never the other way. */
+ * Locks: fs->lock (vpfs.h) before s->lock, never the other way. `calls`
+ * (the machine's share of FUSE workers) and `run_timeout_ms` are under
+ * s->lock; the watch thread's lock (session.c) is a leaf. */
 #ifndef VPFS_SESSION_H
 #define VPFS_SESSION_H
 
@@ -53,6 +55,8 @@ struct session {
 	int musers GUARDED_BY(lock);
 	bool released GUARDED_BY(lock); /* rmdir done: no new machine use */
 	bool dead GUARDED_BY(lock); /* the guest died: commands fail with EIO */
+	int calls GUARDED_BY(lock); /* FUSE workers in a guest call of this machine (session_call_enter) */
+	uint32_t run_timeout_ms GUARDED_BY(lock); /* the running command's timeout, 0 = none */
 	enum cmd_state state GUARDED_BY(lock);
 	uint64_t gen GUARDED_BY(lock); /* commands started */
 	int pending GUARDED_BY(lock); /* cmd handles holding text that is about to run */
@@ -107,6 +111,14 @@ void session_machine_put(struct session *s);
 /* session_machine_get and the machine; NULL (nothing held) after rmdir. */
 struct machine *session_machine_hold(struct session *s);
 
+/* A FUSE worker about to wait on this machine's agent (root/ requests,
+ * cmd/stdin/ctl calls): at most opts.machine_calls at once per machine,
+ * so that a guest that does not answer holds only its own share of the
+ * workers. -EAGAIN past it, unless `always` (requests that free what an
+ * earlier one took: forget, release, flush). Pair with session_call_leave. */
+int session_call_enter(struct session *s, bool always);
+void session_call_leave(struct session *s);
+
 /* Start `text` (validated: no NUL, ≤ VP_MAX_CMD). -EBUSY while a command
  * runs, -EIO/-ENOTCONN for a dead guest, -ESTALE after rmdir. */
 int session_start(struct session *s, const char *text, size_t len);
@@ -133,6 +145,16 @@ void session_refresh_oom_kills(struct session *s);
 /* The notify thread dropped root/ caches after the end: readers of exit
  * and stdout may now see it (so root/ is fresh for whoever reacts). */
 void session_settled(struct session *s);
+
+/* The watch thread: every tick it probes each acquired machine's agent
+ * (vp_client_probe, bound opts.ping_ms) and checks running commands
+ * against their timeout. An agent that does not answer, or a command past
+ * its timeout plus a grace the agent did not enforce, makes the session
+ * dead (state=error, why in `error`, pending and blocked requests EIO) and
+ * the machine is killed host-side (machine_kill). It takes fs->lock, then
+ * (not nested) each session's lock; never waits on a guest. */
+int session_watch_start(struct vpfs *fs);
+void session_watch_stop(struct vpfs *fs); /* safe when not started */
 
 /* Shutdown: unname and release every named session, as rmdir would
  * (open handles: vfh_drop_all, handles.h). */

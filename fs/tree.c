@@ -23,10 +23,14 @@ static struct vpfs *FS(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* The session whose root proxy serves a root/ inode, with a reference and
- * a machine use so that the proxy stays while it serves the request;
- * rp_leave gives both back. NULL once the machine is released: ESTALE. */
-static struct session *rp_enter(struct vpfs *fs, fuse_ino_t ino)
+/* The session whose root proxy serves a root/ inode, with a reference,
+ * a machine use so that the proxy stays while it serves the request, and
+ * one of the machine's calls (session_call_enter) so that one guest holds
+ * at most its share of the FUSE workers; rp_leave gives them back. NULL
+ * with *err: ESTALE once the machine is released, EAGAIN past its share.
+ * err NULL: a request that frees what another took (forget, release,
+ * flush) is never refused for the share. */
+static struct session *rp_enter(struct vpfs *fs, fuse_ino_t ino, int *err)
 {
 	struct session *s = session_by_serial(fs, ino_rp_serial(ino));
 	if (!s)
@@ -35,11 +39,19 @@ static struct session *rp_enter(struct vpfs *fs, fuse_ino_t ino)
 		session_unref(s);
 		return NULL;
 	}
+	int r = session_call_enter(s, err == NULL);
+	if (r < 0) {
+		*err = -r;
+		session_machine_put(s);
+		session_unref(s);
+		return NULL;
+	}
 	return s;
 }
 
 static void rp_leave(struct session *s)
 {
+	session_call_leave(s);
 	session_machine_put(s);
 	session_unref(s);
 }
@@ -124,13 +136,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		ct_lookup(fs, req, parent, name);
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_lookup(s->rp, req, parent, name);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -139,7 +152,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct session *s;
-	if (ino_is_rp(ino) && (s = rp_enter(FS(req), ino))) {
+	if (ino_is_rp(ino) && (s = rp_enter(FS(req), ino, NULL))) {
 		rp_forget(s->rp, ino, nlookup);
 		rp_leave(s);
 	}
@@ -152,13 +165,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		ct_getattr(fs, req, ino);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_getattr(s->rp, req, ino, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -169,13 +183,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		ct_setattr(fs, req, ino, attr, to_set);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_setattr(s->rp, req, ino, attr, to_set, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -185,13 +200,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		fuse_reply_err(req, EINVAL); /* no links of ours */
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_readlink(s->rp, req, ino);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -201,13 +217,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		fuse_reply_err(req, EPERM); /* only directories, and only under pool/ */
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_mknod(s->rp, req, parent, name, mode, rdev);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -217,13 +234,14 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		ct_mkdir(fs, req, parent, name);
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_mkdir(s->rp, req, parent, name, mode);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -233,13 +251,14 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		fuse_reply_err(req, EPERM);
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_unlink(s->rp, req, parent, name);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -249,13 +268,14 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		ct_rmdir(fs, req, parent, name);
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_rmdir(s->rp, req, parent, name);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -265,13 +285,14 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		fuse_reply_err(req, EPERM);
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_symlink(s->rp, req, link, parent, name);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -290,14 +311,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (denied(req, parent) || denied(req, newparent))
 		return;
 	struct session *s;
+	int e = ESTALE;
 	int r = two_inodes(parent, newparent);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
-	} else if ((s = rp_enter(FS(req), parent))) {
+	} else if ((s = rp_enter(FS(req), parent, &e))) {
 		rp_rename(s->rp, req, parent, name, newparent, newname, flags);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -306,14 +328,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (denied(req, ino) || denied(req, newparent))
 		return;
 	struct session *s;
+	int e = ESTALE;
 	int r = two_inodes(ino, newparent);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
-	} else if ((s = rp_enter(FS(req), ino))) {
+	} else if ((s = rp_enter(FS(req), ino, &e))) {
 		rp_link(s->rp, req, ino, newparent, newname);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -323,13 +346,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		vfh_open(fs, req, ino, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_open(s->rp, req, ino, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -340,15 +364,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(parent)) {
 		/* Under pool/ or pool/NAME only mkdir is meaningful; existing
 		 * names never reach create. */
 		fuse_reply_err(req, EPERM);
-	} else if ((s = rp_enter(fs, parent))) {
+	} else if ((s = rp_enter(fs, parent, &e))) {
 		rp_create(s->rp, req, parent, name, mode, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -356,13 +381,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		vfh_read(fs, req, size, off, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_read(s->rp, req, ino, size, off, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -371,14 +397,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		(void)off; /* ours are written in order */
 		vfh_write(req, buf, size, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_write(s->rp, req, ino, buf, size, off, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -388,7 +415,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct session *s;
 	if (!ino_is_rp(ino)) {
 		vfh_flush(req, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, NULL))) {
 		rp_flush(s->rp, req, ino, fi);
 		rp_leave(s);
 	} else {
@@ -402,7 +429,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct session *s;
 	if (!ino_is_rp(ino)) {
 		vfh_release(fs, req, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, NULL))) {
 		rp_release(s->rp, req, ino, fi);
 		rp_leave(s);
 	} else {
@@ -414,13 +441,14 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		fuse_reply_err(req, 0);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_fsync(s->rp, req, ino, datasync, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -430,13 +458,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		ct_opendir(fs, req, ino, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_opendir(s->rp, req, ino, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -444,13 +473,14 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		ct_readdir(req, size, off, fi, false);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_readdir(s->rp, req, ino, size, off, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -459,13 +489,14 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		ct_readdir(req, size, off, fi, true);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_readdirplus(s->rp, req, ino, size, off, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -475,7 +506,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct session *s;
 	if (!ino_is_rp(ino)) {
 		ct_releasedir(req, fi);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, NULL))) {
 		rp_releasedir(s->rp, req, ino, fi);
 		rp_leave(s);
 	} else {
@@ -487,13 +518,14 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		fuse_reply_err(req, 0);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_fsyncdir(s->rp, req, ino, datasync, fi);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 
@@ -512,13 +544,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		return;
 	struct vpfs *fs = FS(req);
 	struct session *s;
+	int e = ESTALE;
 	if (!ino_is_rp(ino)) {
 		statfs_ours(req);
-	} else if ((s = rp_enter(fs, ino))) {
+	} else if ((s = rp_enter(fs, ino, &e))) {
 		rp_statfs(s->rp, req, ino);
 		rp_leave(s);
 	} else {
-		fuse_reply_err(req, ESTALE);
+		fuse_reply_err(req, e);
 	}
 }
 

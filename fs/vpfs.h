@@ -24,6 +24,8 @@ struct vpfs_opts {
 	size_t spill_threshold;    /* output bytes kept in memory per stream */
 	uint64_t output_max;       /* output kept per machine and command, both streams (memory + disk) */
 	unsigned max_threads;      /* FUSE worker threads */
+	uint32_t ping_ms;          /* health bound: an agent silent this long is dead; 0 = off */
+	unsigned machine_calls;    /* FUSE workers one machine's guest calls may hold at once */
 	bool foreground, debug;
 	/* -o allow_other (passed on to the mount): other host users reach the
 	 * tree, so each machine belongs to the user who made it (ctltree.h). */
@@ -31,6 +33,7 @@ struct vpfs_opts {
 };
 
 struct notifier;
+struct session_watch;
 
 struct vpfs {
 	/* Set before the loop starts, constant while it runs. */
@@ -40,6 +43,7 @@ struct vpfs {
 	struct pool *pool;
 	struct fuse_session *se;
 	struct notifier *notify;
+	struct session_watch *watch; /* health pings, host-side timeouts (session.h) */
 	const char *spill_dir;
 	struct timespec start_time;  /* times of the fixed files */
 

@@ -108,6 +108,15 @@ static inline int vp_mutex_trylock(struct vp_mutex *mu) TRY_ACQUIRE(1, mu) NO_TH
 	return pthread_mutex_trylock(&mu->m) == 0;
 }
 
+/* 1 with the lock taken, 0 when it was not free by `abstime`
+ * (CLOCK_MONOTONIC): a sender to a stuck peer must not queue its caller
+ * behind another sender for longer than its own deadline. */
+static inline int vp_mutex_clocklock(struct vp_mutex *mu, const struct timespec *abstime) TRY_ACQUIRE(1, mu)
+	NO_THREAD_SAFETY_ANALYSIS
+{
+	return pthread_mutex_clocklock(&mu->m, CLOCK_MONOTONIC, abstime) == 0;
+}
+
 /* For pthread_cond_wait / clock_cond_wait on a held vp_mutex. */
 static inline pthread_mutex_t *vp_mutex_raw(struct vp_mutex *mu) REQUIRES(mu)
 {

@@ -91,11 +91,25 @@ void client_kill(struct vp_client *c)
 
 /* ---- writing --------------------------------------------------------------- */
 
-static int send_iov(struct vp_client *c, struct iovec *v, int cnt, uint64_t deadline)
+/* Takes wlock within the deadline (0: no limit). Whoever holds it may be
+ * waiting on a peer that does not read: callers queued behind it must not
+ * wait longer than their own deadline, however many are ahead of them. */
+static bool wlock_take(struct vp_client *c, uint64_t deadline) TRY_ACQUIRE(true, &c->wlock)
+{
+	if (deadline == 0) {
+		vp_mutex_lock(&c->wlock);
+		return true;
+	}
+	struct timespec ts = deadline_timespec(deadline);
+	return vp_mutex_clocklock(&c->wlock, &ts);
+}
+
+/* With wlock held: the frame in v, within the deadline. */
+static int send_iov_locked(struct vp_client *c, struct iovec *v, int cnt, uint64_t deadline, size_t *sentp)
+	REQUIRES(&c->wlock)
 {
 	int err = 0;
 	size_t sent = 0;
-	vp_mutex_lock(&c->wlock);
 	while (cnt) {
 		if (atomic_load(&c->dead)) {
 			err = -ECONNRESET;
@@ -133,6 +147,16 @@ static int send_iov(struct vp_client *c, struct iovec *v, int cnt, uint64_t dead
 		sent += (size_t)w;
 		vp_iov_advance(&v, &cnt, (size_t)w);
 	}
+	*sentp = sent;
+	return err;
+}
+
+static int send_iov(struct vp_client *c, struct iovec *v, int cnt, uint64_t deadline)
+{
+	size_t sent = 0;
+	if (!wlock_take(c, deadline))
+		return atomic_load(&c->dead) ? -ECONNRESET : -ETIMEDOUT; /* nothing sent */
+	int err = send_iov_locked(c, v, cnt, deadline, &sent);
 	vp_mutex_unlock(&c->wlock);
 	/* Half a frame on the wire desynchronises the stream for good, and a
 	 * write error means the peer is gone: either way the channel is dead. */
@@ -174,6 +198,11 @@ uint64_t client_call_deadline(struct vp_client *c)
 	int ms = c->timeout_ms;
 	vp_mutex_unlock(&c->lock);
 	return deadline_in_ms(ms);
+}
+
+static bool len_ok(const struct vp_buf *b)
+{
+	return b->len - VP_HDR_SIZE <= VP_MAX_PAYLOAD;
 }
 
 /* One-way frame (id 0). */
@@ -332,10 +361,16 @@ void client_reply_free(struct client_reply *rep)
 int client_call(struct vp_client *c, uint16_t type, struct vp_buf *b, const void *extra, size_t extra_len,
 		struct client_reply *rep)
 {
+	return client_call_timeout(c, type, b, extra, extra_len, rep, INT32_MIN);
+}
+
+int client_call_timeout(struct vp_client *c, uint16_t type, struct vp_buf *b, const void *extra,
+			size_t extra_len, struct client_reply *rep, int timeout_ms)
+{
 	struct waiter w;
 	memset(&w, 0, sizeof w);
 	rep->payload = NULL;
-	int err = client_do_call(c, client_pend_new(type), b, extra, extra_len, &w, INT32_MIN, NULL);
+	int err = client_do_call(c, client_pend_new(type), b, extra, extra_len, &w, timeout_ms, NULL);
 	vp_buf_free(b);
 	if (err)
 		return err;
@@ -524,6 +559,108 @@ int vp_ping(struct vp_client *c)
 		err = -EPROTO;
 	client_reply_free(&r);
 	return err;
+}
+
+int client_send_nowait(struct vp_client *c, uint16_t type, struct vp_buf *b, int wait_ms)
+{
+	struct pend *p = client_pend_new(type);
+	if (!p)
+		return -ENOMEM;
+	if (b->err) {
+		free(p);
+		return b->err;
+	}
+	vp_mutex_lock(&c->lock);
+	if (atomic_load(&c->dead)) {
+		vp_mutex_unlock(&c->lock);
+		free(p);
+		return -ECONNRESET;
+	}
+	client_enter_locked(c);
+	client_tab_insert_new(c, p); /* a tombstone: its answer is dropped */
+	uint32_t id = pend_id(p);
+	vp_mutex_unlock(&c->lock);
+	int err = client_send_frame(c, b, type, id, NULL, 0, deadline_after_ms((uint64_t)wait_ms));
+	if (err) {
+		vp_mutex_lock(&c->lock);
+		if (client_tab_find(c, id) == p) {
+			client_tab_remove(c, p);
+			free(p);
+		}
+		vp_mutex_unlock(&c->lock);
+	}
+	client_leave(c);
+	return err;
+}
+
+/* How long the probe may wait for the channel's write side: the probing
+ * thread serves every machine, so it never queues behind a sender. */
+#define PROBE_SEND_MS 50
+
+int vp_client_probe(struct vp_client *c, int bound_ms)
+{
+	uint64_t now = clock_mono_ms();
+	vp_mutex_lock(&c->lock);
+	if (atomic_load(&c->dead)) {
+		vp_mutex_unlock(&c->lock);
+		return -ECONNRESET;
+	}
+	if (c->probe_since_ms == 0)
+		c->probe_since_ms = now;
+	if (now - c->probe_since_ms >= (uint64_t)bound_ms) {
+		vp_mutex_unlock(&c->lock);
+		return -ETIMEDOUT;
+	}
+	if (c->probe_id) {
+		vp_mutex_unlock(&c->lock);
+		return 0; /* the PING is out; its answer clears probe_since_ms */
+	}
+	/* A tombstone from the start: nobody waits, the reader recognises
+	 * the answer by probe_id. */
+	struct pend *p = client_pend_new(VP_PING);
+	if (!p) {
+		vp_mutex_unlock(&c->lock);
+		return 0; /* tried again at the next tick; the clock runs */
+	}
+	client_tab_insert_new(c, p);
+	uint32_t id = pend_id(p);
+	c->probe_id = id;
+	vp_mutex_unlock(&c->lock);
+
+	static const char echo[] = "probe";
+	struct vp_buf b;
+	client_frame_begin(&b);
+	vp_encode(&b, VP_PING, &(union vp_msg){ .data = { { (const uint8_t *)echo, sizeof echo - 1 } } });
+	int err = b.err;
+	size_t sent = 0;
+	if (!err && len_ok(&b)) {
+		if (vp_mutex_trylock(&c->wlock)) {
+			struct vp_hdr h = { .len = (uint32_t)(b.len - VP_HDR_SIZE), .type = VP_PING, .id = id };
+			vp_hdr_encode(b.data, &h);
+			struct iovec v[1] = { { .iov_base = b.data, .iov_len = b.len } };
+			err = send_iov_locked(c, v, 1, deadline_after_ms(PROBE_SEND_MS), &sent);
+			vp_mutex_unlock(&c->wlock);
+		} else {
+			err = -EAGAIN; /* a sender holds the channel: not sent, nothing to undo there */
+		}
+	}
+	vp_buf_free(&b);
+	if (err && (sent || (err != -ETIMEDOUT && err != -EAGAIN)))
+		client_kill(c); /* as send_iov: half a frame, or a dead peer */
+	if (err) {
+		/* Not sent: no answer will come. The wait goes on from
+		 * probe_since_ms, so a channel that never takes a PING is as
+		 * stuck as an agent that never answers one. */
+		vp_mutex_lock(&c->lock);
+		if (client_tab_find(c, id) == p) {
+			client_tab_remove(c, p);
+			free(p);
+		}
+		if (c->probe_id == id)
+			c->probe_id = 0;
+		vp_mutex_unlock(&c->lock);
+	}
+	return 0;
 }
 
 int vp_set_time(struct vp_client *c, const struct timespec *now)

@@ -40,6 +40,14 @@ int vp_client_handshake_resumed(struct vp_client *c, int timeout_ms);
 void vp_client_set_timeout(struct vp_client *c, int timeout_ms);
 
 int vp_ping(struct vp_client *c);
+/* Health probe that never blocks (a thread watching many machines calls
+ * it): sends a PING when none is out, and says whether the agent answered
+ * within bound_ms of when an answer was first wanted. 0: answered, or
+ * still within the bound; -ETIMEDOUT: no answer for bound_ms (the caller
+ * declares the guest dead); -ECONNRESET: the channel is dead already. A
+ * PING that cannot be sent at once (another sender holds a full channel)
+ * is retried at the next call, with the clock still running. */
+int vp_client_probe(struct vp_client *c, int bound_ms);
 /* SET_TIME: the guest's CLOCK_REALTIME := *now (tv_nsec < 1e9, else
  * -EINVAL). -EPERM from an agent that may not set the clock (not a VM),
  * -ENOSYS from one older than SET_TIME. */
@@ -62,7 +70,16 @@ int vp_exec_start(struct vp_client *c, const struct vp_exec *req, const struct v
 /* Data for the command's stdin; returns once the agent wrote it to the pipe.
  * eof closes the pipe after the data. -ESRCH when the command has ended. */
 int vp_exec_stdin(struct vp_client *c, uint32_t exec_id, const void *data, size_t len, bool eof);
+/* The same with its own timeout (INT32_MIN: the client's; < 0: none). */
+int vp_exec_stdin_timeout(struct vp_client *c, uint32_t exec_id, const void *data, size_t len, bool eof,
+			  int timeout_ms);
 int vp_exec_signal(struct vp_client *c, uint32_t exec_id, int signo);
+int vp_exec_signal_timeout(struct vp_client *c, uint32_t exec_id, int signo, int timeout_ms);
+/* SIGNAL without waiting for the agent's answer: 0 once the frame is on
+ * the channel; -ETIMEDOUT when the channel did not take it within wait_ms
+ * (a guest that stopped reading). For a caller that must not wait on the
+ * guest (rmdir). */
+int vp_exec_signal_nowait(struct vp_client *c, uint32_t exec_id, int signo, int wait_ms);
 
 /* Files (guest-side nodes and handles; see proto.h). */
 int vp_fs_lookup(struct vp_client *c, uint64_t parent, const char *name, struct vp_entry *out);

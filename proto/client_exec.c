@@ -39,16 +39,23 @@ int vp_exec_start(struct vp_client *c, const struct vp_exec *req, const struct v
 }
 
 /* Requests answered with OK; the payload prefix is in b, + extra. */
-static int call_ok(struct vp_client *c, uint16_t type, struct vp_buf *b, const void *extra, size_t extra_len)
+static int call_ok(struct vp_client *c, uint16_t type, struct vp_buf *b, const void *extra, size_t extra_len,
+		   int timeout_ms)
 {
 	struct client_reply r;
-	int err = client_call(c, type, b, extra, extra_len, &r);
+	int err = client_call_timeout(c, type, b, extra, extra_len, &r, timeout_ms);
 	if (!err)
 		client_reply_free(&r);
 	return err;
 }
 
 int vp_exec_stdin(struct vp_client *c, uint32_t exec_id, const void *data, size_t len, bool eof)
+{
+	return vp_exec_stdin_timeout(c, exec_id, data, len, eof, INT32_MIN);
+}
+
+int vp_exec_stdin_timeout(struct vp_client *c, uint32_t exec_id, const void *data, size_t len, bool eof,
+			  int timeout_ms)
 {
 	if (exec_id == 0 || (len && !data))
 		return -EINVAL;
@@ -62,7 +69,7 @@ int vp_exec_stdin(struct vp_client *c, uint32_t exec_id, const void *data, size_
 		vp_put_u32(&b, exec_id);
 		vp_put_u8(&b, last && eof);
 		vp_put_u32(&b, n);
-		int err = call_ok(c, VP_STDIN, &b, d, n);
+		int err = call_ok(c, VP_STDIN, &b, d, n, timeout_ms);
 		if (err)
 			return err;
 		d += n;
@@ -73,10 +80,25 @@ int vp_exec_stdin(struct vp_client *c, uint32_t exec_id, const void *data, size_
 
 int vp_exec_signal(struct vp_client *c, uint32_t exec_id, int signo)
 {
+	return vp_exec_signal_timeout(c, exec_id, signo, INT32_MIN);
+}
+
+int vp_exec_signal_timeout(struct vp_client *c, uint32_t exec_id, int signo, int timeout_ms)
+{
 	struct vp_buf b;
 	client_frame_begin(&b);
 	vp_enc_signal(&b, &(struct vp_signal){ .exec_id = exec_id, .signo = signo });
-	return call_ok(c, VP_SIGNAL, &b, NULL, 0);
+	return call_ok(c, VP_SIGNAL, &b, NULL, 0, timeout_ms);
+}
+
+int vp_exec_signal_nowait(struct vp_client *c, uint32_t exec_id, int signo, int wait_ms)
+{
+	struct vp_buf b;
+	client_frame_begin(&b);
+	vp_enc_signal(&b, &(struct vp_signal){ .exec_id = exec_id, .signo = signo });
+	int err = client_send_nowait(c, VP_SIGNAL, &b, wait_ms);
+	vp_buf_free(&b);
+	return err;
 }
 
 /* ---- exec and wait ------------------------------------------------------------------ */

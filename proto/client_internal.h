@@ -17,7 +17,7 @@
  *    exec callbacks, so on_exit runs exactly once and never concurrently
  *    with another callback of the same exec.
  * Locks: `lock` protects the id table, every pend and waiter, ready_seen,
- * freeing, users, timeout_ms and next_id; `wlock` serialises frames on the
+ * freeing, users, timeout_ms, next_id, probe_id and probe_since_ms; `wlock` serialises frames on the
  * wire. Lock order: wlock before lock, never the reverse. */
 #ifndef VMPOOL_CLIENT_INTERNAL_H
 #define VMPOOL_CLIENT_INTERNAL_H
@@ -94,6 +94,11 @@ struct vp_client {
 	unsigned users GUARDED_BY(lock);
 	int timeout_ms GUARDED_BY(lock);
 	uint32_t next_id GUARDED_BY(lock);
+	/* vp_client_probe: the PING in flight (0: none) and since when an
+	 * answer has been wanted (0: not waiting); the reader clears both
+	 * when that PING is answered. */
+	uint32_t probe_id GUARDED_BY(lock);
+	uint64_t probe_since_ms GUARDED_BY(lock);
 	struct u64map tab GUARDED_BY(lock); /* struct pend by id */
 	/* reader-only */
 	uint8_t *ib;
@@ -143,6 +148,13 @@ struct client_reply {
  * rep; b is freed. On 0 the caller frees rep with client_reply_free. */
 int client_call(struct vp_client *c, uint16_t type, struct vp_buf *b, const void *extra, size_t extra_len,
 		struct client_reply *rep);
+/* client_call with its own timeout (INT32_MIN: the client's; < 0: none). */
+int client_call_timeout(struct vp_client *c, uint16_t type, struct vp_buf *b, const void *extra,
+			size_t extra_len, struct client_reply *rep, int timeout_ms);
+/* Sends request `type` (payload in b) without waiting for its answer,
+ * which is dropped when it comes; gives up after wait_ms when the
+ * channel does not take the frame (-ETIMEDOUT, nothing sent). */
+int client_send_nowait(struct vp_client *c, uint16_t type, struct vp_buf *b, int wait_ms);
 /* client_call with the payload encoded from req. */
 int client_call_msg(struct vp_client *c, uint16_t type, const union vp_msg *req, struct client_reply *rep);
 void client_reply_free(struct client_reply *rep);

@@ -289,6 +289,10 @@ static int dispatch(struct vp_client *c, const struct vp_hdr *h, uint8_t *buf, b
 			free(p);
 			return 0;
 		}
+		if (c->probe_id && pend_id(p) == c->probe_id) {
+			c->probe_id = 0; /* vp_client_probe's PING: the agent is alive */
+			c->probe_since_ms = 0;
+		}
 		vp_mutex_unlock(&c->lock);
 		if (p->kind == PK_CALL)
 			late_reply(c, h->type, buf, h->len);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/client.h"
 #include "vmm/kvm/machine_kvm.h"
 #include "vmm/machine.h"
 #include "vmm/machine_ops.h"
@@ -164,6 +165,13 @@ void machine_destroy(struct machine *m)
 bool machine_is_alive(struct machine *m)
 {
 	return m && m->ops->is_alive(m->impl);
+}
+
+void machine_kill(struct machine *m)
+{
+	if (m->ops->kill)
+		m->ops->kill(m->impl);
+	vp_client_shutdown(m->ops->client(m->impl));
 }
 
 struct vp_client *machine_client(struct machine *m)

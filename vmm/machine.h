@@ -64,6 +64,12 @@ void machine_destroy(struct machine *m); /* safe on NULL */
 /* ns: the first time it finds the agent gone, it also says how it ended
  * in the machine's log (machine_log_path). */
 bool machine_is_alive(struct machine *m);
+/* A hung guest: kills it host-side (ns: SIGKILL to the agent, PID 1 of the
+ * machine, so the kernel ends every process of it; any backend: the
+ * channel is shut down, failing every pending call). The machine is then
+ * not alive, and its release destroys and replaces it. From any thread
+ * holding the machine, as is_alive. */
+void machine_kill(struct machine *m);
 struct vp_client *machine_client(struct machine *m); /* valid until reset/destroy */
 /* The machine's log file, emptied at reset, capped at 1 MiB per life:
  * kvm: the serial console (guest kernel log); ns: the agent's stderr.

@@ -7,7 +7,7 @@
  * apply unchanged.
  *
  * `backend` is what open made, `machine` what create made: each backend's
- * own structs, opaque here. Every member is set. */
+ * own structs, opaque here. Every member is set but `kill`. */
 #ifndef VMPOOL_MACHINE_OPS_H
 #define VMPOOL_MACHINE_OPS_H
 
@@ -32,6 +32,10 @@ struct machine_ops {
 	int (*reset)(void *machine);
 	void (*destroy)(void *machine); /* never NULL */
 	bool (*is_alive)(void *machine);
+	/* Ends the guest from the host side at once, whatever its agent does
+	 * (machine_kill); may run beside the machine's users but never beside
+	 * reset/destroy. NULL: the backend only has the channel's shutdown. */
+	void (*kill)(void *machine);
 	struct vp_client *(*client)(void *machine);
 	const char *(*log_path)(void *machine);
 	void (*get_info)(void *machine, struct machine_info *out);

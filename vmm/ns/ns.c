@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -253,6 +254,18 @@ static bool machine_is_alive_ns(void *machine)
 	return alive;
 }
 
+/* SIGKILL to the agent through its pidfd (never a pid that could be
+ * reused): it is PID 1 of the machine's pid namespace, so the kernel kills
+ * every process of the machine with it, stopped ones too. Not reaped
+ * here: machine_stop does that, on the thread that owns the machine's
+ * life (pidfd stays open until then). */
+static void machine_kill_ns(void *machine)
+{
+	struct ns_machine *m = machine;
+	if (m->sp.pidfd >= 0)
+		(void)syscall(SYS_pidfd_send_signal, m->sp.pidfd, SIGKILL, NULL, 0);
+}
+
 static struct vp_client *machine_client_ns(void *machine)
 {
 	struct ns_machine *m = machine;
@@ -301,6 +314,7 @@ const struct machine_ops ns_machine_ops = {
 	.reset = machine_reset_ns,
 	.destroy = machine_destroy_ns,
 	.is_alive = machine_is_alive_ns,
+	.kill = machine_kill_ns,
 	.client = machine_client_ns,
 	.log_path = machine_log_path_ns,
 	.get_info = machine_get_info_ns,
