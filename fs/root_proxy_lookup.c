@@ -160,7 +160,6 @@ struct dir_batch {
 	struct rp_dent *ents;
 	size_t n, cap;
 	size_t room;  /* bytes of the FUSE reply still free */
-	bool plus;
 	bool skipped;       /* an entry was dropped ... */
 	uint64_t skip_next; /* ... and the listing goes on from here */
 	int err;
@@ -186,8 +185,7 @@ static int collect_dent(void *ctx, const struct vp_dirent *d)
 	char name[VP_MAX_NAME + 1];
 	memcpy(name, d->name.p, d->name.len);
 	name[d->name.len] = '\0';
-	size_t need = b->plus ? fuse_add_direntry_plus(NULL, NULL, 0, name, NULL, 0)
-			      : fuse_add_direntry(NULL, NULL, 0, name, NULL, 0);
+	size_t need = fuse_add_direntry(NULL, NULL, 0, name, NULL, 0);
 	if (need > b->room)
 		return 1; /* full: the next READDIR resumes at this entry */
 	if (b->n == b->cap) {
@@ -209,8 +207,8 @@ static int collect_dent(void *ctx, const struct vp_dirent *d)
 	return 0;
 }
 
-static void do_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+void rp_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
 {
 	uint64_t dir;
 	int err = rpi_node_of(rp, ino, &dir);
@@ -220,13 +218,10 @@ static void do_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, si
 		rpi_reply_err(req, err);
 		return;
 	}
-	struct dir_batch b = {.room = size, .plus = plus};
+	struct dir_batch b = {.room = size};
 	/* The agent's entry encoding is no larger than a FUSE dirent, so
-	 * asking for `size` bytes never gives fewer entries than fit. A plus
-	 * entry is ~130 bytes more; ask for less to waste less. */
+	 * asking for `size` bytes never gives fewer entries than fit. */
 	uint32_t max_bytes = size > VP_MAX_DATA ? VP_MAX_DATA : (uint32_t)size;
-	if (plus && max_bytes / 4 >= 4096)
-		max_bytes /= 4;
 	uint32_t count = 0;
 	uint64_t pos = (uint64_t)off;
 	/* A batch of nothing but dropped names must not read as the end of
@@ -246,89 +241,121 @@ static void do_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, si
 		pos = b.skip_next;
 	}
 	char *buf = NULL;
-	uint64_t *counted = NULL;
 	if (!err || b.n) {
 		buf = malloc(size ? size : 1);
-		counted = plus ? malloc((b.n ? b.n : 1) * sizeof(*counted)) : NULL;
-		if (!buf || (plus && !counted))
+		if (!buf)
 			err = -ENOMEM;
 		else
 			err = 0; /* entries already read are worth replying with */
 	}
 	if (err) {
 		free(buf);
-		free(counted);
 		free(b.ents);
 		rpi_reply_err(req, err);
 		return;
 	}
-	size_t used = 0, ncounted = 0;
+	size_t used = 0;
 	for (size_t i = 0; i < b.n; i++) {
 		struct rp_dent *d = &b.ents[i];
 		off_t next = d->next_offset > (uint64_t)INT64_MAX ? INT64_MAX : (off_t)d->next_offset;
-		size_t n;
-		if (!plus) {
-			struct stat st;
-			memset(&st, 0, sizeof(st));
-			/* The guest's inode number: the kernel only passes it on
-			 * as d_ino; stat gives the FUSE inode. */
-			st.st_ino = d->ino;
-			st.st_mode = (d->type & 0xf) << 12;
-			n = fuse_add_direntry(req, buf + used, size - used, d->name, &st, next);
-		} else {
-			struct fuse_entry_param e;
-			memset(&e, 0, sizeof(e));
-			e.attr.st_ino = d->ino;
-			e.attr.st_mode = (d->type & 0xf) << 12;
-			/* collect_dent reserved room for every entry, so each
-			 * lookup below is for an entry that will be sent. */
-			if (!is_dot(d->name)) {
-				struct vp_entry ve;
-				err = vp_fs_lookup(rp->client, dir, d->name, &ve);
-				if (!err) {
-					err = rpi_adopt_entry(rp, dir, d->name, &ve, &e);
-					if (err)
-						break;
-					if (ve.node != VP_ROOT_NODE)
-						counted[ncounted++] = ve.node;
-				} else if (err == -ENOENT) {
-					/* Removed since the listing: still list
-					 * it (skipping every entry of a batch
-					 * would read as the end). */
-					err = 0;
-				} else {
-					break;
-				}
-			}
-			/* Entries with e.ino = 0 ("." and "..", vanished
-			 * names) are listed without the kernel linking an
-			 * inode, and no lookup is counted for them. */
-			n = fuse_add_direntry_plus(req, buf + used, size - used, d->name, &e, next);
-		}
+		struct stat st;
+		memset(&st, 0, sizeof(st));
+		/* The guest's inode number: the kernel only passes it on as
+		 * d_ino; stat gives the FUSE inode. */
+		st.st_ino = d->ino;
+		st.st_mode = (d->type & 0xf) << 12;
+		size_t n = fuse_add_direntry(req, buf + used, size - used, d->name, &st, next);
 		if (n > size - used)
 			break; /* cannot happen: room was reserved */
 		used += n;
 	}
 	free(b.ents);
-	/* An error after some entries ends the batch short; the kernel asks
-	 * again from the last offset and then sees the error itself. */
-	if (err && used == 0)
-		rpi_reply_err(req, err);
-	else if (fuse_reply_buf(req, buf, used) != 0)
-		for (size_t i = 0; i < ncounted; i++)
-			rpi_unlookup(rp, counted[i]);
+	fuse_reply_buf(req, buf, used);
 	free(buf);
-	free(counted);
 }
 
-void rp_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi)
+/* readdirplus: one FS_READDIRPLUS per kernel request, whose entries come
+ * with their attributes and counted lookups (it was one LOOKUP round trip
+ * per entry: 10 000 for ls -l of 10 000 names). */
+struct plus_batch {
+	struct root_proxy *rp;
+	fuse_req_t req;
+	uint64_t dir;
+	char *buf;
+	size_t size, used;
+	uint64_t *counted; /* lookups handed to the kernel, if the reply fails */
+	size_t ncounted, most;
+	int err;
+};
+
+static int add_plus(void *ctx, const struct vp_direntplus *d)
 {
-	do_readdir(rp, req, ino, size, off, fi, false);
+	struct plus_batch *b = ctx;
+	char name[VP_MAX_NAME + 1];
+	if (d->d.name.len == 0 || d->d.name.len > VP_MAX_NAME || memchr(d->d.name.p, '/', d->d.name.len) ||
+	    memchr(d->d.name.p, '\0', d->d.name.len)) {
+		/* The codec refuses these; a name the kernel would fail the
+		 * whole listing for is dropped all the same. */
+		vp_fs_forget(b->rp->client, d->e.node, 1);
+		return 0;
+	}
+	memcpy(name, d->d.name.p, d->d.name.len);
+	name[d->d.name.len] = '\0';
+	if (fuse_add_direntry_plus(NULL, NULL, 0, name, NULL, 0) > b->size - b->used || b->ncounted == b->most)
+		return 1; /* full: the client forgets this one and the rest */
+	off_t next = d->d.next_offset > (uint64_t)INT64_MAX ? INT64_MAX : (off_t)d->d.next_offset;
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.attr.st_ino = d->d.ino;
+	e.attr.st_mode = (d->d.type & 0xf) << 12;
+	/* node 0 ("." and "..", a name gone since the listing) is listed
+	 * with e.ino 0: the kernel links no inode and counts no lookup. */
+	if (d->e.node != 0 && !is_dot(name)) {
+		int err = rpi_adopt_entry(b->rp, b->dir, name, &d->e, &e);
+		if (err) {
+			b->err = err; /* the lookup was given back */
+			return 1;
+		}
+		if (d->e.node != VP_ROOT_NODE)
+			b->counted[b->ncounted++] = d->e.node;
+	} else {
+		vp_fs_forget(b->rp->client, d->e.node, 1);
+	}
+	b->used += fuse_add_direntry_plus(b->req, b->buf + b->used, b->size - b->used, name, &e, next);
+	return 0;
 }
 
 void rp_readdirplus(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	do_readdir(rp, req, ino, size, off, fi, true);
+	struct plus_batch b = {.rp = rp, .req = req, .size = size};
+	int err = rpi_node_of(rp, ino, &b.dir);
+	if (!err && off < 0)
+		err = -EINVAL;
+	/* An agent entry takes at least 3/4 of its FUSE size (120 + name
+	 * bytes against 152 + name rounded up to 8), so 3/4 of `size` never
+	 * brings more than fit: no lookup is made only to be given back. */
+	uint32_t max_bytes = size > VP_MAX_DATA ? VP_MAX_DATA : (uint32_t)size;
+	max_bytes = max_bytes / 4 * 3;
+	/* At most one entry per 121 bytes (an entry with a 1-byte name). */
+	b.most = max_bytes / 121 + 1;
+	if (!err) {
+		b.buf = malloc(size ? size : 1);
+		b.counted = malloc(b.most * sizeof(*b.counted));
+		if (!b.buf || !b.counted)
+			err = -ENOMEM;
+	}
+	if (!err)
+		err = vp_fs_readdirplus(rp->client, b.dir, fi->fh, (uint64_t)off, max_bytes, add_plus, &b, NULL);
+	if (!err)
+		err = b.err;
+	/* An error after some entries ends the batch short; the kernel asks
+	 * again from the last offset and then sees the error itself. */
+	if (err && b.used == 0)
+		rpi_reply_err(req, err);
+	else if (fuse_reply_buf(req, b.buf, b.used) != 0)
+		for (size_t i = 0; i < b.ncounted; i++)
+			rpi_unlookup(rp, b.counted[i]);
+	free(b.buf);
+	free(b.counted);
 }

@@ -113,15 +113,31 @@ void agent_exec_free(struct agent_exec *x);
 
 /* ---- file nodes and handles (agent_fs_table.c) ------------------------- */
 
+/* How many O_PATH fds nodes may hold at once, and how many handles may be
+ * open: at most these, and at most a quarter (nodes) and half (handles) of
+ * the agent's RLIMIT_NOFILE, so pipes, the channel and commands' spawns
+ * always find fds. `find /sys` in a guest looked up 19 998 inodes and made
+ * the agent hit its 8192 fds; a node now closes its fd when it is the
+ * least recently used and reopens it on demand. VMPOOL_AGENT_NODE_FDS and
+ * VMPOOL_AGENT_HANDLES (read at start) lower them for tests. */
+#define AGENT_NODE_FDS 2048u
+#define AGENT_HANDLES 4096u
+
 struct agent_node {
 	struct u64map_link by_id, by_ino; /* in nodes (id), inos (ino_key) */
+	struct list_node lru; /* in fs->lru while fd >= 0 (never the root) */
 	uint64_t id;
-	int fd; /* O_PATH | O_NOFOLLOW */
+	int fd; /* O_PATH | O_NOFOLLOW, or -1: closed to stay under the bound */
 	dev_t dev;
 	ino_t ino;
 	mode_t type; /* S_IFMT bits */
+	/* Where it was last found, to reopen it: parent/name is opened again
+	 * and must give the same dev/ino (else ESTALE). NULL for the root. */
+	struct agent_node *parent;
+	char *name;
 	uint64_t nlookup;
-	unsigned refs; /* requests using it right now */
+	unsigned refs; /* requests using it right now: its fd stays open */
+	unsigned kids; /* nodes whose parent it is: it stays while they do */
 	bool permanent; /* the root: FORGET never frees it */
 	bool hashed;
 };
@@ -139,20 +155,31 @@ struct agent_handle {
 };
 
 struct agent_fs {
-	pthread_mutex_t lock; /* the three tables and every refs/nlookup */
+	pthread_mutex_t lock; /* the tables, the LRU and every node's and handle's counts and links */
 	struct u64map nodes, inos, handles;
 	uint64_t next_node, next_fh;
+	struct list_node lru; /* nodes holding an fd, most recently used first */
+	unsigned node_fds, max_node_fds; /* nodes holding an fd (the root aside) */
+	unsigned nhandles, max_handles;
 };
 
 int agent_fs_new(const char *root, struct agent_fs **out);
 void agent_fs_free(struct agent_fs *fs);
-struct agent_node *agent_node_get(struct agent_fs *fs, uint64_t id); /* NULL: stale */
+/* The node with its fd open (reopened if it had been closed), held until
+ * agent_node_put. NULL: stale (unknown id, or it cannot be found again). */
+struct agent_node *agent_node_get(struct agent_fs *fs, uint64_t id);
 void agent_node_put(struct agent_fs *fs, struct agent_node *n);
-/* Registers one lookup of the object behind fd (an O_PATH fd, consumed):
- * an existing node for the same dev/ino gains a lookup, else a new node. */
-int agent_node_add(struct agent_fs *fs, int fd, dev_t dev, ino_t ino, mode_t type, uint64_t *id);
+/* Registers one lookup of the object found as parent/name: an existing
+ * node for the same dev/ino gains a lookup (and is now known by that
+ * name), else a new node. fd: its O_PATH fd, consumed, or -1 to open it
+ * only when used (readdirplus: a listing need not cost an fd per entry). */
+int agent_node_add(struct agent_fs *fs, struct agent_node *parent, const char *name, int fd, dev_t dev,
+		   ino_t ino, mode_t type, uint64_t *id);
+/* The object dev/ino (if a node) is now parent/name: a rename through us. */
+void agent_node_moved(struct agent_fs *fs, dev_t dev, ino_t ino, struct agent_node *parent, const char *name);
 void agent_node_forget(struct agent_fs *fs, uint64_t id, uint64_t nlookup);
-/* fd and dp (may be NULL) are consumed, also on failure. */
+/* fd and dp (may be NULL) are consumed, also on failure; -EMFILE when
+ * max_handles are open. */
 int agent_handle_add(struct agent_fs *fs, int fd, DIR *dp, bool regular, uint64_t *fh);
 struct agent_handle *agent_handle_get(struct agent_fs *fs, uint64_t fh); /* NULL: EBADF */
 void agent_handle_put(struct agent_fs *fs, struct agent_handle *h);

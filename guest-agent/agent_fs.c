@@ -102,7 +102,7 @@ static int do_lookup(struct agent_fs *fs, struct agent_node *parent, const char 
 		close(fd);
 		return r;
 	}
-	r = agent_node_add(fs, fd, st.st_dev, st.st_ino, st.st_mode & S_IFMT, &e->node);
+	r = agent_node_add(fs, parent, name, fd, st.st_dev, st.st_ino, st.st_mode & S_IFMT, &e->node);
 	if (r < 0)
 		return r;
 	put_attr(&e->attr, &st);
@@ -417,13 +417,52 @@ static int op_write(struct agent_handle *h, uint64_t off, const struct vp_bytes 
 	return 0;
 }
 
+/* READDIRPLUS: also a lookup of each entry but "." and "..", counted like
+ * LOOKUP's, so one request lists a batch with attributes (ls -l of 10 000
+ * names was 10 000 LOOKUP round trips). The node is made without an fd:
+ * a listing of a big directory must not cost an fd per name (it is opened
+ * when used). An entry that is gone by now is listed with node 0. */
+static void plus_entry(struct agent_fs *fs, struct agent_node *dir, int dfd, const char *name,
+		       struct vp_direntplus *d)
+{
+	memset(&d->e, 0, sizeof d->e);
+	if (!dir || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return;
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (agent_node_add(fs, dir, name, -1, st.st_dev, st.st_ino, st.st_mode & S_IFMT, &d->e.node) < 0) {
+		d->e.node = 0;
+		return;
+	}
+	put_attr(&d->e.attr, &st);
+}
+
+/* Bytes an entry takes: dirent (u64 ino, u64 next, u32 type, str name),
+ * and for READDIRPLUS u64 node + attr. */
+static size_t dirent_size(size_t namelen, bool plus)
+{
+	return 8 + 8 + 4 + 4 + namelen + (plus ? 8 + 84 : 0) /* attr: 84 bytes */;
+}
+
 /* Each entry's next_offset is the telldir() cookie after it, so the host
  * can continue from any entry; "." and ".." are passed on like any other
- * name, as FUSE expects them from readdir. */
-static int op_readdir(struct agent_handle *h, uint64_t off, uint32_t max, struct reply *rp)
+ * name, as FUSE expects them from readdir. dir: READDIRPLUS's node. */
+static int op_readdir(struct agent_fs *fs, struct agent_node *dir, struct agent_handle *h, uint64_t off,
+		      uint32_t max, struct reply *rp)
 {
 	if (!h->dp)
 		return -ENOTDIR;
+	if (dir) {
+		/* The entries become the node's kids: it must be the
+		 * directory the handle lists, or they could not be found
+		 * again. */
+		struct stat st;
+		if (fstat(h->fd, &st) < 0)
+			return -errno;
+		if (st.st_dev != dir->dev || st.st_ino != dir->ino)
+			return -EINVAL;
+	}
 	if (max > VP_MAX_PAYLOAD)
 		max = VP_MAX_PAYLOAD;
 	struct vp_buf ents;
@@ -444,31 +483,49 @@ static int op_readdir(struct agent_handle *h, uint64_t off, uint32_t max, struct
 				r = -errno;
 			break;
 		}
-		size_t before = ents.len;
-		struct vp_dirent d = {
-			.ino = de->d_ino,
-			.next_offset = (uint64_t)telldir(h->dp),
-			.type = de->d_type,
-			.name = { (const uint8_t *)de->d_name, (uint32_t)strlen(de->d_name) },
+		size_t namelen = strlen(de->d_name);
+		struct vp_direntplus d = {
+			.d = {
+				.ino = de->d_ino,
+				.next_offset = (uint64_t)telldir(h->dp),
+				.type = de->d_type,
+				.name = { (const uint8_t *)de->d_name, (uint32_t)namelen },
+			},
 		};
-		vp_enc_dirent(&ents, &d);
-		if (ents.err || 4 + ents.len > max) {
-			/* Does not fit: leave it for the next READDIR. */
-			ents.len = before;
-			ents.err = 0;
+		/* Checked before the lookup, so an entry left for the next
+		 * request was never counted. */
+		if (4 + ents.len + dirent_size(namelen, dir != NULL) > max) {
 			seekdir(h->dp, here);
 			if (count == 0)
 				r = -EINVAL; /* as getdents: buffer too small */
 			break;
 		}
+		size_t before = ents.len;
+		if (dir) {
+			plus_entry(fs, dir, h->fd, de->d_name, &d);
+			vp_enc_direntplus(&ents, &d);
+		} else {
+			vp_enc_dirent(&ents, &d.d);
+		}
+		if (ents.err) {
+			/* A name the protocol cannot carry: fail like getdents
+			 * on a broken entry rather than skipping silently. */
+			ents.len = before;
+			ents.err = 0;
+			agent_node_forget(fs, d.e.node, 1);
+			seekdir(h->dp, here);
+			if (count == 0)
+				r = -EIO;
+			break;
+		}
 		count++;
-		h->dir_off = d.next_offset;
+		h->dir_off = d.d.next_offset;
 	}
 	if (r == 0 || count > 0) {
 		/* An error after some entries: report those; the next call
 		 * gets the error again. */
 		r = 0;
-		rp->type = VP_FS_DIRENTS;
+		rp->type = dir ? VP_FS_DIRENTS_PLUS : VP_FS_DIRENTS;
 		vp_put_u32(&rp->b, count);
 		vp_put_raw(&rp->b, ents.data, ents.len);
 	}
@@ -501,7 +558,7 @@ static int serve_handle(struct agent_fs *fs, const struct agent_msg *m, struct r
 	switch (m->h.type) {
 	case VP_FS_READ: r = op_read(h, q->offset, q->size, rp); break;
 	case VP_FS_WRITE: r = op_write(h, q->offset, &q->data, rp); break;
-	case VP_FS_READDIR: r = op_readdir(h, q->offset, q->size, rp); break;
+	case VP_FS_READDIR: r = op_readdir(fs, NULL, h, q->offset, q->size, rp); break;
 	case VP_FS_FSYNC:
 		r = op_fsync(h, q->flags);
 		rp->type = VP_OK;
@@ -564,7 +621,16 @@ static int serve_named(struct agent_fs *fs, uint16_t type, const struct vp_fs_re
 		struct agent_node *np = agent_node_get(fs, q->node2);
 		if (!np)
 			return -ESTALE;
+		/* Nodes are found again by parent/name once their fd is
+		 * closed: the ones renamed here follow their new names. */
+		struct stat from, to;
+		bool have_from = fstatat(p->fd, name, &from, AT_SYMLINK_NOFOLLOW) == 0;
+		bool have_to = (q->flags & RENAME_EXCHANGE) && fstatat(np->fd, newname, &to, AT_SYMLINK_NOFOLLOW) == 0;
 		r = rename_at2(p->fd, name, np->fd, newname, q->flags) < 0 ? -errno : 0;
+		if (r == 0 && have_from)
+			agent_node_moved(fs, from.st_dev, from.st_ino, np, newname);
+		if (r == 0 && have_to)
+			agent_node_moved(fs, to.st_dev, to.st_ino, p, name);
 		agent_node_put(fs, np);
 		if (r == 0)
 			rp->type = VP_OK;
@@ -594,6 +660,16 @@ static int serve_node(struct agent_fs *fs, const struct agent_msg *m, struct rep
 	case VP_FS_OPEN: r = op_open(fs, n, q->flags, rp); break;
 	case VP_FS_OPENDIR: r = op_opendir(fs, n, rp); break;
 	case VP_FS_STATFS: r = op_statfs(n, rp); break;
+	case VP_FS_READDIRPLUS: {
+		struct agent_handle *h = agent_handle_get(fs, q->fh);
+		if (!h) {
+			r = -EBADF;
+			break;
+		}
+		r = n->type == S_IFDIR ? op_readdir(fs, n, h, q->offset, q->size, rp) : -ENOTDIR;
+		agent_handle_put(fs, h);
+		break;
+	}
 	case VP_FS_LINK: {
 		char name[VP_MAX_NAME + 1];
 		r = cname(&q->name2, name);

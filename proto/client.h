@@ -124,6 +124,12 @@ int vp_fs_opendir(struct vp_client *c, uint64_t node, uint64_t *fh);
  * non-zero to stop early. *count = entries delivered (0 at end of directory). */
 int vp_fs_readdir(struct vp_client *c, uint64_t fh, uint64_t offset, uint32_t max_bytes,
 		  int (*fn)(void *ctx, const struct vp_dirent *d), void *ctx, uint32_t *count);
+/* READDIRPLUS of directory `node` open as fh: as vp_fs_readdir, each entry
+ * with its entry (d->e.node 0: none, as for "." and ".."). An entry fn
+ * accepts (returns 0 for) hands its lookup to the caller, who forgets it
+ * in time; the entries after one fn refuses are forgotten here. */
+int vp_fs_readdirplus(struct vp_client *c, uint64_t node, uint64_t fh, uint64_t offset, uint32_t max_bytes,
+		      int (*fn)(void *ctx, const struct vp_direntplus *d), void *ctx, uint32_t *count);
 int vp_fs_statfs(struct vp_client *c, uint64_t node, struct vp_statfs *out);
 
 #endif

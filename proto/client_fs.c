@@ -389,6 +389,43 @@ int vp_fs_readdir(struct vp_client *c, uint64_t fh, uint64_t offset, uint32_t ma
 	return err;
 }
 
+int vp_fs_readdirplus(struct vp_client *c, uint64_t node, uint64_t fh, uint64_t offset, uint32_t max_bytes,
+		      int (*fn)(void *ctx, const struct vp_direntplus *d), void *ctx, uint32_t *count)
+{
+	if (!fn || max_bytes > VP_MAX_DATA)
+		return -EINVAL;
+	struct client_reply r;
+	int err = fs_call(c, VP_FS_READDIRPLUS,
+			  &(struct vp_fs_req){ .node = node, .fh = fh, .offset = offset, .size = max_bytes }, &r);
+	if (err)
+		return err;
+	/* Entries beyond max_bytes are refused (the caller sized for it),
+	 * but their lookups were counted: every one is forgotten below. */
+	bool oversize = 4u + (uint64_t)r.m.direntsplus.entries.len > max_bytes;
+	struct vp_reader rd;
+	vp_reader_init(&rd, r.m.direntsplus.entries.p, r.m.direntsplus.entries.len);
+	uint32_t done = 0;
+	bool stopped = oversize;
+	for (uint32_t i = 0; i < r.m.direntsplus.count && !rd.err; i++) {
+		struct vp_direntplus d;
+		vp_get_direntplus(&rd, &d);
+		if (rd.err)
+			break;
+		if (!stopped && fn(ctx, &d) == 0) {
+			done++;
+			continue;
+		}
+		stopped = true;
+		vp_fs_forget(c, d.e.node, 1);
+	}
+	if (rd.err || oversize)
+		err = -EPROTO;
+	client_reply_free(&r);
+	if (count)
+		*count = done;
+	return err;
+}
+
 int vp_fs_statfs(struct vp_client *c, uint64_t node, struct vp_statfs *out)
 {
 	struct client_reply r;

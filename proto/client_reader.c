@@ -142,6 +142,17 @@ static void late_reply(struct vp_client *c, uint16_t rtype, const uint8_t *p, ui
 	case VP_FS_HANDLE:
 		send_close(c, m.handle.fh);
 		break;
+	case VP_FS_DIRENTS_PLUS: {
+		struct vp_reader r;
+		vp_reader_init(&r, m.direntsplus.entries.p, m.direntsplus.entries.len);
+		for (uint32_t i = 0; i < m.direntsplus.count && !r.err; i++) {
+			struct vp_direntplus d;
+			vp_get_direntplus(&r, &d);
+			if (!r.err && d.e.node)
+				send_forget(c, d.e.node);
+		}
+		break;
+	}
 	}
 }
 

@@ -162,10 +162,10 @@ struct vp_entry { uint64_t node; struct vp_attr attr; };
 struct vp_fs_req {
 	uint64_t node;      /* node, or parent for name operations */
 	uint64_t node2;     /* newparent (RENAME, LINK) */
-	uint64_t fh;        /* READ, WRITE, FSYNC, CLOSE, READDIR */
-	uint64_t offset;    /* READ, WRITE, READDIR */
+	uint64_t fh;        /* READ, WRITE, FSYNC, CLOSE, READDIR(PLUS) */
+	uint64_t offset;    /* READ, WRITE, READDIR(PLUS) */
 	uint64_t nlookup;   /* FORGET */
-	uint32_t size;      /* READ size, READDIR max_bytes */
+	uint32_t size;      /* READ size, READDIR(PLUS) max_bytes */
 	uint32_t flags;     /* OPEN, CREATE open flags; RENAME flags; FSYNC datasync */
 	uint32_t mode;      /* MKNOD, MKDIR, CREATE */
 	uint32_t rdev;      /* MKNOD */
@@ -193,6 +193,10 @@ struct vp_setattr {
 };
 
 struct vp_dirent { uint64_t ino, next_offset; uint32_t type; struct vp_bytes name; };
+/* One DIRENTS_PLUS entry: a dirent, then an entry whose node is 0 when
+ * the agent counted no lookup for it ("." and "..", a name gone since the
+ * listing; its attr is then all zero). */
+struct vp_direntplus { struct vp_dirent d; struct vp_entry e; };
 struct vp_statfs {
 	uint64_t blocks, bfree, bavail, files, ffree;
 	uint32_t bsize, frsize, namemax;
@@ -204,7 +208,8 @@ struct vp_empty { uint8_t unused; };                  /* OK: no field (C has no 
 struct vp_handle { uint64_t fh; };                    /* non-zero */
 struct vp_written { uint32_t count; };                /* ≤ VP_MAX_DATA */
 struct vp_created { uint64_t fh; struct vp_entry entry; };
-/* DIRENTS: `entries` points at the count entries (vp_get_dirent walks them). */
+/* DIRENTS: `entries` points at the count entries (vp_get_dirent walks them);
+ * DIRENTS_PLUS has the same shape, its entries walked by vp_get_direntplus. */
 struct vp_dirents { uint32_t count; struct vp_bytes entries; };
 
 /* Any message's decoded payload: one member per VP_CODECS layout. */
@@ -236,8 +241,10 @@ void vp_enc_empty(struct vp_buf *b, const struct vp_empty *m);
 void vp_enc_handle(struct vp_buf *b, const struct vp_handle *m);
 void vp_enc_written(struct vp_buf *b, const struct vp_written *m);
 void vp_enc_created(struct vp_buf *b, const struct vp_created *m);
-/* Re-encodes each entry of m->entries (so it checks them all). */
+void vp_enc_direntplus(struct vp_buf *b, const struct vp_direntplus *m); /* one DIRENTS_PLUS entry */
+/* Re-encode each entry of m->entries (so they check them all). */
 void vp_enc_dirents(struct vp_buf *b, const struct vp_dirents *m);
+void vp_enc_direntsplus(struct vp_buf *b, const struct vp_dirents *m);
 /* FS requests: encodes the fields that `type` uses, in the order of the enum comments. */
 void vp_enc_fs_req(struct vp_buf *b, uint16_t type, const struct vp_fs_req *m);
 
@@ -264,9 +271,11 @@ int vp_dec_handle(const void *p, size_t n, struct vp_handle *m);
 int vp_dec_written(const void *p, size_t n, struct vp_written *m);
 int vp_dec_created(const void *p, size_t n, struct vp_created *m);
 int vp_dec_dirents(const void *p, size_t n, struct vp_dirents *m);
+int vp_dec_direntsplus(const void *p, size_t n, struct vp_dirents *m);
 /* Reader-level pieces for composite replies (CREATED, DIRENTS). */
 void vp_get_attr(struct vp_reader *r, struct vp_attr *m);
 void vp_get_dirent(struct vp_reader *r, struct vp_dirent *m);
+void vp_get_direntplus(struct vp_reader *r, struct vp_direntplus *m);
 
 /* Any message by type, through its VP_CODECS layout: 0, -EBADMSG for a
  * malformed payload, -EPROTO for an unknown type. vp_encode appends the

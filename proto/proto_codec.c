@@ -341,6 +341,35 @@ void vp_enc_dirent(struct vp_buf *b, const struct vp_dirent *m)
 	proto_enc_msg(b, m, dirent_fields, dirent_ok);
 }
 
+/* DIRENTS_PLUS entry: a dirent, u64 node, attr. Node 0 is an entry the
+ * agent counted no lookup for, and "." and ".." are never counted: the
+ * host must not link them as children. */
+void vp_get_direntplus(struct vp_reader *r, struct vp_direntplus *m)
+{
+	vp_get_dirent(r, &m->d);
+	m->e.node = vp_get_u64(r);
+	vp_get_attr(r, &m->e.attr);
+	bool dot = (m->d.name.len == 1 && m->d.name.p[0] == '.') ||
+		   (m->d.name.len == 2 && m->d.name.p[0] == '.' && m->d.name.p[1] == '.');
+	proto_check(r, !dot || m->e.node == 0);
+}
+
+void vp_enc_direntplus(struct vp_buf *b, const struct vp_direntplus *m)
+{
+	size_t s = b->len;
+	vp_enc_dirent(b, &m->d);
+	vp_put_u64(b, m->e.node);
+	proto_put_fields(b, &m->e.attr, attr_fields);
+	if (b->err)
+		return;
+	struct vp_reader r;
+	struct vp_direntplus back;
+	vp_reader_init(&r, b->data + s, b->len - s);
+	vp_get_direntplus(&r, &back);
+	if (vp_reader_finish(&r))
+		b->err = -EINVAL;
+}
+
 /* Requests that vp_fs_req carries, in wire order (the enum comments in
  * proto.h). */
 #define R_NODE F_NONZERO(struct vp_fs_req, node)
@@ -374,6 +403,7 @@ static const struct proto_field *fs_layout(uint16_t type)
 	static const struct proto_field read[] = { R_FH, R_OFFSET, R_SIZE, F_END };
 	static const struct proto_field write[] = { R_FH, R_OFFSET, R_DATA, F_END };
 	static const struct proto_field fsync[] = { R_FH, R_DATASYNC, F_END };
+	static const struct proto_field readdirplus[] = { R_NODE, R_FH, R_OFFSET, R_SIZE, F_END };
 
 	switch (type) {
 	case VP_FS_LOOKUP: return node_name;
@@ -396,6 +426,7 @@ static const struct proto_field *fs_layout(uint16_t type)
 	case VP_FS_OPENDIR: return node_only;
 	case VP_FS_READDIR: return read;
 	case VP_FS_STATFS: return node_only;
+	case VP_FS_READDIRPLUS: return readdirplus;
 	}
 	return NULL; /* SETATTR has its own struct */
 }
@@ -513,6 +544,35 @@ void vp_enc_dirents(struct vp_buf *b, const struct vp_dirents *m)
 		vp_get_dirent(&r, &d);
 		if (!r.err)
 			vp_enc_dirent(b, &d);
+	}
+	if (vp_reader_finish(&r) && !b->err)
+		b->err = -EINVAL;
+}
+
+int vp_dec_direntsplus(const void *p, size_t n, struct vp_dirents *m)
+{
+	struct vp_reader r;
+	vp_reader_init(&r, p, n);
+	m->count = vp_get_u32(&r);
+	m->entries.p = r.p;
+	for (uint32_t i = 0; i < m->count && !r.err; i++) {
+		struct vp_direntplus d;
+		vp_get_direntplus(&r, &d);
+	}
+	m->entries.len = r.err ? 0 : (uint32_t)(r.p - m->entries.p);
+	return vp_reader_finish(&r);
+}
+
+void vp_enc_direntsplus(struct vp_buf *b, const struct vp_dirents *m)
+{
+	struct vp_reader r;
+	vp_reader_init(&r, m->entries.p, m->entries.len);
+	vp_put_u32(b, m->count);
+	for (uint32_t i = 0; i < m->count && !r.err; i++) {
+		struct vp_direntplus d;
+		vp_get_direntplus(&r, &d);
+		if (!r.err)
+			vp_enc_direntplus(b, &d);
 	}
 	if (vp_reader_finish(&r) && !b->err)
 		b->err = -EINVAL;

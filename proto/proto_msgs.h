@@ -70,7 +70,9 @@
 	X(FS_DIRENTS, 70, dirents, REPLY, 0)                                                                 \
 	X(FS_STATFS_REPLY, 71, statfs, REPLY, 0)                                                             \
 	/* added later (see "Order" above) */                                                                \
-	X(SET_TIME, 7, set_time, REQ, VP_OK)    /* ERROR(EPERM) where the agent may not set the clock */
+	X(SET_TIME, 7, set_time, REQ, VP_OK)    /* ERROR(EPERM) where the agent may not set the clock */ \
+	X(FS_READDIRPLUS, 53, fs_req, REQ, VP_FS_DIRENTS_PLUS) /* node, fh, offset, max_bytes */              \
+	X(FS_DIRENTS_PLUS, 72, direntsplus, REPLY, 0) /* entries with node + attr, counted as lookups */
 
 /* X(codec, member, type, args): payload layouts. `codec` names the
  * functions vp_dec_<codec> and vp_enc_<codec> (proto_codec.c); `member` is its
@@ -98,6 +100,7 @@
 	X(created, created, struct vp_created, PLAIN)                                                        \
 	X(written, written, struct vp_written, PLAIN)                                                        \
 	X(dirents, dirents, struct vp_dirents, PLAIN)                                                        \
+	X(direntsplus, direntsplus, struct vp_dirents, PLAIN)                                                \
 	X(statfs, statfs, struct vp_statfs, PLAIN)
 
 #endif

@@ -1424,6 +1424,281 @@ static void t_exec_concurrent(struct conn *c)
 
 /* ---- main -------------------------------------------------------------- */
 
+/* ---- bounded node fds, READDIRPLUS ------------------------------------- */
+
+static int agent_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Waits (FORGET is one-way) until the agent holds at most want fds. */
+static int fds_settle(pid_t pid, int want)
+{
+	int n = agent_fds(pid);
+	for (int i = 0; i < 200 && n > want; i++) {
+		sleep_ms(10);
+		n = agent_fds(pid);
+	}
+	return n;
+}
+
+#define LRU_FDS 16
+#define LRU_DIRS 10
+#define LRU_FILES 10
+
+static int small_limits(void)
+{
+	return setenv("VMPOOL_AGENT_NODE_FDS", "16", 1) || setenv("VMPOOL_AGENT_HANDLES", "16", 1);
+}
+
+static void mkfile(const char *path)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	CHECKF(fd >= 0, "create %s", path);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Looks up every name of the chain from node `from`; the last node. */
+static uint64_t lookup_path(struct conn *c, uint64_t from, const char *const *names, int n)
+{
+	struct vp_entry e = { .node = from };
+	for (int i = 0; i < n; i++)
+		if (!CHECKF(lookup(c, e.node, names[i], &e) == 0, "lookup %s", names[i]))
+			return 0;
+	return e.node;
+}
+
+static void t_fs_lru(const char *root)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/lru", root);
+	mkdir(path, 0755);
+	for (int d = 0; d < LRU_DIRS; d++) {
+		snprintf(path, sizeof path, "%s/lru/d%d", root, d);
+		mkdir(path, 0755);
+		for (int f = 0; f < LRU_FILES; f++) {
+			snprintf(path, sizeof path, "%s/lru/d%d/f%d", root, d, f);
+			mkfile(path);
+		}
+	}
+	static const char *const deep[] = { "lru", "a", "b", "c", "d", "e", "f", "g", "h", "file" };
+	snprintf(path, sizeof path, "%s/lru/a/b/c/d/e/f/g/h", root);
+	char cmd[2 * PATH_MAX + 32];
+	snprintf(cmd, sizeof cmd, "mkdir -p %s && touch %s/file", path, path);
+	CHECK_EQ(system(cmd), 0);
+
+	struct conn c;
+	if (!conn_open_with(&c, root, small_limits))
+		return;
+	int base = agent_fds(c.pid);
+	uint64_t deep_node = lookup_path(&c, VP_ROOT_NODE, deep, 10);
+	struct vp_entry lru, dir[LRU_DIRS], file[LRU_DIRS][LRU_FILES];
+	CHECK_EQ(lookup(&c, VP_ROOT_NODE, "lru", &lru), 0);
+	int most = 0;
+	for (int d = 0; d < LRU_DIRS; d++) {
+		char n[16];
+		snprintf(n, sizeof n, "d%d", d);
+		CHECK_EQ(lookup(&c, lru.node, n, &dir[d]), 0);
+		for (int f = 0; f < LRU_FILES; f++) {
+			snprintf(n, sizeof n, "f%d", f);
+			CHECK_EQ(lookup(&c, dir[d].node, n, &file[d][f]), 0);
+			int now = agent_fds(c.pid);
+			most = now > most ? now : most;
+		}
+	}
+	/* 121 nodes looked up; the agent held at most the bound more. */
+	CHECKF(most - base <= LRU_FDS, "fds %d over a base of %d with a bound of %d", most, base, LRU_FDS);
+
+	/* Every evicted node is found again, the deep one through its chain. */
+	struct vp_attr a;
+	CHECK_EQ(getattr(&c, deep_node, &a), 0);
+	snprintf(path, sizeof path, "%s/lru/a/b/c/d/e/f/g/h/file", root);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && a.ino == st.st_ino);
+	for (int d = 0; d < LRU_DIRS; d++)
+		for (int f = 0; f < LRU_FILES; f++) {
+			CHECK_EQ(getattr(&c, file[d][f].node, &a), 0);
+			CHECK_EQ(a.ino, file[d][f].attr.ino);
+		}
+	CHECKF(agent_fds(c.pid) - base <= LRU_FDS, "fds bounded after getattrs");
+
+	/* A rename through the agent moves the node with it. */
+	struct vp_fs_req q = { .node = dir[0].node, .node2 = dir[1].node, .name = B("f0"), .name2 = B("moved") };
+	CHECK_EQ(fs_simple(&c, VP_FS_RENAME, &q), 0);
+	for (int f = 1; f < LRU_FILES; f++) /* evict f0 */
+		for (int d = 2; d < LRU_DIRS; d++)
+			getattr(&c, file[d][f].node, &a);
+	CHECK_EQ(getattr(&c, file[0][0].node, &a), 0);
+	CHECK_EQ(a.ino, file[0][0].attr.ino);
+
+	/* Renamed behind its back and evicted: stale, until looked up again. */
+	char from[PATH_MAX], to[PATH_MAX];
+	snprintf(from, sizeof from, "%s/lru/d2/f0", root);
+	snprintf(to, sizeof to, "%s/lru/d2/g0", root);
+	CHECK_EQ(rename(from, to), 0);
+	for (int f = 1; f < LRU_FILES; f++)
+		for (int d = 3; d < LRU_DIRS; d++)
+			getattr(&c, file[d][f].node, &a);
+	CHECK_EQ(getattr(&c, file[2][0].node, &a), -ESTALE);
+	struct vp_entry again;
+	CHECK_EQ(lookup(&c, dir[2].node, "g0", &again), 0);
+	CHECK_EQ(again.node, file[2][0].node); /* the same inode: the same node */
+	CHECK_EQ(getattr(&c, file[2][0].node, &a), 0);
+	forget(&c, again.node, 1);
+
+	/* Open handles are bounded: EMFILE past it, not a broken agent. */
+	uint64_t fhs[LRU_FDS + 1];
+	int opened = 0, r = 0;
+	for (int i = 0; i <= LRU_FDS; i++) {
+		r = open_node(&c, VP_FS_OPEN, file[3][i % LRU_FILES].node, O_RDONLY, &fhs[opened]);
+		if (r < 0)
+			break;
+		opened++;
+	}
+	CHECK_EQ(opened, LRU_FDS);
+	CHECK_EQ(r, -EMFILE);
+	for (int i = 0; i < opened; i++)
+		CHECK_EQ(fs_simple(&c, VP_FS_CLOSE, &(struct vp_fs_req){ .fh = fhs[i] }), 0);
+
+	/* FORGET of everything gives every fd back, kids before parents or not. */
+	forget(&c, lru.node, 1);
+	for (int d = 0; d < LRU_DIRS; d++) {
+		forget(&c, dir[d].node, 1);
+		for (int f = 0; f < LRU_FILES; f++)
+			forget(&c, file[d][f].node, 1);
+	}
+	/* deep: each of its 10 nodes once */
+	struct vp_entry e = { .node = VP_ROOT_NODE };
+	uint64_t chain[10];
+	for (int i = 0; i < 10; i++) {
+		CHECK_EQ(lookup(&c, e.node, deep[i], &e), 0);
+		chain[i] = e.node;
+	}
+	for (int i = 0; i < 10; i++)
+		forget(&c, chain[i], 2 + (i == 0)); /* "lru" was looked up thrice */
+	CHECK_EQ(getattr(&c, VP_ROOT_NODE, &a), 0);
+	CHECKF(fds_settle(c.pid, base) == base, "fds back to %d after FORGET (%d)", base, agent_fds(c.pid));
+	CHECK_EQ(getattr(&c, file[1][1].node, &a), -ESTALE);
+	int st2 = conn_close(&c);
+	CHECKF(st2 != -1 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0, "agent exit status %d", st2);
+}
+
+struct plus_list {
+	int entries, requests, dots;
+	uint64_t nodes[10100];
+	int nnodes;
+};
+
+/* READDIRPLUS through the whole directory in requests of max bytes. */
+static int list_plus(struct conn *c, uint64_t dir, uint64_t fh, uint32_t max, struct plus_list *pl)
+{
+	uint64_t off = 0;
+	for (;;) {
+		struct frame *f;
+		int r = fs_req(c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = dir, .fh = fh, .offset = off, .size = max },
+			       VP_FS_DIRENTS_PLUS, &f);
+		if (r < 0)
+			return r;
+		pl->requests++;
+		CHECKF(f->h.len <= max, "DIRENTS_PLUS within max_bytes (%u > %u)", f->h.len, max);
+		struct vp_dirents ds;
+		CHECK_EQ(vp_dec_direntsplus(f->p, f->h.len, &ds), 0);
+		struct vp_reader rd;
+		vp_reader_init(&rd, ds.entries.p, ds.entries.len);
+		for (uint32_t i = 0; i < ds.count && !rd.err; i++) {
+			struct vp_direntplus d;
+			vp_get_direntplus(&rd, &d);
+			pl->entries++;
+			off = d.d.next_offset;
+			if (d.e.node == 0) {
+				pl->dots++;
+				continue;
+			}
+			CHECK_EQ(d.e.attr.ino, d.d.ino);
+			CHECK(S_ISREG(d.e.attr.mode));
+			if (pl->nnodes < (int)(sizeof pl->nodes / sizeof pl->nodes[0]))
+				pl->nodes[pl->nnodes++] = d.e.node;
+		}
+		frame_free(f);
+		if (ds.count == 0)
+			return 0;
+	}
+}
+
+#define PLUS_FILES 10000
+
+static void t_fs_readdirplus(const char *root)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/plus", root);
+	mkdir(path, 0755);
+	for (int i = 0; i < PLUS_FILES; i++) {
+		snprintf(path, sizeof path, "%s/plus/file-%05d", root, i);
+		mkfile(path);
+	}
+	struct conn c;
+	if (!conn_open_with(&c, root, small_limits))
+		return;
+	int base = agent_fds(c.pid);
+	struct vp_entry dir;
+	CHECK_EQ(lookup(&c, VP_ROOT_NODE, "plus", &dir), 0);
+	uint64_t fh;
+	CHECK_EQ(open_node(&c, VP_FS_OPENDIR, dir.node, 0, &fh), 0);
+	static struct plus_list pl;
+	memset(&pl, 0, sizeof pl);
+	/* 96 KiB: what the proxy asks for a 128 KiB kernel request. */
+	CHECK_EQ(list_plus(&c, dir.node, fh, 96 * 1024, &pl), 0);
+	CHECK_EQ(pl.entries, PLUS_FILES + 2);
+	CHECK_EQ(pl.dots, 2);
+	CHECK_EQ(pl.nnodes, PLUS_FILES);
+	/* ~139 bytes an entry: 10 000 in 15 requests (the last one empty),
+	 * against 10 000 LOOKUPs before. */
+	printf("# READDIRPLUS: %d entries in %d requests\n", pl.entries, pl.requests);
+	CHECKF(pl.requests <= 16, "%d requests", pl.requests);
+	/* The nodes were made without fds. */
+	CHECKF(agent_fds(c.pid) <= base + 2, "fds %d after listing (base %d)", agent_fds(c.pid), base);
+	/* They are the lookups' nodes, and usable. */
+	struct vp_entry e;
+	CHECK_EQ(lookup(&c, dir.node, "file-00042", &e), 0);
+	bool found = false;
+	for (int i = 0; i < pl.nnodes; i++)
+		found |= pl.nodes[i] == e.node;
+	CHECK(found);
+	forget(&c, e.node, 1);
+	struct vp_attr a;
+	CHECK_EQ(getattr(&c, pl.nodes[PLUS_FILES - 1], &a), 0);
+
+	/* Too small for one entry; a node that is not the handle's. */
+	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = dir.node, .fh = fh, .size = 100 },
+			VP_FS_DIRENTS_PLUS, NULL), -EINVAL);
+	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = VP_ROOT_NODE, .fh = fh, .size = 4096 },
+			VP_FS_DIRENTS_PLUS, NULL), -EINVAL);
+	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = pl.nodes[0], .fh = fh, .size = 4096 },
+			VP_FS_DIRENTS_PLUS, NULL), -ENOTDIR);
+	CHECK_EQ(fs_simple(&c, VP_FS_CLOSE, &(struct vp_fs_req){ .fh = fh }), 0);
+
+	for (int i = 0; i < pl.nnodes; i++)
+		forget(&c, pl.nodes[i], 1);
+	forget(&c, dir.node, 1);
+	CHECK_EQ(getattr(&c, VP_ROOT_NODE, &a), 0);
+	CHECKF(fds_settle(c.pid, base) == base, "fds back to %d (%d)", base, agent_fds(c.pid));
+	CHECK_EQ(getattr(&c, pl.nodes[0], &a), -ESTALE);
+	int st = conn_close(&c);
+	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -1491,6 +1766,8 @@ int main(void)
 		{ "channel EOF interrupts a blocked file request", t_pool_stuck_at_eof },
 		{ "fatal frames close the channel", t_fatal },
 		{ "SET_TIME refused in host mode, no clock call", t_set_time },
+		{ "node fds bounded by an LRU, found again by name", t_fs_lru },
+		{ "READDIRPLUS: 10 000 entries in a few requests", t_fs_readdirplus },
 	};
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
 		mark = tap_mark();

@@ -26,6 +26,7 @@ struct vp_fs_req sample_fs(uint16_t type)
 	case VP_FS_LINK: m.node2 = 44; m.name2 = B("hard"); break;
 	case VP_FS_OPEN: m.flags = 02 | 01000; break;
 	case VP_FS_CREATE: m.flags = 0101; m.mode = 0600; m.name = B("new"); break;
+	case VP_FS_READDIRPLUS: m.fh = 7; m.offset = 5; m.size = 4096; break;
 	case VP_FS_READ: case VP_FS_READDIR:
 		m.node = 0; m.fh = 7; m.offset = 1ull << 33; m.size = VP_MAX_DATA; break;
 	case VP_FS_WRITE: m.node = 0; m.fh = 7; m.offset = 12; m.data = B("hello\0world"); break;
@@ -91,6 +92,12 @@ void sample(uint16_t type, struct vp_buf *b)
 		vp_enc_dirent(b, &(struct vp_dirent){ 77, 3, 8, B("a file") });
 		break;
 	case VP_FS_STATFS_REPLY: vp_enc_statfs(b, &sample_statfs); break;
+	case VP_FS_DIRENTS_PLUS:
+		vp_put_u32(b, 3);
+		vp_enc_direntplus(b, &(struct vp_direntplus){ { 1, 1, 4, B(".") }, { 0, { 0 } } });
+		vp_enc_direntplus(b, &(struct vp_direntplus){ { 77, 2, 8, B("a file") }, { 12, sample_attr } });
+		vp_enc_direntplus(b, &(struct vp_direntplus){ { 78, 3, 8, B("gone") }, { 0, { 0 } } });
+		break;
 	default: {
 		struct vp_fs_req m = sample_fs(type);
 		vp_enc_fs_req(b, type, &m);

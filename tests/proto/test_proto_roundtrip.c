@@ -41,7 +41,8 @@ static void test_samples_validate(void)
 	}
 	CHECK(!vp_type_known(0));
 	CHECK(!vp_type_known(8));
-	CHECK(!vp_type_known(72));
+	CHECK(!vp_type_known(54));
+	CHECK(!vp_type_known(73));
 	CHECK(strcmp(vp_type_name(999), "?") == 0);
 	CHECK_EQ(vp_validate(999, NULL, 0), -EPROTO);
 }
@@ -249,6 +250,43 @@ static void test_roundtrip_fs(void)
 	CHECK_EQ(vp_reader_finish(&r), 0);
 	CHECK(de[0].ino == 1 && bytes_eq(de[0].name, B(".")) && de[0].type == 4);
 	CHECK(de[2].ino == 77 && de[2].next_offset == 3 && bytes_eq(de[2].name, B("a file")));
+
+	/* DIRENTS_PLUS: entries with their lookups; node 0 is none. */
+	vp_buf_reset(&b);
+	sample(VP_FS_DIRENTS_PLUS, &b);
+	struct vp_dirents ds;
+	CHECK_EQ(vp_dec_direntsplus(b.data, b.len, &ds), 0);
+	CHECK_EQ(ds.count, 3);
+	vp_reader_init(&r, ds.entries.p, ds.entries.len);
+	struct vp_direntplus dp[3];
+	for (int i = 0; i < 3; i++)
+		vp_get_direntplus(&r, &dp[i]);
+	CHECK_EQ(vp_reader_finish(&r), 0);
+	CHECK(dp[0].e.node == 0 && bytes_eq(dp[0].d.name, B(".")));
+	CHECK(dp[1].e.node == 12 && attr_eq(&dp[1].e.attr, &sample_attr) && dp[1].d.next_offset == 2 &&
+	      bytes_eq(dp[1].d.name, B("a file")));
+	CHECK(dp[2].e.node == 0 && dp[2].d.ino == 78);
+	/* "." or ".." with a counted node would make the host link them. */
+	vp_buf_reset(&b);
+	vp_put_u32(&b, 1);
+	vp_enc_dirent(&b, &(struct vp_dirent){ 2, 2, 4, B("..") });
+	vp_put_u64(&b, 5);
+	for (int i = 0; i < 84; i++)
+		vp_put_u8(&b, 0);
+	CHECK_EQ(vp_validate(VP_FS_DIRENTS_PLUS, b.data, b.len), -EBADMSG);
+	/* A count larger than the entries. */
+	vp_buf_reset(&b);
+	sample(VP_FS_DIRENTS_PLUS, &b);
+	b.data[0] = 4;
+	CHECK_EQ(vp_validate(VP_FS_DIRENTS_PLUS, b.data, b.len), -EBADMSG);
+	/* READDIRPLUS needs its directory's node. */
+	vp_buf_reset(&b);
+	vp_enc_fs_req(&b, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = 3, .fh = 4, .size = 4096 });
+	struct vp_fs_req fq;
+	CHECK_EQ(vp_dec_fs_req(b.data, b.len, VP_FS_READDIRPLUS, &fq), 0);
+	CHECK(fq.node == 3 && fq.fh == 4 && fq.size == 4096);
+	b.data[0] = 0;
+	CHECK_EQ(vp_validate(VP_FS_READDIRPLUS, b.data, b.len), -EBADMSG);
 	vp_buf_free(&b);
 }
 
