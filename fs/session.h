@@ -53,6 +53,8 @@ struct session {
 	int musers GUARDED_BY(lock);
 	bool released GUARDED_BY(lock); /* rmdir done: no new machine use */
 	bool dead GUARDED_BY(lock); /* the guest died: commands fail with EIO */
+	bool cut GUARDED_BY(lock); /* rmdir came while the command ran: its
+	                            * output ends with EIO, not EOF (waiters.c) */
 	enum cmd_state state GUARDED_BY(lock);
 	uint64_t gen GUARDED_BY(lock); /* commands started */
 	int pending GUARDED_BY(lock); /* cmd handles holding text that is about to run */
