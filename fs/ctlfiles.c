@@ -256,21 +256,15 @@ static int stat_read(struct vpfs *fs, struct session *s, char **txt, size_t *len
 	return 0;
 }
 
-static uint64_t stat_size(struct session *s)
-{
-	char *txt = NULL;
-	size_t n = 0;
-	if (stat_read(s->fs, s, &txt, &n) < 0)
-		n = 0;
-	free(txt);
-	return n;
-}
-
 /* ---- stdin ------------------------------------------------------------------ */
 
+/* After EOF (an earlier open of stdin was closed) the agent has no pipe
+ * left and says EBADF; for the writer that is a closed pipe: EPIPE, as a
+ * write to a pipe whose reader is gone. */
 static int stdin_write(struct vfh *fh, const char *buf, size_t size)
 {
-	return session_stdin(fh->s, fh->gen, buf, size, false);
+	int r = session_stdin(fh->s, fh->gen, buf, size, false);
+	return r == -EBADF ? -EPIPE : r;
 }
 
 /* Closing the file is EOF for the command it was opened for. */
@@ -373,16 +367,6 @@ static int ctl_flush(struct vfh *fh, pid_t pid)
 {
 	(void)pid;
 	return fh->writer && fh->len > 0 ? ctl_lines(fh, true) : 0;
-}
-
-static uint64_t ctl_size(struct session *s)
-{
-	char *txt = NULL;
-	size_t n = 0;
-	if (ctl_read(s->fs, s, &txt, &n) < 0)
-		n = 0;
-	free(txt);
-	return n;
 }
 
 /* ---- log ------------------------------------------------------------------- */
@@ -496,12 +480,12 @@ static const struct vfile ses_rows[] = {
 	{.name = "stderr", .file = SF_STDERR, .kind = VF_STREAM, .mode = S_IFREG | 0444, .out = VF_OUT_STDERR,
 	 .size = stderr_size},
 	{.name = "stat", .file = SF_STAT, .kind = VF_TEXT, .mode = S_IFREG | 0444, .flags = VF_NOTIFY_WRITE,
-	 .read = stat_read, .size = stat_size},
+	 .read = stat_read},
 	{.name = "exit", .file = SF_EXIT, .kind = VF_STREAM, .mode = S_IFREG | 0444, .size = exit_size},
 	{.name = "stdin", .file = SF_STDIN, .kind = VF_PIPE, .mode = S_IFREG | 0200, .write = stdin_write,
 	 .release = stdin_release},
 	{.name = "ctl", .file = SF_CTL, .kind = VF_TEXT, .mode = S_IFREG | 0644, .read = ctl_read,
-	 .write = ctl_write, .flush = ctl_flush, .size = ctl_size},
+	 .write = ctl_write, .flush = ctl_flush},
 	{.name = "log", .file = SF_LOG, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = log_read,
 	 .size = log_size},
 	{.name = "root", .file = SF_ROOT, .kind = VF_PROXY, .mode = S_IFDIR | 0755},
@@ -532,4 +516,20 @@ const struct vfile *vf_of_ino(fuse_ino_t ino)
 		return NULL;
 	const struct vfile *vf = vf_at(ino_serial(ino) ? &vf_ses_dir : &vf_mnt_dir, ino_file(ino));
 	return vf && (vf->kind == VF_DIR || vf->kind == VF_PROXY) ? NULL : vf;
+}
+
+uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s)
+{
+	if (vf->size)
+		return s ? vf->size(s) : 0;
+	if (vf->kind != VF_TEXT || !vf->read)
+		return 0;
+	/* The text is made anew for the size: these are a few hundred bytes,
+	 * and a size kept up to date would have to follow every counter. */
+	char *txt = NULL;
+	size_t n = 0;
+	if (vf->read(fs, s, &txt, &n) < 0)
+		n = 0;
+	free(txt);
+	return n;
 }

@@ -30,7 +30,8 @@ enum vf_kind {
 	VF_TEXT,   /* reads give read's text, taken at open and again by
 	            * every read from offset 0 (a rewind sees it fresh) */
 	VF_STREAM, /* stdout, stderr, exit: read as the command makes them, a read
-	            * at the end waits while it runs (waiters.h); not seekable */
+	            * at the end waits while it runs (waiters.h); seekable, like
+	            * a log file that grows (st_size is what is there so far) */
 	VF_PIPE,   /* stdin: writes go to the running command; not seekable */
 };
 
@@ -70,7 +71,7 @@ struct vfile {
 	int (*flush)(struct vfh *fh, pid_t pid);
 	/* The last close, under fh->io. NULL: nothing to do. */
 	void (*release)(struct vfh *fh);
-	/* st_size now; NULL: 0. */
+	/* st_size now; NULL: the length of read's text (VF_TEXT), else 0. */
 	uint64_t (*size)(struct session *s);
 };
 
@@ -88,5 +89,8 @@ const struct vfile *vf_at(const struct vf_dir *d, unsigned file);
 /* The row of a control-tree inode that is a file of ours (not a
  * directory, not root/); NULL for anything else. */
 const struct vfile *vf_of_ino(fuse_ino_t ino);
+/* st_size of the file vf of s (NULL for the mount's files): `ls -l` and
+ * stat(1) show what a read would give now. */
+uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s);
 
 #endif

@@ -70,7 +70,7 @@ static void session_attr(struct session *s, const struct vfile *vf, struct stat 
 		st->st_nlink = 3; /* ., .., root/ */
 	} else {
 		base_attr(s->fs, st, ino_make(s->serial, vf->file), vf->mode);
-		st->st_size = vf->size ? (off_t)vf->size(s) : 0;
+		st->st_size = (off_t)vf_size(vf, s->fs, s);
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	vp_mutex_lock(&s->lock);
@@ -100,6 +100,9 @@ static int mnt_attr(struct vpfs *fs, fuse_ino_t ino, struct stat *st)
 		vp_mutex_lock(&fs->lock);
 		st->st_nlink = 2 + fs->nlive;
 		vp_mutex_unlock(&fs->lock);
+	} else {
+		st->st_size = (off_t)vf_size(vf, fs, NULL);
+		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	return 0;
 }

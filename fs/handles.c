@@ -142,10 +142,14 @@ void vfh_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_
 	}
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	/* Never served from the page cache: the content changes under the
-	 * same size, and output grows while it is read. */
+	 * same size, output grows while it is read, and only a read that
+	 * reaches us can wait at the end of a running command (through the
+	 * cache the kernel would stop at st_size). stdout and stderr stay
+	 * seekable, like a log file: tail, head, grep -m1, less and dd skip=
+	 * seek (SEEK_END is st_size, the bytes so far). */
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
-	if (vf->kind == VF_STREAM || vf->kind == VF_PIPE)
+	if (vf->kind == VF_PIPE)
 		fi->nonseekable = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		vfh_free(fs, fh); /* the opener was interrupted: no release will come */

@@ -285,6 +285,7 @@ static void release_session(struct session *s)
 {
 	vp_mutex_lock(&s->lock);
 	s->released = true;
+	s->cut = s->state == ST_RUNNING;
 	bool kill = s->state == ST_RUNNING && s->exec_id_valid && !s->dead && s->client;
 	uint32_t id = s->exec_id;
 	struct vp_client *c = s->client;
@@ -574,6 +575,11 @@ static int start_command(struct session *s, const char *text, size_t len)
 	free(s->cmd);
 	s->cmd = cmd;
 	s->cmd_len = len;
+	/* A new command truncates the output (like logrotate's copytruncate):
+	 * a follower (`tail -F`) sees st_size drop, says "file truncated" and
+	 * reads the new output from 0; watchers get IN_MODIFY below. */
+	unsigned truncated = (outbuf_len(&s->out[0]) ? NQ_TOUCH_OUT : 0u) |
+			     (outbuf_len(&s->out[1]) ? NQ_TOUCH_ERR : 0u);
 	outbuf_reset(&s->out[0]);
 	outbuf_reset(&s->out[1]);
 	s->out_err[0] = s->out_err[1] = 0;
@@ -596,6 +602,8 @@ static int start_command(struct session *s, const char *text, size_t len)
 	struct vp_client *c = s->client;
 	struct machine *m = s->m;
 	vp_mutex_unlock(&s->lock);
+	if (truncated)
+		notifier_post(s->fs->notify, s, truncated);
 
 	/* The baseline for stat's oom_kills: the machine's count never goes
 	 * back, so what a command's processes lost to the memory limit is the

@@ -57,6 +57,8 @@ struct session {
 	bool dead GUARDED_BY(lock); /* the guest died: commands fail with EIO */
 	int calls GUARDED_BY(lock); /* FUSE workers in a guest call of this machine (session_call_enter) */
 	uint32_t run_timeout_ms GUARDED_BY(lock); /* the running command's timeout, 0 = none */
+	bool cut GUARDED_BY(lock); /* rmdir came while the command ran: its
+	                            * output ends with EIO, not EOF (waiters.c) */
 	enum cmd_state state GUARDED_BY(lock);
 	uint64_t gen GUARDED_BY(lock); /* commands started */
 	int pending GUARDED_BY(lock); /* cmd handles holding text that is about to run */

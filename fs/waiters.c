@@ -77,9 +77,10 @@ static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off
 	}
 	if (s->state == ST_RUNNING)
 		return false;
-	/* At the end of a finished command: EOF, unless the guest died under it
-	 * or output was lost, which a reader must not mistake for a clean end. */
-	if (s->state == ST_ERROR || s->out_err[kind == SF_STDERR])
+	/* At the end of a finished command: EOF, unless the guest died under it,
+	 * output was lost or rmdir killed it, which a reader must not mistake
+	 * for a clean end (`cat stdout > f` would exit 0 with a part). */
+	if (s->state == ST_ERROR || s->out_err[kind == SF_STDERR] || s->cut)
 		a->err = EIO;
 	if (fh)
 		fh->pos = off;
