@@ -105,7 +105,8 @@ static int measure(enum machine_kind kind, const char *image, uint64_t mem, stru
 		f->ping[i] = bench_now_us() - t0;
 	}
 	if (err)
-		fprintf(stderr, "kvm_bench: %s machines: %s\n", kind == MACHINE_KVM ? "kvm" : "ns", strerror(-err));
+		fprintf(stderr, "kvm_bench: %s machines: %s\n", kind == MACHINE_KVM ? "kvm" : "ns",
+			strerror(-err));
 	machine_destroy(m);
 	machine_backend_close(b);
 	return err;

@@ -58,7 +58,7 @@ static int xfer_run(struct vp_client *c, uint64_t fh, bool write, double *secs)
 	pthread_t t[XFER_THREADS];
 	double t0 = bench_now_us();
 	for (int i = 0; i < XFER_THREADS; i++) {
-		x[i] = (struct xfer){.c = c, .fh = fh, .index = i, .write = write, .buf = malloc(XFER_CHUNK)};
+		x[i] = (struct xfer){ .c = c, .fh = fh, .index = i, .write = write, .buf = malloc(XFER_CHUNK) };
 		if (!x[i].buf)
 			return -ENOMEM;
 		memset(x[i].buf, 0x5a + i, XFER_CHUNK);
@@ -132,10 +132,11 @@ int main(int argc, char **argv)
 
 	double mb = (double)XFER_BYTES / 1e6;
 	printf("%-44s %12s %12s\n", "ns machines", "p50", "p95");
-	printf("%-44s %9.2f ms %9.2f ms\n", "create to READY (n=50)", bench_percentile(create_us, N_CREATE, 0.5) / 1e3,
+	printf("%-44s %9.2f ms %9.2f ms\n", "create to READY (n=50)",
+	       bench_percentile(create_us, N_CREATE, 0.5) / 1e3,
 	       bench_percentile(create_us, N_CREATE, 0.95) / 1e3);
-	printf("%-44s %9.3f ms %9.3f ms\n", "EXEC round trip of `true` (n=300)", bench_percentile(exec_us, N_EXEC, 0.5) / 1e3,
-	       bench_percentile(exec_us, N_EXEC, 0.95) / 1e3);
+	printf("%-44s %9.3f ms %9.3f ms\n", "EXEC round trip of `true` (n=300)",
+	       bench_percentile(exec_us, N_EXEC, 0.5) / 1e3, bench_percentile(exec_us, N_EXEC, 0.95) / 1e3);
 	printf("%-44s %12s\n", "", "throughput");
 	printf("%-44s %9.0f MB/s\n", "write 256 MiB, 1 MiB requests, 4 in flight", mb / wsec);
 	printf("%-44s %9.0f MB/s\n", "read 256 MiB, 1 MiB requests, 4 in flight", mb / rsec);

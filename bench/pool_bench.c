@@ -31,12 +31,12 @@
 #define SINGLE_CYCLES 200
 #define CONC_CLIENTS 4
 #define CONC_CYCLES 100 /* per client */
-#define JOB_CYCLES 50   /* per client, with the 20 ms job */
+#define JOB_CYCLES 50	/* per client, with the 20 ms job */
 #define MAX_SAMPLES (ROUNDS * CONC_CLIENTS * CONC_CYCLES)
 
-static const struct vp_exec exec_true = {.cmd = {.p = (const uint8_t *)"true", .len = 4}};
+static const struct vp_exec exec_true = { .cmd = { .p = (const uint8_t *)"true", .len = 4 } };
 static const char job_cmd[] = "sleep 0.02";
-static const struct vp_exec exec_job = {.cmd = {.p = (const uint8_t *)job_cmd, .len = sizeof(job_cmd) - 1}};
+static const struct vp_exec exec_job = { .cmd = { .p = (const uint8_t *)job_cmd, .len = sizeof(job_cmd) - 1 } };
 
 /* What the reference's cleanup is for our machines. The seed's
  * clear_backend_artifacts calls KvmBackend::clear_pool_artifacts, which in
@@ -44,13 +44,14 @@ static const struct vp_exec exec_job = {.cmd = {.p = (const uint8_t *)job_cmd, .
  * host-side buffers (serial output, last command, exit reason, I/O details)
  * and does nothing in the guest; our client keeps no such buffers, so its
  * literal equivalent is no work at all ("seed" below: the strictest peer).
- * DESIGN §2 describes the reference as wiping one directory, and later
+ * docs/design.md §2 describes the reference as wiping one directory, and later
  * upstream versions make the cleanup a guest operation; the one scratch
  * directory of our guest is /tmp, so "wipe" runs this, through the
  * machine's client, status ignored as the reference ignores its cleanup's.
  * Neither touches processes or any other file of the previous user. */
 static const char wipe_cmd[] = "rm -rf /tmp/* 2>/dev/null; true";
-static const struct vp_exec exec_wipe = {.cmd = {.p = (const uint8_t *)wipe_cmd, .len = sizeof(wipe_cmd) - 1}};
+static const struct vp_exec exec_wipe = { .cmd = { .p = (const uint8_t *)wipe_cmd,
+						   .len = sizeof(wipe_cmd) - 1 } };
 
 /* ---- machines: the daemon's ops, counted so that a leak shows ---- */
 
@@ -95,8 +96,11 @@ static int cnt_health(void *ctx, void *m)
 }
 
 static const struct pool_machine_ops counted_ops = {
-	.create = cnt_create, .reset = cnt_reset, .destroy = cnt_destroy,
-	.is_alive = cnt_alive, .health_check = cnt_health,
+	.create = cnt_create,
+	.reset = cnt_reset,
+	.destroy = cnt_destroy,
+	.is_alive = cnt_alive,
+	.health_check = cnt_health,
 };
 
 static void wipe_tmp(void *ctx, void *m)
@@ -122,7 +126,7 @@ struct any_pool {
 
 static int any_new(enum kind k, const struct pool_config *cfg, struct counted *c, struct any_pool *a)
 {
-	*a = (struct any_pool){0};
+	*a = (struct any_pool){ 0 };
 	if (k == OURS) {
 		int r = pool_new(cfg, &counted_ops, c, &a->ours);
 		if (r == 0)
@@ -217,8 +221,13 @@ static int run_one(enum kind k, const struct pool_config *cfg, struct counted *c
 	pthread_t t[CONC_CLIENTS];
 	for (int i = 0; i < nclients; i++) {
 		int base = s->n + i * cycles;
-		cl[i] = (struct client){.pool = &a, .start = &start, .cycles = cycles, .cmd = cmd,
-					.acq = s->acq + base, .rel = s->rel + base, .exe = s->exe + base};
+		cl[i] = (struct client){ .pool = &a,
+					 .start = &start,
+					 .cycles = cycles,
+					 .cmd = cmd,
+					 .acq = s->acq + base,
+					 .rel = s->rel + base,
+					 .exe = s->exe + base };
 		pthread_create(&t[i], NULL, client_main, &cl[i]);
 	}
 	pthread_barrier_wait(&start);
@@ -263,7 +272,8 @@ static struct figures summarize(struct samples *s)
 	struct figures f = {
 		bench_percentile(s->acq, s->n, 0.5), bench_percentile(s->acq, s->n, 0.95),
 		bench_percentile(s->rel, s->n, 0.5), bench_percentile(s->rel, s->n, 0.95),
-		bench_percentile(s->exe, s->n, 0.5), s->cycles / s->secs, s->cycles / s->secs_clients,
+		bench_percentile(s->exe, s->n, 0.5), s->cycles / s->secs,
+		s->cycles / s->secs_clients,
 	};
 	return f;
 }
@@ -287,7 +297,8 @@ static void print_table(const char *title, struct samples *s)
 	printf("|---|---|---|---|---|---|---|\n");
 	for (int k = 0; k < NKINDS; k++) {
 		f[k] = summarize(&s[k]);
-		printf("| %s | %.1f / %.1f µs | %.1f / %.1f µs | %.0f µs | %.0f (%.0f) | %llu / %llu | %llu / %llu |\n",
+		printf("| %s | %.1f / %.1f µs | %.1f / %.1f µs | %.0f µs | %.0f (%.0f) | %llu / %llu | %llu "
+		       "/ %llu |\n",
 		       kind_name[k], f[k].acq50, f[k].acq95, f[k].rel50, f[k].rel95, f[k].exe50, f[k].rate,
 		       f[k].rate_clients, (unsigned long long)s[k].hits, (unsigned long long)s[k].misses,
 		       (unsigned long long)s[k].creates, (unsigned long long)s[k].resets);
@@ -304,9 +315,10 @@ static void print_table(const char *title, struct samples *s)
 	printf("\n| ours vs | acquire p50 / p95 | release p50 / p95 | cycles/s |\n|---|---|---|---|\n");
 	for (int k = 1; k < NKINDS; k++) {
 		char r[5][32];
-		printf("| %s | %s / %s | %s / %s | %s |\n", kind_name[k], ratio(r[0], 32, f[k].acq50 / f[0].acq50),
-		       ratio(r[1], 32, f[k].acq95 / f[0].acq95), ratio(r[2], 32, f[k].rel50 / f[0].rel50),
-		       ratio(r[3], 32, f[k].rel95 / f[0].rel95), ratio(r[4], 32, f[0].rate / f[k].rate));
+		printf("| %s | %s / %s | %s / %s | %s |\n", kind_name[k],
+		       ratio(r[0], 32, f[k].acq50 / f[0].acq50), ratio(r[1], 32, f[k].acq95 / f[0].acq95),
+		       ratio(r[2], 32, f[k].rel50 / f[0].rel50), ratio(r[3], 32, f[k].rel95 / f[0].rel95),
+		       ratio(r[4], 32, f[0].rate / f[k].rate));
 	}
 }
 
@@ -334,13 +346,14 @@ static int run_config(struct counted *c, uint32_t min_size)
 		}
 	}
 	char title[160];
-	snprintf(title, sizeof(title), "min=%u max=%u: 1 client, %d cycles x %d rounds", cfg.min_size, cfg.max_size,
-		 SINGLE_CYCLES, ROUNDS);
+	snprintf(title, sizeof(title), "min=%u max=%u: 1 client, %d cycles x %d rounds", cfg.min_size,
+		 cfg.max_size, SINGLE_CYCLES, ROUNDS);
 	print_table(title, one);
-	snprintf(title, sizeof(title), "min=%u max=%u: %d clients at once, %d cycles each x %d rounds", cfg.min_size,
-		 cfg.max_size, CONC_CLIENTS, CONC_CYCLES, ROUNDS);
+	snprintf(title, sizeof(title), "min=%u max=%u: %d clients at once, %d cycles each x %d rounds",
+		 cfg.min_size, cfg.max_size, CONC_CLIENTS, CONC_CYCLES, ROUNDS);
 	print_table(title, four);
-	snprintf(title, sizeof(title), "min=%u max=%u: %d clients at once, `%s` as the command, %d cycles each x %d rounds",
+	snprintf(title, sizeof(title),
+		 "min=%u max=%u: %d clients at once, `%s` as the command, %d cycles each x %d rounds",
 		 cfg.min_size, cfg.max_size, CONC_CLIENTS, job_cmd, JOB_CYCLES, ROUNDS);
 	print_table(title, jobs);
 	return 0;
@@ -361,12 +374,12 @@ static void print_loadavg(const char *when)
 
 int main(int argc, char **argv)
 {
-	struct counted c = {0};
+	struct counted c = { 0 };
 	int err = bench_open_ns(argc, argv, VMPOOL_IMAGE_DEFAULT, &c.b);
 	if (err)
 		return 1;
 	print_loadavg("start");
-	static const uint32_t mins[] = {2, 1};
+	static const uint32_t mins[] = { 2, 1 };
 	for (size_t i = 0; i < sizeof(mins) / sizeof(mins[0]) && !err; i++)
 		err = run_config(&c, mins[i]);
 	print_loadavg("end");

@@ -275,7 +275,7 @@ void refpool_release(struct refpool *p, void *m)
 
 void refpool_get_stats(struct refpool *p, struct pool_stats *out)
 {
-	*out = (struct pool_stats){0};
+	*out = (struct pool_stats){ 0 };
 	pthread_mutex_lock(&p->mu);
 	out->hits = p->hits;
 	out->misses = p->misses;

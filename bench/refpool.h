@@ -1,4 +1,4 @@
-/* The reference pool (shared/seeds/mimobox_pool.rs) as a benchmark peer for
+/* The reference pool (a warm pool in Rust, mimobox_pool.rs) as a benchmark peer for
  * pool/pool.h: the same acquire, release (its recycle) and warm, all on the
  * caller's thread, over the same pool_machine_ops, so both pools run the same
  * machines. Uses min_size, max_size, max_idle_ms and health_check_interval of

@@ -25,8 +25,10 @@ int budget_clamp_at(const struct budget_sources *src, uint32_t machines, uint32_
 		    FILE *log)
 {
 	if (machines == 0) {
-		fprintf(log, "vmpoolfs: max_machines=0: pids=%" PRIu32 " and nofile=%" PRIu32
-			     " per machine, but nothing bounds their sum against the host's pid_max and file-max\n",
+		fprintf(log,
+			"vmpoolfs: max_machines=0: pids=%" PRIu32 " and nofile=%" PRIu32
+			" per machine, but nothing bounds their sum against the host's pid_max and "
+			"file-max\n",
 			*pids, *nofile);
 		return 0;
 	}
@@ -40,28 +42,33 @@ int budget_clamp_at(const struct budget_sources *src, uint32_t machines, uint32_
 		if ((uint64_t)machines * *pids > share) {
 			uint64_t p = share / machines;
 			if (p < BUDGET_PIDS_MIN) {
-				fprintf(log, "vmpoolfs: max_machines=%" PRIu32 " machines of at least %d pids exceed"
-					     " half of the host's pid_max (%" PRIu64 ", %s): lower max_machines\n",
+				fprintf(log,
+					"vmpoolfs: max_machines=%" PRIu32
+					" machines of at least %d pids exceed"
+					" half of the host's pid_max (%" PRIu64 ", %s): lower max_machines\n",
 					machines, BUDGET_PIDS_MIN, pid_max, src->pid_max);
 				return -ERANGE;
 			}
-			fprintf(log, "vmpoolfs: pids clamped from %" PRIu32 " to %" PRIu64 " per machine:"
-				     " max_machines=%" PRIu32 " must fit in half of the host's pid_max (%" PRIu64 ", %s)\n",
+			fprintf(log,
+				"vmpoolfs: pids clamped from %" PRIu32 " to %" PRIu64 " per machine:"
+				" max_machines=%" PRIu32 " must fit in half of the host's pid_max (%" PRIu64
+				", %s)\n",
 				*pids, p, machines, pid_max, src->pid_max);
 			*pids = (uint32_t)p;
 		}
 	}
 	err = read_u64(src->file_max, &file_max);
 	if (err) {
-		fprintf(log, "vmpoolfs: cannot read %s (%s): open files per machine not checked\n", src->file_max,
-			err == -EINVAL ? "not a number" : "unreadable");
+		fprintf(log, "vmpoolfs: cannot read %s (%s): open files per machine not checked\n",
+			src->file_max, err == -EINVAL ? "not a number" : "unreadable");
 		return 0;
 	}
 	uint64_t share = file_max / 2;
 	uint64_t per = share / machines; /* files one machine may hold */
 	if (per <= MACHINE_AGENT_NOFILE + (uint64_t)BUDGET_PIDS_MIN * BUDGET_NOFILE_MIN) {
-		fprintf(log, "vmpoolfs: max_machines=%" PRIu32 " machines, each with its agent's %u open files,"
-			     " exceed half of the host's file-max (%" PRIu64 ", %s): lower max_machines\n",
+		fprintf(log,
+			"vmpoolfs: max_machines=%" PRIu32 " machines, each with its agent's %u open files,"
+			" exceed half of the host's file-max (%" PRIu64 ", %s): lower max_machines\n",
 			machines, MACHINE_AGENT_NOFILE, file_max, src->file_max);
 		return -ERANGE;
 	}
@@ -69,9 +76,10 @@ int budget_clamp_at(const struct budget_sources *src, uint32_t machines, uint32_
 	if ((uint64_t)*pids * *nofile <= per)
 		return 0;
 	if (per / *pids >= BUDGET_NOFILE_MIN) {
-		fprintf(log, "vmpoolfs: nofile clamped from %" PRIu32 " to %" PRIu64 " per process:"
-			     " max_machines=%" PRIu32 " x pids=%" PRIu32 " must fit in half of the host's file-max"
-			     " (%" PRIu64 ", %s)\n",
+		fprintf(log,
+			"vmpoolfs: nofile clamped from %" PRIu32 " to %" PRIu64 " per process:"
+			" max_machines=%" PRIu32 " x pids=%" PRIu32 " must fit in half of the host's file-max"
+			" (%" PRIu64 ", %s)\n",
 			*nofile, per / *pids, machines, *pids, file_max, src->file_max);
 		*nofile = (uint32_t)(per / *pids);
 		return 0;
@@ -79,15 +87,19 @@ int budget_clamp_at(const struct budget_sources *src, uint32_t machines, uint32_
 	uint32_t nf = *nofile < BUDGET_NOFILE_MIN ? *nofile : BUDGET_NOFILE_MIN;
 	uint64_t p = per / nf;
 	if (p < BUDGET_PIDS_MIN) {
-		fprintf(log, "vmpoolfs: max_machines=%" PRIu32 " machines of at least %d pids x %" PRIu32
-			     " open files exceed half of the host's file-max (%" PRIu64 ", %s): lower max_machines\n",
+		fprintf(log,
+			"vmpoolfs: max_machines=%" PRIu32 " machines of at least %d pids x %" PRIu32
+			" open files exceed half of the host's file-max (%" PRIu64
+			", %s): lower max_machines\n",
 			machines, BUDGET_PIDS_MIN, nf, file_max, src->file_max);
 		return -ERANGE;
 	}
 	if (nf != *nofile)
-		fprintf(log, "vmpoolfs: nofile clamped from %" PRIu32 " to %" PRIu32 " per process\n", *nofile, nf);
-	fprintf(log, "vmpoolfs: pids clamped from %" PRIu32 " to %" PRIu64 " per machine: max_machines=%" PRIu32
-		     " x pids x nofile=%" PRIu32 " must fit in half of the host's file-max (%" PRIu64 ", %s)\n",
+		fprintf(log, "vmpoolfs: nofile clamped from %" PRIu32 " to %" PRIu32 " per process\n",
+			*nofile, nf);
+	fprintf(log,
+		"vmpoolfs: pids clamped from %" PRIu32 " to %" PRIu64 " per machine: max_machines=%" PRIu32
+		" x pids x nofile=%" PRIu32 " must fit in half of the host's file-max (%" PRIu64 ", %s)\n",
 		*pids, p, machines, nf, file_max, src->file_max);
 	*nofile = nf;
 	*pids = (uint32_t)p;

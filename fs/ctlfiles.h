@@ -25,7 +25,7 @@
 enum sfile { SF_DIR = 0, SF_CMD, SF_STDOUT, SF_STDERR, SF_STAT, SF_EXIT, SF_STDIN, SF_CTL, SF_LOG, SF_ROOT };
 
 enum vf_kind {
-	VF_DIR,    /* a directory of ours (pool/) */
+	VF_DIR,	   /* a directory of ours (pool/) */
 	VF_PROXY,  /* root/: the subtree of the session's root proxy */
 	VF_TEXT,   /* reads give read's text, taken at open and again by
 	            * every read from offset 0 (a rewind sees it fresh) */
@@ -52,11 +52,11 @@ struct vfh;
 
 struct vfile {
 	const char *name;
-	unsigned file;       /* its number in its directory (enum sfile, INO_*) */
+	unsigned file; /* its number in its directory (enum sfile, INO_*) */
 	enum vf_kind kind;
-	mode_t mode;         /* type and permissions shown; an open for what the
+	mode_t mode;	/* type and permissions shown; an open for what the
 	                      * owner bits deny fails with EACCES */
-	unsigned flags;      /* VF_NOTIFY_WRITE, VF_TEXT_AT_OPEN */
+	unsigned flags; /* VF_NOTIFY_WRITE, VF_TEXT_AT_OPEN */
 	enum vf_out out;
 	/* Called on a new handle after the mode check (its access in fh);
 	 * 0 or -errno refuses the open. NULL: nothing more to check. */

@@ -17,12 +17,14 @@ static const struct {
 	const char *name;
 	int signo;
 } sigtab[] = {
-	{"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},   {"TRAP", SIGTRAP},
-	{"ABRT", SIGABRT}, {"BUS", SIGBUS},     {"FPE", SIGFPE},   {"KILL", SIGKILL}, {"USR1", SIGUSR1},
-	{"SEGV", SIGSEGV}, {"USR2", SIGUSR2},   {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
-	{"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
-	{"TTOU", SIGTTOU}, {"URG", SIGURG},     {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
-	{"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},     {"PWR", SIGPWR},   {"SYS", SIGSYS},
+	{ "HUP", SIGHUP },	 { "INT", SIGINT },   { "QUIT", SIGQUIT },   { "ILL", SIGILL },
+	{ "TRAP", SIGTRAP },	 { "ABRT", SIGABRT }, { "BUS", SIGBUS },     { "FPE", SIGFPE },
+	{ "KILL", SIGKILL },	 { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV },   { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE },	 { "ALRM", SIGALRM }, { "TERM", SIGTERM },   { "CHLD", SIGCHLD },
+	{ "CONT", SIGCONT },	 { "STOP", SIGSTOP }, { "TSTP", SIGTSTP },   { "TTIN", SIGTTIN },
+	{ "TTOU", SIGTTOU },	 { "URG", SIGURG },   { "XCPU", SIGXCPU },   { "XFSZ", SIGXFSZ },
+	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+	{ "PWR", SIGPWR },	 { "SYS", SIGSYS },
 };
 
 void settings_init(struct exec_settings *s, uint32_t timeout_ms)
@@ -224,9 +226,7 @@ int ctl_parse_line(const char *line, size_t len, struct ctl_cmd *out)
 int settings_apply(struct exec_settings *s, const struct ctl_cmd *c)
 {
 	switch (c->kind) {
-	case CTL_TIMEOUT:
-		s->timeout_ms = c->timeout_ms;
-		return 0;
+	case CTL_TIMEOUT: s->timeout_ms = c->timeout_ms; return 0;
 	case CTL_CWD: {
 		char *p = strndup(c->arg, c->arglen);
 		if (!p)
@@ -260,7 +260,6 @@ int settings_apply(struct exec_settings *s, const struct ctl_cmd *c)
 		s->env[s->nenv++] = kv;
 		return 0;
 	}
-	default:
-		return -EINVAL;
+	default: return -EINVAL;
 	}
 }

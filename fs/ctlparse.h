@@ -1,5 +1,5 @@
 /* The words of pool/NAME/ctl and the per-machine exec settings they change
- * (DESIGN §1: kill [SIG], timeout SEC, env K=V, cwd PATH). Pure functions,
+ * (docs/design.md §1: kill [SIG], timeout SEC, env K=V, cwd PATH). Pure functions,
  * no FUSE, so they are unit-tested on their own. */
 #ifndef VPFS_CTLPARSE_H
 #define VPFS_CTLPARSE_H
@@ -10,8 +10,8 @@
 /* Settings applied to every later command of one machine. */
 struct exec_settings {
 	uint32_t timeout_ms; /* 0 = none */
-	char *cwd;           /* NULL = "/" */
-	char **env;          /* "K=V", at most VP_MAX_ENV */
+	char *cwd;	     /* NULL = "/" */
+	char **env;	     /* "K=V", at most VP_MAX_ENV */
 	uint32_t nenv;
 };
 void settings_init(struct exec_settings *s, uint32_t timeout_ms);
@@ -24,7 +24,7 @@ int settings_format(const struct exec_settings *s, char **out, size_t *len);
 enum ctl_kind { CTL_NONE = 0, CTL_KILL, CTL_TIMEOUT, CTL_ENV, CTL_CWD };
 struct ctl_cmd {
 	enum ctl_kind kind;
-	int signo;           /* CTL_KILL */
+	int signo;	     /* CTL_KILL */
 	uint32_t timeout_ms; /* CTL_TIMEOUT */
 	const char *arg;     /* CTL_ENV "K=V", CTL_CWD path: points into the line */
 	size_t arglen;

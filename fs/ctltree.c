@@ -269,7 +269,8 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 	int r = session_create(fs, name, &s);
 	if (r < 0) {
 		if (r == -EAGAIN)
-			fprintf(stderr, "vmpoolfs: mkdir pool/%s: no machine can be made now (max_machines=%u)\n",
+			fprintf(stderr,
+				"vmpoolfs: mkdir pool/%s: no machine can be made now (max_machines=%u)\n",
 				name, fs->opts.pool.max_machines);
 		else if (r != -EEXIST)
 			fprintf(stderr, "vmpoolfs: mkdir pool/%s: %s\n", name, strerror(-r));
@@ -364,7 +365,8 @@ static int snap_rows(struct dirsnap *d, const struct vf_dir *dir, uint64_t seria
 	for (size_t i = 0; i < dir->n && !r; i++) {
 		const struct vfile *vf = &dir->rows[i];
 		/* root/'s inode is the proxy's; readdir shows a placeholder number */
-		fuse_ino_t ino = vf->kind == VF_PROXY ? ino_rp_base(serial) | VP_ROOT_NODE : ino_make(serial, vf->file);
+		fuse_ino_t ino = vf->kind == VF_PROXY ? ino_rp_base(serial) | VP_ROOT_NODE
+						      : ino_make(serial, vf->file);
 		r = snap_add(d, vf->name, ino, vf->mode);
 	}
 	return r;

@@ -252,7 +252,8 @@ void vfh_drop_all(struct vpfs *fs)
 		if (!list_empty(&fs->misc_fhs)) {
 			fh = container_of(list_first(&fs->misc_fhs), struct vfh, link);
 		} else {
-			u64map_for_each_safe(&fs->sessions, it, tmp) {
+			u64map_for_each_safe(&fs->sessions, it, tmp)
+			{
 				if (s)
 					break; /* (out of the bucket: the macro is two loops) */
 				struct session *c = container_of(it, struct session, by_serial);

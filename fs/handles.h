@@ -19,13 +19,13 @@
 struct vfh {
 	/* Constant after open. */
 	const struct vfile *vf;
-	struct session *s;            /* NULL for the mount's files */
-	bool reader, writer;          /* the access it was opened for */
-	bool self;                    /* stat opened for writing by the notify thread */
-	pid_t opener;                 /* thread that opened it: its close starts cmd */
-	uint64_t gen;                 /* command generation at open (stdin) */
+	struct session *s;   /* NULL for the mount's files */
+	bool reader, writer; /* the access it was opened for */
+	bool self;	     /* stat opened for writing by the notify thread */
+	pid_t opener;	     /* thread that opened it: its close starts cmd */
+	uint64_t gen;	     /* command generation at open (stdin) */
 	/* Under s->lock. */
-	uint64_t pos;                 /* end of the last read: poll readiness */
+	uint64_t pos; /* end of the last read: poll readiness */
 	struct fuse_pollhandle *ph;
 	/* Under the lock of the list it is on (see above). */
 	struct list_node link;

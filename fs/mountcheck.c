@@ -99,7 +99,7 @@ static int probe(const char *mnt)
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	int r = -ETIMEDOUT;
 	if (pfd >= 0) {
-		struct pollfd p = {.fd = pfd, .events = POLLIN};
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
 		int n;
 		do
 			n = poll(&p, 1, PROBE_MS);
@@ -130,7 +130,7 @@ static int detach(const char *mnt)
 	char *path = strdup(mnt); /* argv is not const */
 	if (!path)
 		return -ENOMEM;
-	char *argv[] = {(char *)"fusermount3", (char *)"-u", (char *)"-z", (char *)"--", path, NULL};
+	char *argv[] = { (char *)"fusermount3", (char *)"-u", (char *)"-z", (char *)"--", path, NULL };
 	pid_t pid;
 	int r = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
 	free(path);
@@ -159,12 +159,14 @@ int mountcheck_prepare(const char *mnt)
 			r = detach(mnt);
 			if (r < 0) {
 				fprintf(stderr,
-					"vmpoolfs: %s: cannot detach the dead mount of a vmpoolfs that is gone: %s "
+					"vmpoolfs: %s: cannot detach the dead mount of a vmpoolfs that is "
+					"gone: %s "
 					"(try: fusermount3 -u -z %s)\n",
 					mnt, strerror(-r), mnt);
 				return r;
 			}
-			fprintf(stderr, "vmpoolfs: %s: detached the dead mount of a vmpoolfs that is gone\n", mnt);
+			fprintf(stderr, "vmpoolfs: %s: detached the dead mount of a vmpoolfs that is gone\n",
+				mnt);
 			continue;
 		}
 		if (ours)

@@ -20,8 +20,8 @@ struct notifier {
 	struct vpfs *fs;
 	pthread_t thread;
 	pid_t tid;
-	struct vp_mutex lock;         /* queue, stop, and each queued session's nq_* */
-	pthread_cond_t cond;          /* CLOCK_MONOTONIC (clock_cond_init) */
+	struct vp_mutex lock;			 /* queue, stop, and each queued session's nq_* */
+	pthread_cond_t cond;			 /* CLOCK_MONOTONIC (clock_cond_init) */
 	struct list_node queue GUARDED_BY(lock); /* sessions (nq_link), each with a reference */
 	bool stop GUARDED_BY(lock);
 };
@@ -90,7 +90,7 @@ static void act(struct notifier *n, struct session *s, unsigned what)
 		return;
 	}
 	if (what & (NQ_TOUCH_OUT | NQ_TOUCH_ERR)) {
-		static const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+		static const struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
 		if (what & NQ_TOUCH_OUT) {
 			path_of(fs, s, "stdout", path, sizeof(path));
 			(void)utimensat(AT_FDCWD, path, ts, 0);
@@ -123,7 +123,7 @@ static void *notify_main(void *arg)
 		uint64_t now = clock_mono_ms(), wait_ms = UINT64_MAX;
 		struct session *pick = NULL;
 		unsigned what = 0;
-		list_for_each(&n->queue, it) {
+		list_for_each (&n->queue, it) {
 			struct session *s = container_of(it, struct session, nq_link);
 			what = due_flags(s, now, &wait_ms);
 			if (what) {
@@ -144,7 +144,8 @@ static void *notify_main(void *arg)
 			vp_mutex_lock(&n->lock);
 			continue;
 		}
-		(void)clock_cond_wait(&n->cond, vp_mutex_raw(&n->lock), wait_ms == UINT64_MAX ? 0 : deadline_after_ms(wait_ms));
+		(void)clock_cond_wait(&n->cond, vp_mutex_raw(&n->lock),
+				      wait_ms == UINT64_MAX ? 0 : deadline_after_ms(wait_ms));
 	}
 	vp_mutex_unlock(&n->lock);
 	return NULL;

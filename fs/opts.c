@@ -28,7 +28,10 @@ struct raw {
 
 enum { KEY_ALLOW_OTHER };
 
-#define OPT(t, f) {t, offsetof(struct raw, f), 0}
+#define OPT(t, f)                             \
+	{                                     \
+		t, offsetof(struct raw, f), 0 \
+	}
 static const struct fuse_opt spec[] = {
 	OPT("min=%s", min),
 	OPT("max=%s", max),
@@ -82,11 +85,13 @@ static void usage(const char *prog)
 	       "    -o image=DIR           guest image (%s)\n"
 	       "    -o spill=SIZE          output kept in memory per stream before spilling to disk (4M)\n"
 	       "    -o threads=N           maximum FUSE worker threads (%d)\n"
-	       "    -o output_max=SIZE     stdout+stderr kept per machine and command, at most disk= (disk=)\n"
+	       "    -o output_max=SIZE     stdout+stderr kept per machine and command, at most disk= "
+	       "(disk=)\n"
 	       "    -o cpus=N              CPU time per machine, decimal CPUs, 0 = no limit (1)\n"
 	       "    -o pids=N              processes per machine (1024; clamped to the host's pid_max)\n"
 	       "    -o nofile=N            open files per process of a machine (1024; clamped to file-max)\n"
-	       "    -o ping=SEC            an agent that does not answer a ping for SEC is dead (5; 0 = off)\n"
+	       "    -o ping=SEC            an agent that does not answer a ping for SEC is dead (5; 0 = "
+	       "off)\n"
 	       "    -o machine_calls=N     FUSE workers one machine's guest calls may hold (threads/4)\n"
 	       "    -o allow_other         other host users may use the mount; each machine is its\n"
 	       "                           maker's (mode 0700), pool/ is like /tmp (docs/usage.md)\n\n",
@@ -105,10 +110,22 @@ int opts_parse_size(const char *s, uint64_t *out)
 	uint64_t mul = 1;
 	switch (toupper((unsigned char)*end)) {
 	case '\0': break;
-	case 'K': mul = 1ull << 10; end++; break;
-	case 'M': mul = 1ull << 20; end++; break;
-	case 'G': mul = 1ull << 30; end++; break;
-	case 'T': mul = 1ull << 40; end++; break;
+	case 'K':
+		mul = 1ull << 10;
+		end++;
+		break;
+	case 'M':
+		mul = 1ull << 20;
+		end++;
+		break;
+	case 'G':
+		mul = 1ull << 30;
+		end++;
+		break;
+	case 'T':
+		mul = 1ull << 40;
+		end++;
+		break;
 	default: return -EINVAL;
 	}
 	if (mul > 1 && (*end == 'i' || *end == 'I'))
@@ -253,8 +270,9 @@ static int apply(struct raw *r, struct vpfs_opts *o)
 	else if (o->output_max > o->mc.disk_bytes)
 		return bad("output_max", r->output_max, "at most disk=");
 	if (pool_config_validate(&o->pool) < 0) {
-		fprintf(stderr, "vmpoolfs: inconsistent pool options: need max >= 1, min <= max and "
-				"max_machines >= min (or 0): min=%u max=%u max_machines=%u\n",
+		fprintf(stderr,
+			"vmpoolfs: inconsistent pool options: need max >= 1, min <= max and "
+			"max_machines >= min (or 0): min=%u max=%u max_machines=%u\n",
 			o->pool.min_size, o->pool.max_size, o->pool.max_machines);
 		return -EINVAL;
 	}

@@ -24,8 +24,8 @@ struct outbudget {
 struct outbuf {
 	char *mem;
 	size_t mem_len, mem_cap, mem_limit;
-	int fd;             /* spill file, -1 until the first spill */
-	uint64_t file_len;  /* bytes in the spill file */
+	int fd;		   /* spill file, -1 until the first spill */
+	uint64_t file_len; /* bytes in the spill file */
 	const char *spill_dir;
 	struct outbudget *budget; /* NULL: none */
 };

@@ -47,23 +47,20 @@ void rp_mknod(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const ch
 void rp_mkdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void rp_unlink(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name);
 void rp_rmdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name);
-void rp_symlink(struct root_proxy *rp, fuse_req_t req, const char *link, fuse_ino_t parent,
-		const char *name);
+void rp_symlink(struct root_proxy *rp, fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
 void rp_rename(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
-void rp_link(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-	     const char *newname);
+void rp_link(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void rp_open(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void rp_create(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi);
 void rp_read(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi);
-void rp_write(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
-	      off_t off, struct fuse_file_info *fi);
+void rp_write(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi);
 void rp_flush(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void rp_release(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void rp_fsync(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, int datasync,
-	      struct fuse_file_info *fi);
+void rp_fsync(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void rp_opendir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void rp_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);

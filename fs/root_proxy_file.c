@@ -177,8 +177,8 @@ void rp_read(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size,
 	free(buf);
 }
 
-void rp_write(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
-	      off_t off, struct fuse_file_info *fi)
+void rp_write(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi)
 {
 	(void)ino;
 	struct rp_file *f = rpi_file_of(fi);
@@ -236,8 +236,7 @@ void rp_release(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fu
 	fuse_reply_err(req, 0);
 }
 
-void rp_fsync(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, int datasync,
-	      struct fuse_file_info *fi)
+void rp_fsync(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
 	struct rp_file *f = rpi_file_of(fi);

@@ -45,10 +45,10 @@ struct root_proxy {
 	struct u64map nodes GUARDED_BY(nodes_lock); /* struct rp_node by guest node id */
 
 	struct vp_mutex wb_lock;
-	pthread_cond_t wb_cond; /* a write finished (CLOCK_MONOTONIC) */
+	pthread_cond_t wb_cond;			    /* a write finished (CLOCK_MONOTONIC) */
 	struct list_node files GUARDED_BY(wb_lock); /* struct rp_file, every open file */
-	struct list_node wbs GUARDED_BY(wb_lock); /* struct rp_wb, every write in flight */
-	uint64_t wb_seq GUARDED_BY(wb_lock); /* seq of the last write sent */
+	struct list_node wbs GUARDED_BY(wb_lock);   /* struct rp_wb, every write in flight */
+	uint64_t wb_seq GUARDED_BY(wb_lock);	    /* seq of the last write sent */
 };
 
 /* An open file: fi->fh points to one (directories keep the guest's fh).
@@ -56,10 +56,10 @@ struct root_proxy {
 struct rp_file {
 	uint64_t fh; /* the guest's handle */
 	uint64_t node;
-	uint32_t flags;    /* open flags */
-	int8_t regular;    /* -1 not known yet, 0 no, 1 yes */
-	unsigned inflight; /* its writes in flight */
-	int err;           /* first error of a write already answered (sticky) */
+	uint32_t flags;	       /* open flags */
+	int8_t regular;	       /* -1 not known yet, 0 no, 1 yes */
+	unsigned inflight;     /* its writes in flight */
+	int err;	       /* first error of a write already answered (sticky) */
 	struct list_node link; /* in root_proxy.files */
 };
 
@@ -78,8 +78,7 @@ void rpi_reply_err(fuse_req_t req, int err);
 fuse_ino_t rpi_ino_of(const struct root_proxy *rp, uint64_t node);
 /* The guest node of one of our FUSE inodes; -ESTALE for any other. */
 int rpi_node_of(const struct root_proxy *rp, fuse_ino_t ino, uint64_t *node);
-void rpi_attr_to_stat(const struct root_proxy *rp, uint64_t node, const struct vp_attr *a,
-		      struct stat *st);
+void rpi_attr_to_stat(const struct root_proxy *rp, uint64_t node, const struct vp_attr *a, struct stat *st);
 /* 0, or -EINVAL/-ENAMETOOLONG for a name that is not one path component. */
 int rpi_check_name(const char *name);
 

@@ -159,8 +159,8 @@ struct rp_dent {
 struct dir_batch {
 	struct rp_dent *ents;
 	size_t n, cap;
-	size_t room;  /* bytes of the FUSE reply still free */
-	bool skipped;       /* an entry was dropped ... */
+	size_t room;	    /* bytes of the FUSE reply still free */
+	bool skipped;	    /* an entry was dropped ... */
 	uint64_t skip_next; /* ... and the listing goes on from here */
 	int err;
 };
@@ -218,7 +218,7 @@ void rp_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t si
 		rpi_reply_err(req, err);
 		return;
 	}
-	struct dir_batch b = {.room = size};
+	struct dir_batch b = { .room = size };
 	/* The agent's entry encoding is no larger than a FUSE dirent, so
 	 * asking for `size` bytes never gives fewer entries than fit. */
 	uint32_t max_bytes = size > VP_MAX_DATA ? VP_MAX_DATA : (uint32_t)size;
@@ -328,7 +328,7 @@ static int add_plus(void *ctx, const struct vp_direntplus *d)
 void rp_readdirplus(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct plus_batch b = {.rp = rp, .req = req, .size = size};
+	struct plus_batch b = { .rp = rp, .req = req, .size = size };
 	int err = rpi_node_of(rp, ino, &b.dir);
 	if (!err && off < 0)
 		err = -EINVAL;
@@ -346,7 +346,8 @@ void rp_readdirplus(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_
 			err = -ENOMEM;
 	}
 	if (!err)
-		err = vp_fs_readdirplus(rp->client, b.dir, fi->fh, (uint64_t)off, max_bytes, add_plus, &b, NULL);
+		err = vp_fs_readdirplus(rp->client, b.dir, fi->fh, (uint64_t)off, max_bytes, add_plus, &b,
+					NULL);
 	if (!err)
 		err = b.err;
 	/* An error after some entries ends the batch short; the kernel asks

@@ -25,7 +25,7 @@
 
 struct rp_node {
 	struct u64map_link link; /* key: the guest node id */
-	uint64_t nlookup;        /* lookups the kernel holds (and the agent counted) */
+	uint64_t nlookup;	 /* lookups the kernel holds (and the agent counted) */
 	/* The name it was last handed out under, for rp_invalidate to expire
 	 * that dentry. Renames and other hard links are not followed; their
 	 * dentries fall back on the 1 s entry timeout. NULL if unknown. */
@@ -85,7 +85,8 @@ void rpi_nodes_fini(struct root_proxy *rp)
 	 * every node the agent holds. Sending them made rmdir wait on a
 	 * guest that does not read its channel (a forget per node, each up
 	 * to a call's timeout), and rmdir holds pool/ for every tenant. */
-	u64map_for_each_safe(&rp->nodes, it, tmp) {
+	u64map_for_each_safe(&rp->nodes, it, tmp)
+	{
 		struct rp_node *e = node_entry(it);
 		u64map_remove(&rp->nodes, it);
 		free(e->name);
@@ -244,7 +245,8 @@ unsigned rpi_nodes_renamed(struct root_proxy *rp, uint64_t parent, const char *n
 {
 	struct rp_node *a = NULL, *b = NULL;
 	vp_mutex_lock(&rp->nodes_lock);
-	u64map_for_each_safe(&rp->nodes, it, tmp) {
+	u64map_for_each_safe(&rp->nodes, it, tmp)
+	{
 		struct rp_node *e = node_entry(it);
 		if (!e->name)
 			continue;
@@ -391,7 +393,8 @@ void rp_invalidate(struct root_proxy *rp, struct fuse_session *se)
 	 * request that needs our lock (a lookup adding to the table). */
 	vp_mutex_lock(&rp->nodes_lock);
 	size_t n = rp->nodes.count + 1, names_len = 0;
-	u64map_for_each_safe(&rp->nodes, it, tmp) {
+	u64map_for_each_safe(&rp->nodes, it, tmp)
+	{
 		const struct rp_node *e = node_entry(it);
 		if (e->name)
 			names_len += strlen(e->name);
@@ -402,14 +405,15 @@ void rp_invalidate(struct root_proxy *rp, struct fuse_session *se)
 	size_t ni = 0, ne = 0, off = 0;
 	if (inos) {
 		inos[ni++] = rp_root_ino(rp);
-		u64map_for_each_safe(&rp->nodes, it, tmp) {
+		u64map_for_each_safe(&rp->nodes, it, tmp)
+		{
 			const struct rp_node *e = node_entry(it);
 			inos[ni++] = rpi_ino_of(rp, e->link.key);
 			if (!ents || !names || !e->name)
 				continue;
 			size_t len = strlen(e->name);
 			memcpy(names + off, e->name, len);
-			ents[ne++] = (struct inval_entry){rpi_ino_of(rp, e->parent), off, len};
+			ents[ne++] = (struct inval_entry){ rpi_ino_of(rp, e->parent), off, len };
 			off += len;
 		}
 	}

@@ -34,8 +34,7 @@ void rp_mkdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const ch
 	rpi_reply_entry(rp, req, err, p, name, &ve);
 }
 
-void rp_symlink(struct root_proxy *rp, fuse_req_t req, const char *link, fuse_ino_t parent,
-		const char *name)
+void rp_symlink(struct root_proxy *rp, fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	uint64_t p = 0;
 	struct vp_entry ve;
@@ -49,8 +48,7 @@ void rp_symlink(struct root_proxy *rp, fuse_req_t req, const char *link, fuse_in
 	rpi_reply_entry(rp, req, err, p, name, &ve);
 }
 
-void rp_link(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-	     const char *newname)
+void rp_link(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	uint64_t node = 0, p = 0;
 	struct vp_entry ve;

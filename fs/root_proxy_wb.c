@@ -86,7 +86,7 @@ void rpi_wb_fini(struct root_proxy *rp)
 	if (busy)
 		vp_client_shutdown(rp->client);
 	rpi_wb_wait_all(rp);
-	list_for_each_safe(&rp->files, it, tmp) {
+	list_for_each_safe (&rp->files, it, tmp) {
 		list_del(it);
 		free(container_of(it, struct rp_file, link));
 	}
@@ -98,7 +98,7 @@ static bool wb_pending_locked(const struct root_proxy *rp, const struct wb_query
 {
 	if (q->lim_f && q->lim_f->inflight >= q->limit)
 		return true;
-	list_for_each(&rp->wbs, it) {
+	list_for_each (&rp->wbs, it) {
 		const struct rp_wb *w = container_of(it, struct rp_wb, link);
 		if (w->seq > q->upto)
 			continue;
@@ -238,8 +238,13 @@ void rpi_wb_write(struct root_proxy *rp, fuse_req_t req, struct rp_file *f, cons
 		vp_mutex_lock(&rp->wb_lock);
 		/* Room on this handle, and nothing sent before that this write
 		 * overlaps, through any handle of the node. */
-		struct wb_query q = { .node = f->node, .range = true, .off = w->off, .end = w->end,
-				      .upto = rp->wb_seq, .lim_f = f, .limit = RP_WB_MAX };
+		struct wb_query q = { .node = f->node,
+				      .range = true,
+				      .off = w->off,
+				      .end = w->end,
+				      .upto = rp->wb_seq,
+				      .lim_f = f,
+				      .limit = RP_WB_MAX };
 		wb_wait_locked(rp, &q);
 		err = f->err;
 		if (err) {

@@ -21,7 +21,7 @@
 
 const char *cmd_state_name(enum cmd_state st)
 {
-	static const char *const names[] = {"idle", "running", "exited", "signaled", "timeout", "error"};
+	static const char *const names[] = { "idle", "running", "exited", "signaled", "timeout", "error" };
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
@@ -79,7 +79,7 @@ static int call_timeout_ms(const struct vpfs *fs)
 /* Under fs->lock. */
 static struct session *find_live(struct vpfs *fs, const char *name) REQUIRES(&fs->lock)
 {
-	list_for_each(&fs->live, it) {
+	list_for_each (&fs->live, it) {
 		struct session *s = container_of(it, struct session, live_link);
 		if (strcmp(s->name, name) == 0)
 			return s;
@@ -137,7 +137,7 @@ int session_each_named(struct vpfs *fs, int (*fn)(void *ctx, const struct sessio
 {
 	int r = 0;
 	vp_mutex_lock(&fs->lock);
-	list_for_each(&fs->live, it) {
+	list_for_each (&fs->live, it) {
 		const struct session *s = container_of(it, struct session, live_link);
 		if (s->ready && (r = fn(ctx, s)) != 0)
 			break;
@@ -632,7 +632,7 @@ static int start_command(struct session *s, const char *text, size_t len)
 		req.env[i].p = (const uint8_t *)set.env[i];
 		req.env[i].len = (uint32_t)strlen(set.env[i]);
 	}
-	static const struct vp_exec_cb cb = {on_started, on_output, on_exit_cb};
+	static const struct vp_exec_cb cb = { on_started, on_output, on_exit_cb };
 	uint32_t id = 0;
 	session_ref(s); /* the exec's, dropped by on_exit */
 	r = vp_exec_start(c, &req, &cb, s, &id);
@@ -769,7 +769,7 @@ void session_release_all(struct vpfs *fs)
 		vp_mutex_lock(&fs->lock);
 		fs->shutting_down = true;
 		struct session *s = NULL;
-		list_for_each(&fs->live, it) {
+		list_for_each (&fs->live, it) {
 			struct session *c = container_of(it, struct session, live_link);
 			if (c->ready) {
 				s = c;
@@ -839,7 +839,7 @@ static size_t watch_collect(struct vpfs *fs, struct session ***out)
 		return 0;
 	size_t n = 0;
 	vp_mutex_lock(&fs->lock);
-	list_for_each(&fs->live, it) {
+	list_for_each (&fs->live, it) {
 		struct session *s = container_of(it, struct session, live_link);
 		if (n == cap)
 			break; /* made since: the next tick sees them */

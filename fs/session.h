@@ -33,12 +33,12 @@ struct session {
 	struct vpfs *fs;
 	char *name;
 	uint64_t serial;
-	int refs;                     /* atomic */
+	int refs; /* atomic */
 
 	/* Under fs->lock. */
 	struct list_node live_link;   /* in fs->live while named */
 	struct u64map_link by_serial; /* in fs->sessions until freed */
-	bool ready;                   /* acquired; false while mkdir is still acquiring */
+	bool ready;		      /* acquired; false while mkdir is still acquiring */
 
 	/* Under s->lock: the machine and the command. */
 	struct vp_mutex lock;
@@ -54,38 +54,39 @@ struct session {
 	uint32_t machine_id GUARDED_BY(lock);
 	int musers GUARDED_BY(lock);
 	bool released GUARDED_BY(lock); /* rmdir done: no new machine use */
-	bool dead GUARDED_BY(lock); /* the guest died: commands fail with EIO */
+	bool dead GUARDED_BY(lock);	/* the guest died: commands fail with EIO */
 	int calls GUARDED_BY(lock); /* FUSE workers in a guest call of this machine (session_call_enter) */
 	uint32_t run_timeout_ms GUARDED_BY(lock); /* the running command's timeout, 0 = none */
-	bool cut GUARDED_BY(lock); /* rmdir came while the command ran: its
+	bool cut GUARDED_BY(lock);		  /* rmdir came while the command ran: its
 	                            * output ends with EIO, not EOF (waiters.c) */
 	enum cmd_state state GUARDED_BY(lock);
-	uint64_t gen GUARDED_BY(lock); /* commands started */
-	int pending GUARDED_BY(lock); /* cmd handles holding text that is about to run */
+	uint64_t gen GUARDED_BY(lock);	/* commands started */
+	int pending GUARDED_BY(lock);	/* cmd handles holding text that is about to run */
 	bool settling GUARDED_BY(lock); /* ended, root/ caches not dropped yet: still "running" */
-	char *cmd GUARDED_BY(lock); /* last command text (as written) */
+	char *cmd GUARDED_BY(lock);	/* last command text (as written) */
 	size_t cmd_len GUARDED_BY(lock);
 	uint32_t exec_id GUARDED_BY(lock), pid GUARDED_BY(lock);
 	bool exec_id_valid GUARDED_BY(lock);
 	int exit_code GUARDED_BY(lock), signo GUARDED_BY(lock);
-	uint64_t started_wall_ms GUARDED_BY(lock), started_mono_ms GUARDED_BY(lock), duration_ms GUARDED_BY(lock);
+	uint64_t started_wall_ms GUARDED_BY(lock), started_mono_ms GUARDED_BY(lock),
+		duration_ms GUARDED_BY(lock);
 	char error[200] GUARDED_BY(lock);
 	uint64_t oom_base GUARDED_BY(lock); /* the machine's OOM-kill count when the command started */
 	bool oom_base_known GUARDED_BY(lock);
-	uint64_t oom_kills GUARDED_BY(lock); /* kills by the memory limit since then, as last read */
-	struct outbuf out[2] GUARDED_BY(lock); /* stdout, stderr */
-	int out_err[2] GUARDED_BY(lock); /* per stream: a failed append; what came after is
+	uint64_t oom_kills GUARDED_BY(lock);	   /* kills by the memory limit since then, as last read */
+	struct outbuf out[2] GUARDED_BY(lock);	   /* stdout, stderr */
+	int out_err[2] GUARDED_BY(lock);	   /* per stream: a failed append; what came after is
 	                               * dropped (no gap), readers get EIO at the end */
 	struct outbudget obudget GUARDED_BY(lock); /* both streams' share of -o output_max */
 	struct timespec mtime[2] GUARDED_BY(lock);
 	struct timespec ctime GUARDED_BY(lock);
 	struct exec_settings settings GUARDED_BY(lock);
 	struct list_node waiters GUARDED_BY(lock); /* blocked reads (waiters.h) */
-	struct list_node fhs GUARDED_BY(lock); /* open handles on this session's files (handles.h) */
+	struct list_node fhs GUARDED_BY(lock);	   /* open handles on this session's files (handles.h) */
 
 	/* Under the notifier's lock (notify.c). */
 	unsigned nq_flags;
-	struct list_node nq_link;     /* in its queue while linked */
+	struct list_node nq_link; /* in its queue while linked */
 	uint64_t touch_last_ms[2];
 };
 

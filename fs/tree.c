@@ -98,13 +98,15 @@ static void raise_readahead(const struct vpfs *fs)
 	    stx.stx_dev_major != 0)
 		return;
 	char path[96], v[16];
-	snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", stx.stx_dev_major, stx.stx_dev_minor);
+	snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", stx.stx_dev_major,
+		 stx.stx_dev_minor);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	int n = snprintf(v, sizeof v, "%u", RP_READAHEAD / 1024);
 	if (write(fd, v, (size_t)n) != n)
-		fprintf(stderr, "vmpoolfs: %s: %s (root/ reads stay in 128 KiB requests)\n", path, strerror(errno));
+		fprintf(stderr, "vmpoolfs: %s: %s (root/ reads stay in 128 KiB requests)\n", path,
+			strerror(errno));
 	close(fd);
 }
 
@@ -484,8 +486,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	}
 }
 
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct vpfs *fs = FS(req);
 	struct session *s;

@@ -8,8 +8,8 @@
 #include <string.h>
 
 struct answer {
-	int err;      /* > 0: reply_err */
-	char *data;   /* malloc'ed; len may be 0 (EOF) */
+	int err;    /* > 0: reply_err */
+	char *data; /* malloc'ed; len may be 0 (EOF) */
 	size_t len;
 };
 
@@ -24,16 +24,10 @@ static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off
 		char txt[16];
 		int n;
 		switch (s->state) {
-		case ST_RUNNING:
-			return false;
-		case ST_IDLE:
-			return true; /* no command yet: empty */
-		case ST_ERROR: /* dead guest or failed start: no status to give */
-			a->err = EIO;
-			return true;
-		default:
-			n = snprintf(txt, sizeof(txt), "%d\n", s->exit_code);
-			break;
+		case ST_RUNNING: return false;
+		case ST_IDLE: return true; /* no command yet: empty */
+		case ST_ERROR: /* dead guest or failed start: no status to give */ a->err = EIO; return true;
+		default: n = snprintf(txt, sizeof(txt), "%d\n", s->exit_code); break;
 		}
 		if (off < (uint64_t)n) {
 			size_t l = (size_t)n - (size_t)off;
@@ -191,9 +185,10 @@ struct taken {
 	struct answer a;
 };
 
-static void wake_pollers_locked(struct session *s, struct fuse_pollhandle ***phs, size_t *nph, size_t *cap) REQUIRES(&s->lock)
+static void wake_pollers_locked(struct session *s, struct fuse_pollhandle ***phs, size_t *nph, size_t *cap)
+	REQUIRES(&s->lock)
 {
-	list_for_each(&s->fhs, it) {
+	list_for_each (&s->fhs, it) {
 		struct vfh *fh = container_of(it, struct vfh, link);
 		if (!fh->ph)
 			continue;
@@ -218,7 +213,7 @@ void waiters_wake(struct session *s, int kind)
 	size_t nph = 0, phcap = 0;
 
 	vp_mutex_lock(&s->lock);
-	list_for_each_safe(&s->waiters, it, next) {
+	list_for_each_safe (&s->waiters, it, next) {
 		struct waiter *w = container_of(it, struct waiter, link);
 		if (kind != SF_EXIT && w->kind != kind)
 			continue;

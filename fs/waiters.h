@@ -20,11 +20,11 @@
 #include "session.h"
 
 struct waiter {
-	struct list_node link;  /* in s->waiters while parked (in_list), under s->lock */
+	struct list_node link; /* in s->waiters while parked (in_list), under s->lock */
 	struct session *s;
 	fuse_req_t req;
 	struct vfh *fh;
-	int kind;           /* SF_STDOUT, SF_STDERR, SF_EXIT (ctlfiles.h) */
+	int kind; /* SF_STDOUT, SF_STDERR, SF_EXIT (ctlfiles.h) */
 	uint64_t off;
 	size_t size;
 	bool in_list, interrupted;

@@ -91,9 +91,9 @@ bool agent_cmdns_reaped(struct agent_cmdns *ns, pid_t pid, int status);
 /* ---- starting a command (agent_spawn.c) -------------------------------- */
 
 struct agent_child {
-	pid_t pid; /* also its process group and session */
-	pid_t ns_pid; /* the same process in the commands' pid namespace */
-	int in, out, err; /* our ends, O_NONBLOCK; in = -1 without VP_EXEC_STDIN */
+	pid_t pid;	   /* also its process group and session */
+	pid_t ns_pid;	   /* the same process in the commands' pid namespace */
+	int in, out, err;  /* our ends, O_NONBLOCK; in = -1 without VP_EXEC_STDIN */
 	uint64_t start_ns; /* CLOCK_MONOTONIC at the fork */
 };
 /* Returns once the command runs (0) or could not be started: -errno of
@@ -125,7 +125,7 @@ void agent_exec_free(struct agent_exec *x);
 
 struct agent_node {
 	struct u64map_link by_id, by_ino; /* in nodes (id), inos (ino_key) */
-	struct list_node lru; /* in fs->lru while fd >= 0 (never the root) */
+	struct list_node lru;		  /* in fs->lru while fd >= 0 (never the root) */
 	uint64_t id;
 	int fd; /* O_PATH | O_NOFOLLOW, or -1: closed to stay under the bound */
 	dev_t dev;
@@ -136,8 +136,8 @@ struct agent_node {
 	struct agent_node *parent;
 	char *name;
 	uint64_t nlookup;
-	unsigned refs; /* requests using it right now: its fd stays open */
-	unsigned kids; /* nodes whose parent it is: it stays while they do */
+	unsigned refs;	/* requests using it right now: its fd stays open */
+	unsigned kids;	/* nodes whose parent it is: it stays while they do */
 	bool permanent; /* the root: FORGET never frees it */
 	bool hashed;
 };
@@ -146,19 +146,19 @@ struct agent_handle {
 	struct u64map_link link; /* in handles, by id */
 	uint64_t id;
 	int fd;
-	DIR *dp; /* directories; fd == dirfd(dp) */
+	DIR *dp;      /* directories; fd == dirfd(dp) */
 	bool regular; /* pread may be looped to a full buffer */
 	unsigned refs;
 	bool hashed;
 	pthread_mutex_t lock; /* DIR streams are not thread-safe */
-	uint64_t dir_off; /* where the DIR stream stands */
+	uint64_t dir_off;     /* where the DIR stream stands */
 };
 
 struct agent_fs {
 	pthread_mutex_t lock; /* the tables, the LRU and every node's and handle's counts and links */
 	struct u64map nodes, inos, handles;
 	uint64_t next_node, next_fh;
-	struct list_node lru; /* nodes holding an fd, most recently used first */
+	struct list_node lru;		 /* nodes holding an fd, most recently used first */
 	unsigned node_fds, max_node_fds; /* nodes holding an fd (the root aside) */
 	unsigned nhandles, max_handles;
 };

@@ -49,20 +49,20 @@ struct watch {
 struct exec {
 	struct list_node link; /* in agent_exec's execs, then dead once finished */
 	uint32_t id;
-	pid_t pid; /* also the process group */
+	pid_t pid;    /* also the process group */
 	pid_t ns_pid; /* pid in the commands' namespace: EXEC_STARTED's */
-	int fd[3]; /* our ends: stdin (write), stdout, stderr (read); -1 closed */
+	int fd[3];    /* our ends: stdin (write), stdout, stderr (read); -1 closed */
 	int tfd;
 	struct watch w[3], wt;
 	bool has_stdin, in_polled;
-	bool in_eof; /* the host closed stdin (an eof was applied) */
+	bool in_eof;	 /* the host closed stdin (an eof was applied) */
 	bool out_paused; /* output pipes out of epoll: window full */
 	uint32_t unacked;
 	bool reaped, timed_out, lingering, linger_due, finished;
 	int status;
 	uint64_t start_ns, duration_us;
 	struct list_node in; /* STDIN requests not yet written, oldest first */
-	size_t in_off; /* bytes of the first one already written */
+	size_t in_off;	     /* bytes of the first one already written */
 };
 
 struct agent_exec {
@@ -71,7 +71,7 @@ struct agent_exec {
 	pthread_t thr;
 	int ep, wakefd, sigfd;
 	struct watch w_wake, w_sig;
-	pthread_mutex_t lock; /* queue and stop */
+	pthread_mutex_t lock;	/* queue and stop */
 	struct list_node queue; /* submitted messages, oldest first */
 	bool stop;
 	struct list_node execs;
@@ -109,7 +109,7 @@ static struct agent_msg *msg_of(struct list_node *n)
 
 static struct exec *find_id(struct agent_exec *x, uint32_t id)
 {
-	list_for_each(&x->execs, it)
+	list_for_each (&x->execs, it)
 		if (exec_of(it)->id == id)
 			return exec_of(it);
 	return NULL;
@@ -117,7 +117,7 @@ static struct exec *find_id(struct agent_exec *x, uint32_t id)
 
 static struct exec *find_pid(struct agent_exec *x, pid_t pid)
 {
-	list_for_each(&x->execs, it)
+	list_for_each (&x->execs, it)
 		if (exec_of(it)->pid == pid && !exec_of(it)->reaped)
 			return exec_of(it);
 	return NULL;
@@ -481,18 +481,10 @@ static bool drain_queue(struct agent_exec *x)
 	for (struct list_node *ln; (ln = list_pop_head(&batch));) {
 		struct agent_msg *m = msg_of(ln);
 		switch (m->h.type) {
-		case VP_EXEC:
-			on_exec(x, m);
-			break;
-		case VP_STDIN:
-			on_stdin(x, m);
-			continue; /* owned by the exec now, or freed */
-		case VP_SIGNAL:
-			on_signal(x, m);
-			break;
-		case VP_OUTPUT_ACK:
-			on_ack(x, &m->u.ack);
-			break;
+		case VP_EXEC: on_exec(x, m); break;
+		case VP_STDIN: on_stdin(x, m); continue; /* owned by the exec now, or freed */
+		case VP_SIGNAL: on_signal(x, m); break;
+		case VP_OUTPUT_ACK: on_ack(x, &m->u.ack); break;
 		}
 		agent_msg_free(m);
 	}
@@ -501,7 +493,7 @@ static bool drain_queue(struct agent_exec *x)
 
 static void kill_all(struct agent_exec *x)
 {
-	list_for_each(&x->execs, it) {
+	list_for_each (&x->execs, it) {
 		struct exec *e = exec_of(it);
 		if (kill(-e->pid, SIGKILL) < 0 && !e->reaped)
 			kill(e->pid, SIGKILL);
@@ -511,7 +503,7 @@ static void kill_all(struct agent_exec *x)
 	const struct timespec step = { 0, 10 * 1000 * 1000 };
 	for (int i = 0; i < 200; i++) {
 		bool left = false;
-		list_for_each(&x->execs, it) {
+		list_for_each (&x->execs, it) {
 			struct exec *e = exec_of(it);
 			if (!e->reaped && waitpid(e->pid, &e->status, WNOHANG) != 0)
 				e->reaped = true; /* exited, or not ours any more */
@@ -586,7 +578,8 @@ int agent_exec_new(struct agent_chan *c, struct agent_cmdns *ns, struct agent_ex
 		r = -errno;
 		goto fail;
 	}
-	if ((r = ep_add(x, x->wakefd, EPOLLIN, &x->w_wake)) < 0 || (r = ep_add(x, x->sigfd, EPOLLIN, &x->w_sig)) < 0)
+	if ((r = ep_add(x, x->wakefd, EPOLLIN, &x->w_wake)) < 0 ||
+	    (r = ep_add(x, x->sigfd, EPOLLIN, &x->w_sig)) < 0)
 		goto fail;
 	r = -pthread_create(&x->thr, NULL, loop, x);
 	if (r < 0)

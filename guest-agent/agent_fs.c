@@ -186,8 +186,10 @@ static int op_setattr(struct agent_fs *fs, struct agent_node *n, const struct vp
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (sa->valid & VP_SET_MTIME)
 			ts[1] = (struct timespec){ sa->mtime_sec, sa->mtime_nsec };
-		if (((sa->valid & VP_SET_ATIME) && !(sa->valid & VP_SET_ATIME_NOW) && sa->atime_nsec >= 1000000000u) ||
-		    ((sa->valid & VP_SET_MTIME) && !(sa->valid & VP_SET_MTIME_NOW) && sa->mtime_nsec >= 1000000000u)) {
+		if (((sa->valid & VP_SET_ATIME) && !(sa->valid & VP_SET_ATIME_NOW) &&
+		     sa->atime_nsec >= 1000000000u) ||
+		    ((sa->valid & VP_SET_MTIME) && !(sa->valid & VP_SET_MTIME_NOW) &&
+		     sa->mtime_nsec >= 1000000000u)) {
 			errno = EINVAL; /* would read as UTIME_NOW/OMIT otherwise */
 			goto fail;
 		}
@@ -580,8 +582,7 @@ static int serve_named(struct agent_fs *fs, uint16_t type, const struct vp_fs_re
 	if (p->type != S_IFDIR)
 		return -ENOTDIR;
 	switch (type) {
-	case VP_FS_LOOKUP:
-		return reply_entry(fs, p, name, rp);
+	case VP_FS_LOOKUP: return reply_entry(fs, p, name, rp);
 	case VP_FS_MKNOD:
 		if (mknodat(p->fd, name, q->mode, q->rdev) < 0)
 			return -errno;
@@ -609,8 +610,7 @@ static int serve_named(struct agent_fs *fs, uint16_t type, const struct vp_fs_re
 			return -errno;
 		return reply_entry(fs, p, name, rp);
 	}
-	case VP_FS_CREATE:
-		return op_create(fs, p, q, name, rp);
+	case VP_FS_CREATE: return op_create(fs, p, q, name, rp);
 	case VP_FS_RENAME: {
 		char newname[VP_MAX_NAME + 1];
 		r = cname(&q->name2, newname);
@@ -625,7 +625,8 @@ static int serve_named(struct agent_fs *fs, uint16_t type, const struct vp_fs_re
 		 * closed: the ones renamed here follow their new names. */
 		struct stat from, to;
 		bool have_from = fstatat(p->fd, name, &from, AT_SYMLINK_NOFOLLOW) == 0;
-		bool have_to = (q->flags & RENAME_EXCHANGE) && fstatat(np->fd, newname, &to, AT_SYMLINK_NOFOLLOW) == 0;
+		bool have_to = (q->flags & RENAME_EXCHANGE) &&
+			       fstatat(np->fd, newname, &to, AT_SYMLINK_NOFOLLOW) == 0;
 		r = rename_at2(p->fd, name, np->fd, newname, q->flags) < 0 ? -errno : 0;
 		if (r == 0 && have_from)
 			agent_node_moved(fs, from.st_dev, from.st_ino, np, newname);
@@ -710,11 +711,8 @@ void agent_fs_serve(struct agent_fs *fs, struct agent_chan *c, const struct agen
 	case VP_FS_WRITE:
 	case VP_FS_FSYNC:
 	case VP_FS_CLOSE:
-	case VP_FS_READDIR:
-		r = serve_handle(fs, m, &rp);
-		break;
-	default:
-		r = serve_node(fs, m, &rp);
+	case VP_FS_READDIR: r = serve_handle(fs, m, &rp); break;
+	default: r = serve_node(fs, m, &rp);
 	}
 	if (r < 0)
 		agent_send_error(c, m->h.id, r, vp_type_name(m->h.type));

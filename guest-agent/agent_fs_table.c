@@ -199,10 +199,8 @@ void agent_fs_free(struct agent_fs *fs)
 	if (!fs)
 		return;
 	/* Only called once no request runs: refs are all zero. */
-	u64map_for_each_safe(&fs->nodes, it, tmp)
-		node_free(fs, container_of(it, struct agent_node, by_id));
-	u64map_for_each_safe(&fs->handles, it, tmp)
-		handle_free(container_of(it, struct agent_handle, link));
+	u64map_for_each_safe(&fs->nodes, it, tmp) node_free(fs, container_of(it, struct agent_node, by_id));
+	u64map_for_each_safe(&fs->handles, it, tmp) handle_free(container_of(it, struct agent_handle, link));
 	u64map_destroy(&fs->nodes);
 	u64map_destroy(&fs->inos);
 	u64map_destroy(&fs->handles);

@@ -107,8 +107,7 @@ void agent_pid1_setup(bool vm)
 	 * the host's devices. */
 	if (vm)
 		do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
-	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-		 "newinstance,ptmxmode=0666,mode=0620");
+	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
 	/* A devtmpfs /dev/ptmx node finds the devpts next to it; without one,
 	 * this instance's ptmx is the way in. */
 	link_if_absent("pts/ptmx", "/dev/ptmx");
@@ -164,7 +163,7 @@ static void mmio_params(char *out, size_t cap)
 
 struct kmod {
 	const char *path; /* under /lib/modules/RELEASE/kernel/drivers/ */
-	bool mmio;        /* gets the virtio_mmio.* parameters */
+	bool mmio;	  /* gets the virtio_mmio.* parameters */
 };
 
 /* 1 when the file is absent (the driver is built in, or not needed). */
@@ -361,12 +360,12 @@ int agent_vm_open_channel(int *fd)
 #endif
 
 struct agent_cmdns {
-	pid_t init;    /* in the agent's pid namespace; 0 once it ended */
-	int own_pidns; /* the agent's own: back to it before making another */
-	int pidns;     /* the commands' current pid namespace */
-	int mntns;     /* the commands' mount namespace */
-	int ready;     /* the init's second word (its /proc) is still due */
-	bool entered;  /* the exec loop's children go into pidns */
+	pid_t init;	   /* in the agent's pid namespace; 0 once it ended */
+	int own_pidns;	   /* the agent's own: back to it before making another */
+	int pidns;	   /* the commands' current pid namespace */
+	int mntns;	   /* the commands' mount namespace */
+	int ready;	   /* the init's second word (its /proc) is still due */
+	bool entered;	   /* the exec loop's children go into pidns */
 	rlim_t cmd_nofile; /* commands' RLIMIT_NOFILE (VMPOOL_CMD_NOFILE); 0: the agent's */
 	char root[48];
 };
@@ -584,7 +583,7 @@ int agent_cmdns_join(const struct agent_cmdns *ns)
 		return -errno;
 	/* Lowering a hard limit needs no privilege, raising it again needs
 	 * CAP_SYS_RESOURCE of the host: guest root cannot undo this. */
-	struct rlimit rl = {ns->cmd_nofile, ns->cmd_nofile};
+	struct rlimit rl = { ns->cmd_nofile, ns->cmd_nofile };
 	if (ns->cmd_nofile && setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return -errno;
 	return 0;

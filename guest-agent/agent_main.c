@@ -169,20 +169,15 @@ static void serve_msg(void *ctx, struct agent_msg *m)
 		return;
 	}
 	switch (m->h.type) {
-	case VP_HELLO:
-		on_hello(a, m);
-		break;
-	case VP_SET_TIME:
-		on_set_time(a, m);
-		break;
+	case VP_HELLO: on_hello(a, m); break;
+	case VP_SET_TIME: on_set_time(a, m); break;
 	case VP_PING: {
 		/* PONG has PING's layout: echo the payload as it came. */
 		struct vp_buf b = { .data = m->payload, .len = m->h.len, .cap = m->h.len };
 		agent_send(&a->chan, VP_PONG, m->h.id, &b);
 		break;
 	}
-	default:
-		agent_fs_serve(a->fs, &a->chan, m);
+	default: agent_fs_serve(a->fs, &a->chan, m);
 	}
 }
 
@@ -323,7 +318,8 @@ int main(int argc, char **argv)
 	struct agent a = { 0 };
 	if (parse_args(argc, argv, &a) < 0) {
 		fprintf(stderr, "usage: vmpool-agent --fd N [--root DIR]\n"
-				"   or: as PID 1, with VMPOOL_CHANNEL_FD=N (namespace guest) or without (VM guest)\n");
+				"   or: as PID 1, with VMPOOL_CHANNEL_FD=N (namespace guest) or without (VM "
+				"guest)\n");
 		return 2;
 	}
 	int r = setup_signals();

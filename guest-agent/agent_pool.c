@@ -19,7 +19,7 @@
 #include "lib/list.h"
 
 #define POOL_MAX 64
-#define JOIN_STEP_MS 50   /* SIGUSR1 again this often while joining */
+#define JOIN_STEP_MS 50 /* SIGUSR1 again this often while joining */
 #define JOIN_GIVE_UP_MS 2000
 
 struct agent_pool {
@@ -28,7 +28,7 @@ struct agent_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pthread_cond_t exited_cv; /* CLOCK_MONOTONIC (clock_cond_init): nexited grew */
-	struct list_node queue; /* agent_msg.link, oldest first */
+	struct list_node queue;	  /* agent_msg.link, oldest first */
 	unsigned queued, idle, nthreads, nexited;
 	bool stop;
 	uint64_t busy[POOL_MAX]; /* handles with a WRITE running */
@@ -66,7 +66,7 @@ static bool busy_locked(const struct agent_pool *p, uint64_t fh)
 /* The first queued message that may run now. */
 static struct agent_msg *take_locked(struct agent_pool *p)
 {
-	list_for_each(&p->queue, it) {
+	list_for_each (&p->queue, it) {
 		struct agent_msg *m = container_of(it, struct agent_msg, link);
 		if (ordered(m) && busy_locked(p, m->u.fs.fh))
 			continue;

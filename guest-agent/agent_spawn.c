@@ -25,7 +25,7 @@ struct spawn {
 	char **envp;
 	char *cwd;
 	const struct agent_cmdns *ns; /* NULL: no namespaces of their own */
-	int in, out, err, errpipe; /* the child's ends */
+	int in, out, err, errpipe;    /* the child's ends */
 };
 
 static const char *const base_env[] = {

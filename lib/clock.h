@@ -61,7 +61,7 @@ static inline int deadline_passed(uint64_t deadline)
 
 static inline struct timespec deadline_timespec(uint64_t deadline)
 {
-	struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+	struct timespec ts = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
 	return ts;
 }
 

@@ -86,7 +86,7 @@ static inline size_t list_count(const struct list_node *head)
 
 #define list_for_each(head, it) for (struct list_node *it = (head)->next; it != (head); it = it->next)
 /* Safe against list_del(it) in the body. */
-#define list_for_each_safe(head, it, tmp)                                                                    \
+#define list_for_each_safe(head, it, tmp) \
 	for (struct list_node *it = (head)->next, *tmp = it->next; it != (head); it = tmp, tmp = it->next)
 
 #endif

@@ -111,8 +111,8 @@ static inline int vp_mutex_trylock(struct vp_mutex *mu) TRY_ACQUIRE(1, mu) NO_TH
 /* 1 with the lock taken, 0 when it was not free by `abstime`
  * (CLOCK_MONOTONIC): a sender to a stuck peer must not queue its caller
  * behind another sender for longer than its own deadline. */
-static inline int vp_mutex_clocklock(struct vp_mutex *mu, const struct timespec *abstime) TRY_ACQUIRE(1, mu)
-	NO_THREAD_SAFETY_ANALYSIS
+static inline int vp_mutex_clocklock(struct vp_mutex *mu, const struct timespec *abstime)
+	TRY_ACQUIRE(1, mu) NO_THREAD_SAFETY_ANALYSIS
 {
 	return pthread_mutex_clocklock(&mu->m, CLOCK_MONOTONIC, abstime) == 0;
 }

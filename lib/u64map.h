@@ -126,9 +126,9 @@ static inline struct u64map_link *u64map_take(struct u64map *m, uint64_t key)
 }
 
 /* Visits every element; the body may u64map_remove(m, it) (and free it). */
-#define u64map_for_each_safe(m, it, tmp)                                                                     \
-	for (size_t it##_b = 0; it##_b < (m)->nbuckets; it##_b++)                                              \
-		for (struct u64map_link *it = (m)->buckets[it##_b], *tmp = it ? it->next : NULL; it;              \
+#define u64map_for_each_safe(m, it, tmp)                                                             \
+	for (size_t it##_b = 0; it##_b < (m)->nbuckets; it##_b++)                                    \
+		for (struct u64map_link *it = (m)->buckets[it##_b], *tmp = it ? it->next : NULL; it; \
 		     it = tmp, tmp = it ? it->next : NULL)
 
 #endif

@@ -51,8 +51,7 @@ static void free_pool_memory(struct pool *p)
 	free(p);
 }
 
-int pool_new(const struct pool_config *cfg, const struct pool_machine_ops *ops, void *ctx,
-	     struct pool **out)
+int pool_new(const struct pool_config *cfg, const struct pool_machine_ops *ops, void *ctx, struct pool **out)
 {
 	if (!out)
 		return -EINVAL;
@@ -228,8 +227,7 @@ void pool_release(struct pool *p, void *machine)
 		p->in_use--;
 	/* Counted on every release, reusable or not, as the reference does. */
 	p->recycle_count++;
-	bool check = p->cfg.health_check_interval != 0 &&
-		     p->recycle_count % p->cfg.health_check_interval == 0;
+	bool check = p->cfg.health_check_interval != 0 && p->recycle_count % p->cfg.health_check_interval == 0;
 	if (!s) {
 		/* No memory to queue it: it cannot be reset safely later, so it
 		 * goes, as a machine that fails its reset would. */

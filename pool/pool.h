@@ -1,5 +1,5 @@
-/* Warm pool of machines: the reference pool (shared/seeds/mimobox_pool.rs)
- * in C, plus DESIGN §2's improvements (full reset on release, creation /
+/* Warm pool of machines: the reference pool (a warm pool in Rust, mimobox_pool.rs)
+ * in C, plus docs/design.md §2's improvements (full reset on release, creation /
  * reset / refill on background threads, max_machines cap, timing stats).
  *
  * The pool knows machines only through pool_machine_ops, so unit tests use a
@@ -12,20 +12,20 @@
 #include <stdint.h>
 
 struct pool_machine_ops {
-	int (*create)(void *ctx, void **machine);       /* a ready machine */
-	int (*reset)(void *ctx, void *machine);         /* back to pristine */
+	int (*create)(void *ctx, void **machine); /* a ready machine */
+	int (*reset)(void *ctx, void *machine);	  /* back to pristine */
 	void (*destroy)(void *ctx, void *machine);
-	bool (*is_alive)(void *ctx, void *machine);     /* reusable check on release */
-	int (*health_check)(void *ctx, void *machine);  /* 0 = healthy (runs /bin/true) */
-	uint64_t (*now_ms)(void *ctx);                  /* monotonic clock; NULL = CLOCK_MONOTONIC */
+	bool (*is_alive)(void *ctx, void *machine);    /* reusable check on release */
+	int (*health_check)(void *ctx, void *machine); /* 0 = healthy (runs /bin/true) */
+	uint64_t (*now_ms)(void *ctx);		       /* monotonic clock; NULL = CLOCK_MONOTONIC */
 };
 
 struct pool_config {
-	uint32_t min_size;              /* idle machines kept warm (1) */
-	uint32_t max_size;              /* idle machines retained (16) */
-	uint32_t max_idle_ms;           /* idle longer than this → evicted on acquire (30000) */
+	uint32_t min_size;		/* idle machines kept warm (1) */
+	uint32_t max_size;		/* idle machines retained (16) */
+	uint32_t max_idle_ms;		/* idle longer than this → evicted on acquire (30000) */
 	uint32_t health_check_interval; /* every N releases; 0 = off (0) */
-	uint32_t max_machines;          /* hard cap on every machine the backend holds: idle, in use, being made, reset or destroyed (64); 0 = none */
+	uint32_t max_machines; /* hard cap on every machine the backend holds: idle, in use, being made, reset or destroyed (64); 0 = none */
 };
 void pool_config_defaults(struct pool_config *cfg);
 /* -EINVAL for max_size == 0, min_size > max_size, or max_machines < min_size. */
@@ -40,8 +40,7 @@ struct pool_stats {
 
 struct pool;
 /* Starts the background workers and warms min_size machines in the background. */
-int pool_new(const struct pool_config *cfg, const struct pool_machine_ops *ops, void *ctx,
-	     struct pool **out);
+int pool_new(const struct pool_config *cfg, const struct pool_machine_ops *ops, void *ctx, struct pool **out);
 /* Destroys every machine the pool holds (idle and in progress) after the
  * workers finish; machines still acquired must have been released first. */
 void pool_free(struct pool *p);

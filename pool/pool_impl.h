@@ -94,7 +94,7 @@ struct pool {
 	unsigned nworkers;
 
 	struct vp_mutex mu;
-	pthread_cond_t work_cv;   /* workers: a job arrived, or stop */
+	pthread_cond_t work_cv;	  /* workers: a job arrived, or stop */
 	pthread_cond_t change_cv; /* acquire waiters, quiesce: a machine went idle or work ended */
 	bool stopping GUARDED_BY(mu);
 	bool timer_held GUARDED_BY(mu); /* a worker waits for the next idle expiry (pool_work.c) */
@@ -102,18 +102,20 @@ struct pool {
 	struct slist idle GUARDED_BY(mu); /* front = oldest, back = most recently released */
 	struct slist jobs GUARDED_BY(mu); /* releases waiting for a worker (FIFO) */
 	uint32_t in_use GUARDED_BY(mu);
-	uint32_t create_pending GUARDED_BY(mu); /* refill creates not yet picked by a worker */
+	uint32_t create_pending GUARDED_BY(mu);	 /* refill creates not yet picked by a worker */
 	uint32_t creates_running GUARDED_BY(mu); /* refill creates a worker is doing */
-	uint32_t warm_creating GUARDED_BY(mu); /* pool_warm's creates on its caller's thread */
-	uint32_t resets_running GUARDED_BY(mu); /* releases a worker is processing */
-	uint32_t destroying GUARDED_BY(mu); /* evicted, destroy not finished yet */
-	uint32_t waiters GUARDED_BY(mu); /* acquires waiting for background work */
+	uint32_t warm_creating GUARDED_BY(mu);	 /* pool_warm's creates on its caller's thread */
+	uint32_t resets_running GUARDED_BY(mu);	 /* releases a worker is processing */
+	uint32_t destroying GUARDED_BY(mu);	 /* evicted, destroy not finished yet */
+	uint32_t waiters GUARDED_BY(mu);	 /* acquires waiting for background work */
 	uint64_t recycle_count GUARDED_BY(mu);
 
 	uint64_t hits GUARDED_BY(mu), misses GUARDED_BY(mu), evictions GUARDED_BY(mu);
-	uint64_t creates GUARDED_BY(mu), create_failures GUARDED_BY(mu), resets GUARDED_BY(mu), reset_failures GUARDED_BY(mu);
+	uint64_t creates GUARDED_BY(mu), create_failures GUARDED_BY(mu), resets GUARDED_BY(mu),
+		reset_failures GUARDED_BY(mu);
 	uint64_t health_checks GUARDED_BY(mu), health_failures GUARDED_BY(mu);
-	uint64_t boot_us_last GUARDED_BY(mu), boot_us_total GUARDED_BY(mu), reset_us_last GUARDED_BY(mu), reset_us_total GUARDED_BY(mu);
+	uint64_t boot_us_last GUARDED_BY(mu), boot_us_total GUARDED_BY(mu), reset_us_last GUARDED_BY(mu),
+		reset_us_total GUARDED_BY(mu);
 };
 
 static inline uint32_t pool_min_u32(uint32_t a, uint32_t b)

@@ -48,8 +48,8 @@ uint32_t pool_room_locked(const struct pool *p)
 {
 	if (p->cfg.max_machines == 0)
 		return UINT32_MAX;
-	uint64_t total = (uint64_t)p->idle.len + p->in_use + pool_background_creating(p) +
-			 p->warm_creating + pool_releasing(p) + p->destroying;
+	uint64_t total = (uint64_t)p->idle.len + p->in_use + pool_background_creating(p) + p->warm_creating +
+			 pool_releasing(p) + p->destroying;
 	return total >= p->cfg.max_machines ? 0 : (uint32_t)(p->cfg.max_machines - total);
 }
 

@@ -60,7 +60,8 @@ void client_complete_locked(struct pend *p, int err)
  * and running execs stay: the reader disposes of them when it exits. */
 static void fail_waiters_locked(struct vp_client *c) REQUIRES(&c->lock)
 {
-	u64map_for_each_safe(&c->tab, it, tmp) {
+	u64map_for_each_safe(&c->tab, it, tmp)
+	{
 		struct pend *p = container_of(it, struct pend, link);
 		if (p->w && !p->claimed) {
 			u64map_remove(&c->tab, it);
@@ -249,7 +250,8 @@ struct pend *client_pend_new(uint16_t req)
 
 /* Waits for w after its request went out. The pend stays a tombstone when
  * the caller gives up. Called and returns with the lock held. */
-static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter *w, uint64_t dl, int tmo) REQUIRES(&c->lock)
+static int wait_reply_locked(struct vp_client *c, struct pend *p, struct waiter *w, uint64_t dl, int tmo)
+	REQUIRES(&c->lock)
 {
 	bool extended = false, killed = false;
 	while (!w->done) {
@@ -507,10 +509,12 @@ static int hello_exchange(struct vp_client *c, uint64_t deadline)
 {
 	struct vp_buf b;
 	client_frame_begin(&b);
-	vp_enc_hello(&b, &(struct vp_hello){ .min_version = VP_PROTO_VERSION, .max_version = VP_PROTO_VERSION });
+	vp_enc_hello(&b,
+		     &(struct vp_hello){ .min_version = VP_PROTO_VERSION, .max_version = VP_PROTO_VERSION });
 	struct waiter w;
 	memset(&w, 0, sizeof w);
-	int err = client_do_call(c, client_pend_new(VP_HELLO), &b, NULL, 0, &w, deadline_left_ms(deadline), NULL);
+	int err = client_do_call(c, client_pend_new(VP_HELLO), &b, NULL, 0, &w, deadline_left_ms(deadline),
+				 NULL);
 	vp_buf_free(&b);
 	if (err)
 		return err;

@@ -65,8 +65,8 @@ struct vp_exec_cb {
 };
 /* Sends EXEC and returns once the agent answered EXEC_STARTED (0) or ERROR
  * (-errno, and no callback runs). *exec_id names it for stdin/signal. */
-int vp_exec_start(struct vp_client *c, const struct vp_exec *req, const struct vp_exec_cb *cb,
-		  void *ctx, uint32_t *exec_id);
+int vp_exec_start(struct vp_client *c, const struct vp_exec *req, const struct vp_exec_cb *cb, void *ctx,
+		  uint32_t *exec_id);
 /* Data for the command's stdin; returns once the agent wrote it to the pipe.
  * eof closes the pipe after the data. -ESRCH when the command has ended. */
 int vp_exec_stdin(struct vp_client *c, uint32_t exec_id, const void *data, size_t len, bool eof);

@@ -32,12 +32,12 @@ struct vp_exec_out {
 struct vp_exec_run {
 	pthread_mutex_t mu; /* protects the fields below: the reader thread fills them */
 	pthread_cond_t cv;  /* done became true */
-	unsigned opts;      /* VP_RUN_* */
-	bool done;          /* on_exit ran, or the start failed */
-	int err;            /* 0: the command ended and ex says how; else -errno */
+	unsigned opts;	    /* VP_RUN_* */
+	bool done;	    /* on_exit ran, or the start failed */
+	int err;	    /* 0: the command ended and ex says how; else -errno */
 	struct vp_exit ex;
 	struct vp_exec_out out, errout; /* with VP_RUN_COLLECT; an allocation failure drops output */
-	uint32_t exec_id;   /* for vp_exec_stdin / vp_exec_signal while it runs */
+	uint32_t exec_id;		/* for vp_exec_stdin / vp_exec_signal while it runs */
 };
 
 /* Starts req (vp_exec_start) with r collecting its end. On an error, r is

@@ -360,8 +360,8 @@ int vp_fs_readdir(struct vp_client *c, uint64_t fh, uint64_t offset, uint32_t ma
 	if (!fn || max_bytes > VP_MAX_DATA)
 		return -EINVAL;
 	struct client_reply r;
-	int err = fs_call(c, VP_FS_READDIR, &(struct vp_fs_req){ .fh = fh, .offset = offset, .size = max_bytes },
-			  &r);
+	int err = fs_call(c, VP_FS_READDIR,
+			  &(struct vp_fs_req){ .fh = fh, .offset = offset, .size = max_bytes }, &r);
 	if (err)
 		return err;
 	/* The agent fills at most max_bytes; more would hand the caller
@@ -396,7 +396,8 @@ int vp_fs_readdirplus(struct vp_client *c, uint64_t node, uint64_t fh, uint64_t 
 		return -EINVAL;
 	struct client_reply r;
 	int err = fs_call(c, VP_FS_READDIRPLUS,
-			  &(struct vp_fs_req){ .node = node, .fh = fh, .offset = offset, .size = max_bytes }, &r);
+			  &(struct vp_fs_req){ .node = node, .fh = fh, .offset = offset, .size = max_bytes },
+			  &r);
 	if (err)
 		return err;
 	/* Entries beyond max_bytes are refused (the caller sized for it),

@@ -41,11 +41,11 @@
 struct waiter {
 	pthread_cond_t cond;
 	bool done;
-	int err;          /* transport result: 0 = a reply is here */
-	uint16_t rtype;   /* reply type */
+	int err;	  /* transport result: 0 = a reply is here */
+	uint16_t rtype;	  /* reply type */
 	uint8_t *payload; /* malloc'ed reply payload, owned by the caller once done */
 	uint32_t plen;
-	bool direct;      /* FS_READ: DATA bytes go straight to rbuf */
+	bool direct; /* FS_READ: DATA bytes go straight to rbuf */
 	void *rbuf;
 	uint32_t rcap, rgot;
 };
@@ -56,12 +56,12 @@ enum pend_kind { PK_CALL, PK_EXEC, PK_ASYNC };
 
 struct pend {
 	struct u64map_link link; /* key: the request id */
-	uint16_t req;    /* request type sent */
-	uint16_t expect; /* the reply type other than ERROR it may get */
+	uint16_t req;		 /* request type sent */
+	uint16_t expect;	 /* the reply type other than ERROR it may get */
 	uint8_t kind;
-	bool claimed;    /* the reader is completing w outside the lock */
-	bool started;    /* EXEC: EXEC_STARTED seen */
-	bool orphan;     /* EXEC: its caller gave up before EXEC_STARTED; no callbacks */
+	bool claimed; /* the reader is completing w outside the lock */
+	bool started; /* EXEC: EXEC_STARTED seen */
+	bool orphan;  /* EXEC: its caller gave up before EXEC_STARTED; no callbacks */
 	struct waiter *w;
 	struct vp_exec_cb cb;
 	void *ctx;

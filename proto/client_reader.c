@@ -27,7 +27,8 @@ static ssize_t raw_read(struct vp_client *c, void *buf, size_t n)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		struct pollfd pf[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = c->wakefd, .events = POLLIN } };
+		struct pollfd pf[2] = { { .fd = c->fd, .events = POLLIN },
+					{ .fd = c->wakefd, .events = POLLIN } };
 		if (poll(pf, 2, -1) < 0 && errno != EINTR)
 			return -errno;
 		if (pf[1].revents)
@@ -132,16 +133,12 @@ static void late_reply(struct vp_client *c, uint16_t rtype, const uint8_t *p, ui
 	if (vp_decode(rtype, p, n, &m))
 		return;
 	switch (rtype) {
-	case VP_FS_ENTRY:
-		send_forget(c, m.entry.node);
-		break;
+	case VP_FS_ENTRY: send_forget(c, m.entry.node); break;
 	case VP_FS_CREATED:
 		send_forget(c, m.created.entry.node);
 		send_close(c, m.created.fh);
 		break;
-	case VP_FS_HANDLE:
-		send_close(c, m.handle.fh);
-		break;
+	case VP_FS_HANDLE: send_close(c, m.handle.fh); break;
 	case VP_FS_DIRENTS_PLUS: {
 		struct vp_reader r;
 		vp_reader_init(&r, m.direntsplus.entries.p, m.direntsplus.entries.len);
@@ -222,7 +219,8 @@ bool client_async_put_locked(struct pend *p)
 
 /* Reply to vp_fs_write_async: decoded and handed to done outside the lock.
  * Called with the lock held; returns with it released. */
-static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr *h, const uint8_t *buf) RELEASE(&c->lock)
+static int async_reply(struct vp_client *c, struct pend *p, const struct vp_hdr *h, const uint8_t *buf)
+	RELEASE(&c->lock)
 {
 	client_tab_remove(c, p);
 	p->in_tab = false;
@@ -398,7 +396,8 @@ void *client_reader_main(void *arg)
 	vp_mutex_lock(&c->lock);
 	/* Chained through their (now unused) table links. */
 	struct u64map_link *list = NULL;
-	u64map_for_each_safe(&c->tab, it, tmp) {
+	u64map_for_each_safe(&c->tab, it, tmp)
+	{
 		struct pend *p = container_of(it, struct pend, link);
 		u64map_remove(&c->tab, it);
 		if (p->w) /* cannot happen (fail_waiters_locked ran); never strand one */
@@ -425,4 +424,3 @@ void *client_reader_main(void *arg)
 	}
 	return NULL;
 }
-

@@ -21,14 +21,14 @@
 
 #define VP_PROTO_VERSION 1u
 #define VP_HDR_SIZE 12u
-#define VP_MAX_DATA (1u << 20)               /* read/write/output chunk */
+#define VP_MAX_DATA (1u << 20)		     /* read/write/output chunk */
 #define VP_MAX_PAYLOAD (VP_MAX_DATA + 4096u) /* any frame's payload */
-#define VP_MAX_NAME 255u                     /* one path component */
-#define VP_MAX_CMD (128u * 1024u)            /* Linux MAX_ARG_STRLEN */
+#define VP_MAX_NAME 255u		     /* one path component */
+#define VP_MAX_CMD (128u * 1024u)	     /* Linux MAX_ARG_STRLEN */
 #define VP_MAX_PATH 4096u
 #define VP_MAX_ENV 256u
-#define VP_OUTPUT_WINDOW (1u << 20)          /* unacknowledged output bytes per exec */
-#define VP_ROOT_NODE 1u                      /* node id of the guest's "/" */
+#define VP_OUTPUT_WINDOW (1u << 20) /* unacknowledged output bytes per exec */
+#define VP_ROOT_NODE 1u		    /* node id of the guest's "/" */
 
 /* Message types: the list and what each carries is proto_msgs.h. */
 enum vp_type {
@@ -40,16 +40,16 @@ enum vp_type {
 /* Who sends a type and whether it is answered (proto_msgs.h). */
 enum vp_dir {
 	VP_DIR_NONE = 0, /* not a known type */
-	VP_DIR_REQ,      /* host→guest, answered with its id */
-	VP_DIR_ONEWAY,   /* host→guest, id 0, never answered */
-	VP_DIR_REPLY,    /* guest→host */
+	VP_DIR_REQ,	 /* host→guest, answered with its id */
+	VP_DIR_ONEWAY,	 /* host→guest, id 0, never answered */
+	VP_DIR_REPLY,	 /* guest→host */
 };
 
 struct vp_hdr {
-	uint32_t len;   /* payload bytes, ≤ VP_MAX_PAYLOAD */
-	uint16_t type;  /* enum vp_type */
+	uint32_t len;	/* payload bytes, ≤ VP_MAX_PAYLOAD */
+	uint16_t type;	/* enum vp_type */
 	uint16_t flags; /* 0; reserved */
-	uint32_t id;    /* request id chosen by the host; replies carry it back; 0 = one-way/unsolicited */
+	uint32_t id;	/* request id chosen by the host; replies carry it back; 0 = one-way/unsolicited */
 };
 
 /* Growable little-endian writer. Any failure (ENOMEM, over VP_MAX_PAYLOAD)
@@ -120,35 +120,60 @@ struct vp_bytes {
 	uint32_t len;
 };
 
-struct vp_hello { uint32_t min_version, max_version; };
-struct vp_ready { uint32_t version, features; struct vp_bytes info; };
-struct vp_error { int32_t err; struct vp_bytes message; }; /* err positive errno */
+struct vp_hello {
+	uint32_t min_version, max_version;
+};
+struct vp_ready {
+	uint32_t version, features;
+	struct vp_bytes info;
+};
+struct vp_error {
+	int32_t err;
+	struct vp_bytes message;
+}; /* err positive errno */
 /* The host's CLOCK_REALTIME, for a guest whose clock was restored from a
  * snapshot (docs/protocol.md, "Time"). */
-struct vp_set_time { int64_t sec; uint32_t nsec; /* < 1e9 */ };
+struct vp_set_time {
+	int64_t sec;
+	uint32_t nsec; /* < 1e9 */
+};
 
 #define VP_EXEC_STDIN 0x1u /* keep a stdin pipe open for STDIN frames; else stdin is /dev/null */
 struct vp_exec {
 	uint32_t timeout_ms; /* 0 = none; on expiry the process group gets SIGKILL and EXIT says timed_out */
-	uint32_t flags;      /* VP_EXEC_* */
+	uint32_t flags;	     /* VP_EXEC_* */
 	struct vp_bytes cmd; /* run as /bin/sh -c CMD; no NUL bytes; ≤ VP_MAX_CMD */
 	struct vp_bytes cwd; /* empty = "/" */
-	uint32_t nenv;       /* ≤ VP_MAX_ENV "K=V" entries, added to PATH, HOME, TERM=dumb */
+	uint32_t nenv;	     /* ≤ VP_MAX_ENV "K=V" entries, added to PATH, HOME, TERM=dumb */
 	struct vp_bytes env[VP_MAX_ENV];
 };
-struct vp_exec_started { uint32_t pid; };
+struct vp_exec_started {
+	uint32_t pid;
+};
 #define VP_STREAM_STDOUT 1u
 #define VP_STREAM_STDERR 2u
-struct vp_output { uint8_t stream; struct vp_bytes data; };
+struct vp_output {
+	uint8_t stream;
+	struct vp_bytes data;
+};
 struct vp_exit {
-	int32_t code;        /* exit status when exited normally, else -1 */
-	int32_t signal;      /* terminating signal, 0 if none */
-	uint8_t timed_out;   /* killed because timeout_ms expired */
+	int32_t code;	   /* exit status when exited normally, else -1 */
+	int32_t signal;	   /* terminating signal, 0 if none */
+	uint8_t timed_out; /* killed because timeout_ms expired */
 	uint64_t duration_us;
 };
-struct vp_output_ack { uint32_t exec_id, bytes; };
-struct vp_stdin { uint32_t exec_id; uint8_t eof; struct vp_bytes data; };
-struct vp_signal { uint32_t exec_id; int32_t signo; };
+struct vp_output_ack {
+	uint32_t exec_id, bytes;
+};
+struct vp_stdin {
+	uint32_t exec_id;
+	uint8_t eof;
+	struct vp_bytes data;
+};
+struct vp_signal {
+	uint32_t exec_id;
+	int32_t signo;
+};
 
 struct vp_attr {
 	uint64_t ino, size, blocks;
@@ -156,19 +181,22 @@ struct vp_attr {
 	uint32_t atime_nsec, mtime_nsec, ctime_nsec;
 	uint32_t mode, nlink, uid, gid, rdev, blksize;
 };
-struct vp_entry { uint64_t node; struct vp_attr attr; };
+struct vp_entry {
+	uint64_t node;
+	struct vp_attr attr;
+};
 
 /* Requests on a node or a handle share one struct; unused fields are 0. */
 struct vp_fs_req {
-	uint64_t node;      /* node, or parent for name operations */
-	uint64_t node2;     /* newparent (RENAME, LINK) */
-	uint64_t fh;        /* READ, WRITE, FSYNC, CLOSE, READDIR(PLUS) */
-	uint64_t offset;    /* READ, WRITE, READDIR(PLUS) */
-	uint64_t nlookup;   /* FORGET */
-	uint32_t size;      /* READ size, READDIR(PLUS) max_bytes */
-	uint32_t flags;     /* OPEN, CREATE open flags; RENAME flags; FSYNC datasync */
-	uint32_t mode;      /* MKNOD, MKDIR, CREATE */
-	uint32_t rdev;      /* MKNOD */
+	uint64_t node;	       /* node, or parent for name operations */
+	uint64_t node2;	       /* newparent (RENAME, LINK) */
+	uint64_t fh;	       /* READ, WRITE, FSYNC, CLOSE, READDIR(PLUS) */
+	uint64_t offset;       /* READ, WRITE, READDIR(PLUS) */
+	uint64_t nlookup;      /* FORGET */
+	uint32_t size;	       /* READ size, READDIR(PLUS) max_bytes */
+	uint32_t flags;	       /* OPEN, CREATE open flags; RENAME flags; FSYNC datasync */
+	uint32_t mode;	       /* MKNOD, MKDIR, CREATE */
+	uint32_t rdev;	       /* MKNOD */
 	struct vp_bytes name;  /* LOOKUP, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, CREATE */
 	struct vp_bytes name2; /* RENAME, LINK newname; SYMLINK target */
 	struct vp_bytes data;  /* WRITE */
@@ -184,7 +212,7 @@ struct vp_fs_req {
 #define VP_SET_MTIME_NOW 0x80u
 struct vp_setattr {
 	uint64_t node;
-	uint64_t fh; /* 0 = no open handle */
+	uint64_t fh;	/* 0 = no open handle */
 	uint32_t valid; /* VP_SET_* */
 	uint32_t mode, uid, gid;
 	uint64_t size;
@@ -192,25 +220,46 @@ struct vp_setattr {
 	uint32_t atime_nsec, mtime_nsec;
 };
 
-struct vp_dirent { uint64_t ino, next_offset; uint32_t type; struct vp_bytes name; };
+struct vp_dirent {
+	uint64_t ino, next_offset;
+	uint32_t type;
+	struct vp_bytes name;
+};
 /* One DIRENTS_PLUS entry: a dirent, then an entry whose node is 0 when
  * the agent counted no lookup for it ("." and "..", a name gone since the
  * listing; its attr is then all zero). */
-struct vp_direntplus { struct vp_dirent d; struct vp_entry e; };
+struct vp_direntplus {
+	struct vp_dirent d;
+	struct vp_entry e;
+};
 struct vp_statfs {
 	uint64_t blocks, bfree, bavail, files, ffree;
 	uint32_t bsize, frsize, namemax;
 };
 
 /* Payloads of one field, and the composite replies. */
-struct vp_data { struct vp_bytes data; };             /* PING, PONG, FS_DATA: ≤ VP_MAX_DATA */
-struct vp_empty { uint8_t unused; };                  /* OK: no field (C has no empty struct) */
-struct vp_handle { uint64_t fh; };                    /* non-zero */
-struct vp_written { uint32_t count; };                /* ≤ VP_MAX_DATA */
-struct vp_created { uint64_t fh; struct vp_entry entry; };
+struct vp_data {
+	struct vp_bytes data;
+}; /* PING, PONG, FS_DATA: ≤ VP_MAX_DATA */
+struct vp_empty {
+	uint8_t unused;
+}; /* OK: no field (C has no empty struct) */
+struct vp_handle {
+	uint64_t fh;
+}; /* non-zero */
+struct vp_written {
+	uint32_t count;
+}; /* ≤ VP_MAX_DATA */
+struct vp_created {
+	uint64_t fh;
+	struct vp_entry entry;
+};
 /* DIRENTS: `entries` points at the count entries (vp_get_dirent walks them);
  * DIRENTS_PLUS has the same shape, its entries walked by vp_get_direntplus. */
-struct vp_dirents { uint32_t count; struct vp_bytes entries; };
+struct vp_dirents {
+	uint32_t count;
+	struct vp_bytes entries;
+};
 
 /* Any message's decoded payload: one member per VP_CODECS layout. */
 union vp_msg {

@@ -11,7 +11,9 @@
 #define MAX_SIGNO 64
 
 static const struct proto_field hello_fields[] = {
-	F_INT(struct vp_hello, min_version), F_INT(struct vp_hello, max_version), F_END,
+	F_INT(struct vp_hello, min_version),
+	F_INT(struct vp_hello, max_version),
+	F_END,
 };
 
 static bool hello_ok(const void *p)
@@ -31,8 +33,10 @@ void vp_enc_hello(struct vp_buf *b, const struct vp_hello *m)
 }
 
 static const struct proto_field ready_fields[] = {
-	F_INT(struct vp_ready, version), F_INT(struct vp_ready, features),
-	F_TEXT(struct vp_ready, info, MAX_INFO), F_END,
+	F_INT(struct vp_ready, version),
+	F_INT(struct vp_ready, features),
+	F_TEXT(struct vp_ready, info, MAX_INFO),
+	F_END,
 };
 
 int vp_dec_ready(const void *p, size_t n, struct vp_ready *m)
@@ -48,7 +52,9 @@ void vp_enc_ready(struct vp_buf *b, const struct vp_ready *m)
 /* Any errno value is accepted here: the client clamps it, and rejecting a
  * bad value would lose the reply. */
 static const struct proto_field error_fields[] = {
-	F_INT(struct vp_error, err), F_TEXT(struct vp_error, message, MAX_INFO), F_END,
+	F_INT(struct vp_error, err),
+	F_TEXT(struct vp_error, message, MAX_INFO),
+	F_END,
 };
 
 int vp_dec_error(const void *p, size_t n, struct vp_error *m)
@@ -62,7 +68,9 @@ void vp_enc_error(struct vp_buf *b, const struct vp_error *m)
 }
 
 static const struct proto_field set_time_fields[] = {
-	F_INT(struct vp_set_time, sec), F_MAX(struct vp_set_time, nsec, NSEC_PER_SEC - 1), F_END,
+	F_INT(struct vp_set_time, sec),
+	F_MAX(struct vp_set_time, nsec, NSEC_PER_SEC - 1),
+	F_END,
 };
 
 int vp_dec_set_time(const void *p, size_t n, struct vp_set_time *m)
@@ -77,8 +85,11 @@ void vp_enc_set_time(struct vp_buf *b, const struct vp_set_time *m)
 
 /* EXEC: these fields, then u32 nenv and the env entries. */
 static const struct proto_field exec_fields[] = {
-	F_INT(struct vp_exec, timeout_ms), F_INT(struct vp_exec, flags),
-	F_TEXT(struct vp_exec, cmd, VP_MAX_CMD), F_TEXT(struct vp_exec, cwd, VP_MAX_PATH), F_END,
+	F_INT(struct vp_exec, timeout_ms),
+	F_INT(struct vp_exec, flags),
+	F_TEXT(struct vp_exec, cmd, VP_MAX_CMD),
+	F_TEXT(struct vp_exec, cwd, VP_MAX_PATH),
+	F_END,
 };
 
 int vp_dec_exec(const void *p, size_t n, struct vp_exec *m)
@@ -128,7 +139,9 @@ void vp_enc_exec_started(struct vp_buf *b, const struct vp_exec_started *m)
 }
 
 static const struct proto_field output_fields[] = {
-	F_INT(struct vp_output, stream), F_BYTES(struct vp_output, data, VP_MAX_DATA), F_END,
+	F_INT(struct vp_output, stream),
+	F_BYTES(struct vp_output, data, VP_MAX_DATA),
+	F_END,
 };
 
 static bool output_ok(const void *p)
@@ -149,8 +162,11 @@ void vp_enc_output(struct vp_buf *b, const struct vp_output *m)
 }
 
 static const struct proto_field exit_fields[] = {
-	F_INT(struct vp_exit, code), F_INT(struct vp_exit, signal), F_MAX(struct vp_exit, timed_out, 1),
-	F_INT(struct vp_exit, duration_us), F_END,
+	F_INT(struct vp_exit, code),
+	F_INT(struct vp_exit, signal),
+	F_MAX(struct vp_exit, timed_out, 1),
+	F_INT(struct vp_exit, duration_us),
+	F_END,
 };
 
 static bool exit_ok(const void *p)
@@ -170,7 +186,9 @@ void vp_enc_exit(struct vp_buf *b, const struct vp_exit *m)
 }
 
 static const struct proto_field output_ack_fields[] = {
-	F_NONZERO(struct vp_output_ack, exec_id), F_MAX(struct vp_output_ack, bytes, VP_OUTPUT_WINDOW), F_END,
+	F_NONZERO(struct vp_output_ack, exec_id),
+	F_MAX(struct vp_output_ack, bytes, VP_OUTPUT_WINDOW),
+	F_END,
 };
 
 int vp_dec_output_ack(const void *p, size_t n, struct vp_output_ack *m)
@@ -184,8 +202,10 @@ void vp_enc_output_ack(struct vp_buf *b, const struct vp_output_ack *m)
 }
 
 static const struct proto_field stdin_fields[] = {
-	F_NONZERO(struct vp_stdin, exec_id), F_MAX(struct vp_stdin, eof, 1),
-	F_BYTES(struct vp_stdin, data, VP_MAX_DATA), F_END,
+	F_NONZERO(struct vp_stdin, exec_id),
+	F_MAX(struct vp_stdin, eof, 1),
+	F_BYTES(struct vp_stdin, data, VP_MAX_DATA),
+	F_END,
 };
 
 int vp_dec_stdin(const void *p, size_t n, struct vp_stdin *m)
@@ -199,7 +219,9 @@ void vp_enc_stdin(struct vp_buf *b, const struct vp_stdin *m)
 }
 
 static const struct proto_field signal_fields[] = {
-	F_NONZERO(struct vp_signal, exec_id), F_INT(struct vp_signal, signo), F_END,
+	F_NONZERO(struct vp_signal, exec_id),
+	F_INT(struct vp_signal, signo),
+	F_END,
 };
 
 static bool signal_ok(const void *p)
@@ -220,9 +242,10 @@ void vp_enc_signal(struct vp_buf *b, const struct vp_signal *m)
 
 #define ATTR(m) F_INT(struct vp_attr, m)
 static const struct proto_field attr_fields[] = {
-	ATTR(ino), ATTR(size), ATTR(blocks), ATTR(atime_sec), ATTR(mtime_sec), ATTR(ctime_sec),
-	ATTR(atime_nsec), ATTR(mtime_nsec), ATTR(ctime_nsec), ATTR(mode), ATTR(nlink), ATTR(uid),
-	ATTR(gid), ATTR(rdev), ATTR(blksize), F_END,
+	ATTR(ino),	  ATTR(size),	   ATTR(blocks),     ATTR(atime_sec),
+	ATTR(mtime_sec),  ATTR(ctime_sec), ATTR(atime_nsec), ATTR(mtime_nsec),
+	ATTR(ctime_nsec), ATTR(mode),	   ATTR(nlink),	     ATTR(uid),
+	ATTR(gid),	  ATTR(rdev),	   ATTR(blksize),    F_END,
 };
 #undef ATTR
 
@@ -275,9 +298,18 @@ void vp_enc_entry(struct vp_buf *b, const struct vp_entry *m)
 
 #define SETATTR(m) F_INT(struct vp_setattr, m)
 static const struct proto_field setattr_fields[] = {
-	F_NONZERO(struct vp_setattr, node), SETATTR(fh), SETATTR(valid), SETATTR(mode), SETATTR(uid),
-	SETATTR(gid), SETATTR(size), SETATTR(atime_sec), SETATTR(mtime_sec), SETATTR(atime_nsec),
-	SETATTR(mtime_nsec), F_END,
+	F_NONZERO(struct vp_setattr, node),
+	SETATTR(fh),
+	SETATTR(valid),
+	SETATTR(mode),
+	SETATTR(uid),
+	SETATTR(gid),
+	SETATTR(size),
+	SETATTR(atime_sec),
+	SETATTR(mtime_sec),
+	SETATTR(atime_nsec),
+	SETATTR(mtime_nsec),
+	F_END,
 };
 #undef SETATTR
 
@@ -299,8 +331,8 @@ void vp_enc_setattr(struct vp_buf *b, const struct vp_setattr *m)
 
 #define STATFS(m) F_INT(struct vp_statfs, m)
 static const struct proto_field statfs_fields[] = {
-	STATFS(blocks), STATFS(bfree), STATFS(bavail), STATFS(files), STATFS(ffree),
-	STATFS(bsize), STATFS(frsize), STATFS(namemax), F_END,
+	STATFS(blocks), STATFS(bfree),	STATFS(bavail),	 STATFS(files), STATFS(ffree),
+	STATFS(bsize),	STATFS(frsize), STATFS(namemax), F_END,
 };
 #undef STATFS
 
@@ -321,8 +353,11 @@ static bool dirent_name_ok(const struct vp_bytes *b)
 }
 
 static const struct proto_field dirent_fields[] = {
-	F_INT(struct vp_dirent, ino), F_INT(struct vp_dirent, next_offset), F_MAX(struct vp_dirent, type, 15),
-	F_BYTES(struct vp_dirent, name, VP_MAX_NAME), F_END,
+	F_INT(struct vp_dirent, ino),
+	F_INT(struct vp_dirent, next_offset),
+	F_MAX(struct vp_dirent, type, 15),
+	F_BYTES(struct vp_dirent, name, VP_MAX_NAME),
+	F_END,
 };
 
 static bool dirent_ok(const void *p)
@@ -586,16 +621,16 @@ void vp_enc_direntsplus(struct vp_buf *b, const struct vp_dirents *m)
 #define ARGS_TYPED(codec, member) vp_dec_##codec(p, n, type, &m->member)
 #define EARGS_PLAIN(codec, member) vp_enc_##codec(b, &m->member)
 #define EARGS_TYPED(codec, member) vp_enc_##codec(b, type, &m->member)
-#define CODEC_FNS(codec, member, T, args)                                                             \
-	static int dec_any_##codec(uint16_t type, const void *p, size_t n, union vp_msg *m)           \
-	{                                                                                             \
-		(void)type;                                                                           \
-		return ARGS_##args(codec, member);                                                    \
-	}                                                                                             \
-	static void enc_any_##codec(struct vp_buf *b, uint16_t type, const union vp_msg *m)           \
-	{                                                                                             \
-		(void)type;                                                                           \
-		EARGS_##args(codec, member);                                                          \
+#define CODEC_FNS(codec, member, T, args)                                                   \
+	static int dec_any_##codec(uint16_t type, const void *p, size_t n, union vp_msg *m) \
+	{                                                                                   \
+		(void)type;                                                                 \
+		return ARGS_##args(codec, member);                                          \
+	}                                                                                   \
+	static void enc_any_##codec(struct vp_buf *b, uint16_t type, const union vp_msg *m) \
+	{                                                                                   \
+		(void)type;                                                                 \
+		EARGS_##args(codec, member);                                                \
 	}
 VP_CODECS(CODEC_FNS)
 #undef CODEC_FNS
@@ -607,7 +642,7 @@ int vp_decode(uint16_t type, const void *payload, size_t len, union vp_msg *m)
 	switch (type) {
 #define DEC_CASE(NAME, value, codec, dir, reply) \
 	case VP_##NAME: return dec_any_##codec(type, payload, len, m);
-	VP_MESSAGES(DEC_CASE)
+		VP_MESSAGES(DEC_CASE)
 #undef DEC_CASE
 	}
 	return -EPROTO;
@@ -618,7 +653,7 @@ void vp_encode(struct vp_buf *b, uint16_t type, const union vp_msg *m)
 	switch (type) {
 #define ENC_CASE(NAME, value, codec, dir, reply) \
 	case VP_##NAME: enc_any_##codec(b, type, m); return;
-	VP_MESSAGES(ENC_CASE)
+		VP_MESSAGES(ENC_CASE)
 #undef ENC_CASE
 	}
 	if (!b->err)

@@ -36,31 +36,37 @@ bool proto_has_nul(const struct vp_bytes *b);
  * function the rules that tie its fields together. */
 enum proto_field_kind {
 	K_END,
-	K_INT,     /* integer member (signed ones as their bits), ≤ max */
+	K_INT,	   /* integer member (signed ones as their bits), ≤ max */
 	K_NONZERO, /* likewise, and not 0 */
 	K_BYTES,   /* struct vp_bytes: u32 length ≤ max, then the bytes */
-	K_TEXT,    /* likewise, with no NUL byte */
-	K_NAME,    /* one path component: not empty, ".", ".."; no '/', NUL */
+	K_TEXT,	   /* likewise, with no NUL byte */
+	K_NAME,	   /* one path component: not empty, ".", ".."; no '/', NUL */
 };
 
 struct proto_field {
-	uint16_t off;   /* offsetof the member */
-	uint8_t kind;   /* enum proto_field_kind */
-	uint8_t size;   /* sizeof an integer member: its width on the wire */
+	uint16_t off; /* offsetof the member */
+	uint8_t kind; /* enum proto_field_kind */
+	uint8_t size; /* sizeof an integer member: its width on the wire */
 	uint64_t max;
 };
 
 /* Cross-field rules of one message, run after its fields decoded cleanly. */
 typedef bool proto_fields_ok_fn(const void *m);
 
-#define FIELD(T, m, kind, max) { offsetof(T, m), kind, sizeof(((T *)0)->m), max }
+#define FIELD(T, m, kind, max)                                 \
+	{                                                      \
+		offsetof(T, m), kind, sizeof(((T *)0)->m), max \
+	}
 #define F_INT(T, m) FIELD(T, m, K_INT, UINT64_MAX)
 #define F_MAX(T, m, max) FIELD(T, m, K_INT, max)
 #define F_NONZERO(T, m) FIELD(T, m, K_NONZERO, UINT64_MAX)
 #define F_BYTES(T, m, max) FIELD(T, m, K_BYTES, max)
 #define F_TEXT(T, m, max) FIELD(T, m, K_TEXT, max)
 #define F_NAME(T, m) FIELD(T, m, K_NAME, VP_MAX_NAME)
-#define F_END { 0, K_END, 0, 0 }
+#define F_END                  \
+	{                      \
+		0, K_END, 0, 0 \
+	}
 
 /* The table's fields of m, in order (reader sticky as above). */
 void proto_get_fields(struct vp_reader *r, void *m, const struct proto_field *f);
@@ -79,12 +85,12 @@ void proto_self_check(struct vp_buf *b, int dec);
 
 /* For encoders with a hand-written decoder: re-decode b's bytes from
  * `start` with decoder into a scratch `type`. */
-#define PROTO_SELF_CHECK(b, start, decoder, type)                                             \
-	do {                                                                                  \
-		if (!(b)->err) {                                                              \
-			type tmp_;                                                            \
+#define PROTO_SELF_CHECK(b, start, decoder, type)                                                     \
+	do {                                                                                          \
+		if (!(b)->err) {                                                                      \
+			type tmp_;                                                                    \
 			proto_self_check(b, decoder((b)->data + (start), (b)->len - (start), &tmp_)); \
-		}                                                                             \
+		}                                                                                     \
 	} while (0)
 
 #endif

@@ -87,12 +87,30 @@ void proto_put_le(struct vp_buf *b, uint64_t v, unsigned n)
 		le_store(p, v, n);
 }
 
-void vp_put_u8(struct vp_buf *b, uint8_t v) { proto_put_le(b, v, 1); }
-void vp_put_u16(struct vp_buf *b, uint16_t v) { proto_put_le(b, v, 2); }
-void vp_put_u32(struct vp_buf *b, uint32_t v) { proto_put_le(b, v, 4); }
-void vp_put_u64(struct vp_buf *b, uint64_t v) { proto_put_le(b, v, 8); }
-void vp_put_i32(struct vp_buf *b, int32_t v) { proto_put_le(b, (uint32_t)v, 4); }
-void vp_put_i64(struct vp_buf *b, int64_t v) { proto_put_le(b, (uint64_t)v, 8); }
+void vp_put_u8(struct vp_buf *b, uint8_t v)
+{
+	proto_put_le(b, v, 1);
+}
+void vp_put_u16(struct vp_buf *b, uint16_t v)
+{
+	proto_put_le(b, v, 2);
+}
+void vp_put_u32(struct vp_buf *b, uint32_t v)
+{
+	proto_put_le(b, v, 4);
+}
+void vp_put_u64(struct vp_buf *b, uint64_t v)
+{
+	proto_put_le(b, v, 8);
+}
+void vp_put_i32(struct vp_buf *b, int32_t v)
+{
+	proto_put_le(b, (uint32_t)v, 4);
+}
+void vp_put_i64(struct vp_buf *b, int64_t v)
+{
+	proto_put_le(b, (uint64_t)v, 8);
+}
 
 void vp_put_raw(struct vp_buf *b, const void *p, size_t n)
 {
@@ -148,12 +166,30 @@ uint64_t proto_get_le(struct vp_reader *r, unsigned n)
 	return v;
 }
 
-uint8_t vp_get_u8(struct vp_reader *r) { return (uint8_t)proto_get_le(r, 1); }
-uint16_t vp_get_u16(struct vp_reader *r) { return (uint16_t)proto_get_le(r, 2); }
-uint32_t vp_get_u32(struct vp_reader *r) { return (uint32_t)proto_get_le(r, 4); }
-uint64_t vp_get_u64(struct vp_reader *r) { return proto_get_le(r, 8); }
-int32_t vp_get_i32(struct vp_reader *r) { return (int32_t)(uint32_t)proto_get_le(r, 4); }
-int64_t vp_get_i64(struct vp_reader *r) { return (int64_t)proto_get_le(r, 8); }
+uint8_t vp_get_u8(struct vp_reader *r)
+{
+	return (uint8_t)proto_get_le(r, 1);
+}
+uint16_t vp_get_u16(struct vp_reader *r)
+{
+	return (uint16_t)proto_get_le(r, 2);
+}
+uint32_t vp_get_u32(struct vp_reader *r)
+{
+	return (uint32_t)proto_get_le(r, 4);
+}
+uint64_t vp_get_u64(struct vp_reader *r)
+{
+	return proto_get_le(r, 8);
+}
+int32_t vp_get_i32(struct vp_reader *r)
+{
+	return (int32_t)(uint32_t)proto_get_le(r, 4);
+}
+int64_t vp_get_i64(struct vp_reader *r)
+{
+	return (int64_t)proto_get_le(r, 8);
+}
 
 void vp_get_str(struct vp_reader *r, const uint8_t **p, uint32_t *len, uint32_t max)
 {
@@ -225,8 +261,9 @@ int vp_hdr_decode(const uint8_t in[VP_HDR_SIZE], struct vp_hdr *h)
 const char *vp_type_name(uint16_t type)
 {
 	switch (type) {
-#define NAME_CASE(NAME, value, codec, dir, reply) case VP_##NAME: return #NAME;
-	VP_MESSAGES(NAME_CASE)
+#define NAME_CASE(NAME, value, codec, dir, reply) \
+	case VP_##NAME: return #NAME;
+		VP_MESSAGES(NAME_CASE)
 #undef NAME_CASE
 	}
 	return "?";
@@ -235,8 +272,9 @@ const char *vp_type_name(uint16_t type)
 enum vp_dir vp_msg_dir(uint16_t type)
 {
 	switch (type) {
-#define DIR_CASE(NAME, value, codec, dir, reply) case VP_##NAME: return VP_DIR_##dir;
-	VP_MESSAGES(DIR_CASE)
+#define DIR_CASE(NAME, value, codec, dir, reply) \
+	case VP_##NAME: return VP_DIR_##dir;
+		VP_MESSAGES(DIR_CASE)
 #undef DIR_CASE
 	}
 	return VP_DIR_NONE;
@@ -245,8 +283,9 @@ enum vp_dir vp_msg_dir(uint16_t type)
 uint16_t vp_msg_reply(uint16_t type)
 {
 	switch (type) {
-#define REPLY_CASE(NAME, value, codec, dir, reply) case VP_##NAME: return reply;
-	VP_MESSAGES(REPLY_CASE)
+#define REPLY_CASE(NAME, value, codec, dir, reply) \
+	case VP_##NAME: return reply;
+		VP_MESSAGES(REPLY_CASE)
 #undef REPLY_CASE
 	}
 	return 0;

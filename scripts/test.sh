@@ -135,6 +135,15 @@ fi
 # clang-19 -Wthread-safety -Wthread-safety-beta -Werror, so a lock annotated with lib/thread_safety.h
 # that is taken without release, or a REQUIRES function called without its
 # lock, fails here. Objects only: linking and the image add nothing to it.
+echo "== format (.clang-format)"
+# The tree is formatted by .clang-format (clang-format 14, Debian 12's);
+# scripts/format-check.sh lists any file that drifted.
+if scripts/format-check.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)); failures+=("format-check: run git ls-files '*.c' '*.h' | xargs clang-format -i")
+fi
+
 echo "== clang -Wthread-safety (build-clang)"
 # A build-clang set up by an older script used clang 14: start it afresh.
 [ ! -f build-clang/build.ninja ] || grep -q 'clang-19' build-clang/build.ninja || rm -rf build-clang

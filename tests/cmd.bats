@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# pool/NAME/cmd: writing and closing runs a command (DESIGN §1 cmd).
+# pool/NAME/cmd: writing and closing runs a command (docs/design.md §1 cmd).
 
 load helpers
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# inotify on the tree (DESIGN §1 inotify): the daemon's self-operations.
+# inotify on the tree (docs/design.md §1 inotify): the daemon's self-operations.
 
 load helpers
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # The tree over the kvm backend, end to end through a real mount, with our
 # conformance guest as the kernel: on PVM hosts a Linux guest cannot boot
-# (DESIGN §3), and that guest speaks the handshake, PING and SET_TIME and
+# (docs/design.md §3), and that guest speaks the handshake, PING and SET_TIME and
 # stops at an EXEC. Enough to check acquire and release (snapshot
 # restores), config, log, a guest that dies under a command, and a clean
 # unmount, with backend=kvm.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# stdout/stderr: kept whole, blocking reads, interrupts, poll (DESIGN §1).
+# stdout/stderr: kept whole, blocking reads, interrupts, poll (docs/design.md §1).
 
 load helpers
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# pool/NAME/root/ through the real daemon (DESIGN §1 root/): the guest's own
+# pool/NAME/root/ through the real daemon (docs/design.md §1 root/): the guest's own
 # filesystem, read-write, checked both through the mount and from inside the
 # guest with commands. tests/root_proxy.bats covers the proxy in depth on a
 # harness; this suite checks it is wired into the daemon the same way.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# pool/NAME/stat and pool/NAME/exit (DESIGN §1).
+# pool/NAME/stat and pool/NAME/exit (docs/design.md §1).
 
 load helpers
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# pool/NAME/stdin and pool/NAME/ctl (DESIGN §1).
+# pool/NAME/stdin and pool/NAME/ctl (docs/design.md §1).
 
 load helpers
 

@@ -41,8 +41,8 @@ void machine_config_defaults(struct machine_config *cfg)
 /* Opens `ops` chosen because of `chosen` (copied into the reason first:
  * a failure message quotes it). A backend with nothing to say about its
  * failure gets a line naming it, the errno and why it was chosen. */
-static int open_with(struct machine_backend *b, const struct machine_ops *ops, const struct machine_config *cfg,
-		     const char *chosen, char *why, size_t cap)
+static int open_with(struct machine_backend *b, const struct machine_ops *ops,
+		     const struct machine_config *cfg, const char *chosen, char *why, size_t cap)
 {
 	if (chosen != b->reason)
 		snprintf(b->reason, sizeof b->reason, "%s", chosen);

@@ -1,4 +1,4 @@
-/* Machines: an isolated guest with an agent channel (DESIGN §3).
+/* Machines: an isolated guest with an agent channel (docs/design.md §3).
  *
  * A backend (ns or kvm) is opened once from a machine_config; it
  * creates machines that are ready (agent said READY, handshake done) when
@@ -20,12 +20,12 @@ enum machine_kind { MACHINE_AUTO = 0, MACHINE_NS, MACHINE_KVM };
 
 struct machine_config {
 	enum machine_kind kind;
-	const char *image_dir;   /* built image: rootfs/ (tree), vmlinuz, initramfs.cpio.gz */
-	uint64_t mem_bytes;      /* memory limit per machine (cgroup / guest RAM) */
-	uint64_t disk_bytes;     /* size of the writable layer (tmpfs upper) */
-	uint32_t pids_max;       /* cgroup pids limit */
-	uint32_t cpu_milli;      /* CPU time in thousandths of a CPU (cgroup cpu quota); 0 = none */
-	uint32_t nofile_max;     /* RLIMIT_NOFILE (soft and hard) of every command's process */
+	const char *image_dir;	   /* built image: rootfs/ (tree), vmlinuz, initramfs.cpio.gz */
+	uint64_t mem_bytes;	   /* memory limit per machine (cgroup / guest RAM) */
+	uint64_t disk_bytes;	   /* size of the writable layer (tmpfs upper) */
+	uint32_t pids_max;	   /* cgroup pids limit */
+	uint32_t cpu_milli;	   /* CPU time in thousandths of a CPU (cgroup cpu quota); 0 = none */
+	uint32_t nofile_max;	   /* RLIMIT_NOFILE (soft and hard) of every command's process */
 	uint32_t ready_timeout_ms; /* create fails with -ETIMEDOUT past this */
 };
 /* The ns agent's own RLIMIT_NOFILE, beside its commands' nofile_max: each
@@ -51,7 +51,7 @@ int machine_backend_open(const struct machine_config *cfg, struct machine_backen
  * wrong (e.g. "no READY from the guest agent within 10000 ms; serial: ..."). */
 int machine_backend_open_why(const struct machine_config *cfg, struct machine_backend **out, char *why,
 			     size_t cap);
-void machine_backend_close(struct machine_backend *b); /* after every machine is destroyed */
+void machine_backend_close(struct machine_backend *b);		     /* after every machine is destroyed */
 const char *machine_backend_name(const struct machine_backend *b);   /* "ns" | "kvm" */
 const char *machine_backend_reason(const struct machine_backend *b); /* why this backend */
 /* kvm: the backend's private runtime directory (snapshot, serial logs),
@@ -77,10 +77,10 @@ struct vp_client *machine_client(struct machine *m); /* valid until reset/destro
 const char *machine_log_path(struct machine *m);
 
 struct machine_info {
-	uint32_t id;            /* unique per backend, for logs */
-	int32_t host_pid;       /* agent's pid on the host (ns), VMM thread owner (kvm) */
-	uint64_t oom_kills;     /* processes killed by the memory limit since create/reset */
-	uint64_t boot_us;       /* duration of the last create or reset */
+	uint32_t id;	    /* unique per backend, for logs */
+	int32_t host_pid;   /* agent's pid on the host (ns), VMM thread owner (kvm) */
+	uint64_t oom_kills; /* processes killed by the memory limit since create/reset */
+	uint64_t boot_us;   /* duration of the last create or reset */
 };
 void machine_get_info(struct machine *m, struct machine_info *out);
 

@@ -1,5 +1,5 @@
 /* The pool's view of machines (pool_machine_ops) over vmm/machine.h, with
- * the health check DESIGN §2 asks for: EXEC /bin/true must exit 0. */
+ * the health check docs/design.md §2 asks for: EXEC /bin/true must exit 0. */
 #ifndef VMPOOL_MACHINE_POOL_H
 #define VMPOOL_MACHINE_POOL_H
 

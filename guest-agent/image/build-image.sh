@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the guest image from Debian packages only (DESIGN §4):
+# Builds the guest image from Debian packages only (docs/design.md §4):
 #   OUT/rootfs/            the tree: busybox applets, /init = the agent, the
 #                          virtio modules; owned by the unprivileged uid/gid
 #                          that guest root maps to in the ns backend

@@ -239,12 +239,12 @@ static int reply(struct conn *c, uint32_t id, uint16_t want, struct frame **out)
 
 /* ---- file request helpers ---------------------------------------------- */
 
-static struct vp_bytes B(const char *s)
-{
+static struct vp_bytes B(const char *s) {
 	return (struct vp_bytes){ (const uint8_t *)s, (uint32_t)strlen(s) };
 }
 
-static int fs_req(struct conn *c, uint16_t type, const struct vp_fs_req *q, uint16_t want, struct frame **out)
+static int
+fs_req(struct conn *c, uint16_t type, const struct vp_fs_req *q, uint16_t want, struct frame **out)
 {
 	struct vp_buf b;
 	vp_buf_init(&b);
@@ -455,8 +455,8 @@ struct xres {
 	uint64_t exit_ms; /* when EXIT arrived */
 };
 
-static uint32_t exec_send(struct conn *c, const char *cmd, const char *cwd, const char *const *env, uint32_t nenv,
-			  uint32_t timeout_ms, uint32_t flags)
+static uint32_t exec_send(struct conn *c, const char *cmd, const char *cwd, const char *const *env,
+			  uint32_t nenv, uint32_t timeout_ms, uint32_t flags)
 {
 	struct vp_exec *q = calloc(1, sizeof *q);
 	q->timeout_ms = timeout_ms;
@@ -522,9 +522,7 @@ static bool exec_frame(struct conn *c, uint32_t id, struct frame *f, struct xres
 		x->exit_ms = now_ms();
 		done = true;
 		break;
-	default:
-		CHECKF(0, "unexpected %s for an exec", vp_type_name(f->h.type));
-		done = true;
+	default: CHECKF(0, "unexpected %s for an exec", vp_type_name(f->h.type)); done = true;
 	}
 	frame_free(f);
 	return done;
@@ -543,8 +541,8 @@ static bool exec_wait(struct conn *c, uint32_t id, struct xres *x, int ms)
 	}
 }
 
-static struct xres *run(struct conn *c, const char *cmd, const char *cwd, const char *const *env, uint32_t nenv,
-			uint32_t timeout_ms)
+static struct xres *run(struct conn *c, const char *cmd, const char *cwd, const char *const *env,
+			uint32_t nenv, uint32_t timeout_ms)
 {
 	struct xres *x = calloc(1, sizeof *x);
 	uint32_t id = exec_send(c, cmd, cwd, env, nenv, timeout_ms, 0);
@@ -679,12 +677,23 @@ static void t_malformed(struct conn *c)
 	uint8_t ex[64];
 	size_t n = 0;
 	uint32_t v;
-	v = 0; memcpy(ex + n, &v, 4); n += 4; /* timeout */
-	v = 0; memcpy(ex + n, &v, 4); n += 4; /* flags */
-	v = 3; memcpy(ex + n, &v, 4); n += 4;
-	memcpy(ex + n, "a\0b", 3); n += 3;
-	v = 0; memcpy(ex + n, &v, 4); n += 4; /* cwd */
-	v = 0; memcpy(ex + n, &v, 4); n += 4; /* nenv */
+	v = 0;
+	memcpy(ex + n, &v, 4);
+	n += 4; /* timeout */
+	v = 0;
+	memcpy(ex + n, &v, 4);
+	n += 4; /* flags */
+	v = 3;
+	memcpy(ex + n, &v, 4);
+	n += 4;
+	memcpy(ex + n, "a\0b", 3);
+	n += 3;
+	v = 0;
+	memcpy(ex + n, &v, 4);
+	n += 4; /* cwd */
+	v = 0;
+	memcpy(ex + n, &v, 4);
+	n += 4; /* nenv */
 	id = ++c->next_id;
 	send_raw(c, VP_EXEC, id, ex, n);
 	CHECKF(reply(c, id, VP_EXEC_STARTED, NULL) == -EBADMSG, "NUL in command → EBADMSG");
@@ -739,8 +748,8 @@ static void t_fatal(const char *root)
 		CHECKF(write(c.fd, buf, sizeof buf) == (ssize_t)sizeof buf, "write");
 		CHECKF(conn_eof(&c, 5000), "%s: channel closed by the agent", cases[i].what);
 		int st = wait_agent(c.pid, 5000);
-		CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: agent exited with 2 (status %d)",
-		      cases[i].what, st);
+		CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+		       "%s: agent exited with 2 (status %d)", cases[i].what, st);
 		c.pid = -1;
 		shutdown(c.fd, SHUT_RDWR);
 		pthread_join(c.reader, NULL);
@@ -781,7 +790,8 @@ static int forbid_clock_setting(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
 		return -errno;
 	return 0;
 }
@@ -837,18 +847,18 @@ static void t_exec_basic(struct conn *c)
 	free(x);
 
 	x = run(c, "kill -TERM $$", NULL, NULL, 0, 0);
-	CHECKF(x->exited && x->ex.code == -1 && x->ex.signal == SIGTERM, "signal 15 (code %d sig %d)", x->ex.code,
-	      x->ex.signal);
+	CHECKF(x->exited && x->ex.code == -1 && x->ex.signal == SIGTERM, "signal 15 (code %d sig %d)",
+	       x->ex.code, x->ex.signal);
 	free(x);
 
 	x = run(c, "echo out; echo err >&2; echo out2", NULL, NULL, 0, 0);
-	CHECKF(!strcmp(x->out, "out\nout2\n") && !strcmp(x->errb, "err\n"), "streams apart: \"%s\" / \"%s\"", x->out,
-	      x->errb);
+	CHECKF(!strcmp(x->out, "out\nout2\n") && !strcmp(x->errb, "err\n"), "streams apart: \"%s\" / \"%s\"",
+	       x->out, x->errb);
 	free(x);
 
 	x = run(c, "sleep 0.2", NULL, NULL, 0, 0);
 	CHECKF(x->ex.duration_us >= 150000 && x->ex.duration_us < 5000000, "duration %llu us",
-	      (unsigned long long)x->ex.duration_us);
+	       (unsigned long long)x->ex.duration_us);
 	free(x);
 }
 
@@ -857,9 +867,11 @@ static void t_exec_env_cwd(struct conn *c)
 	char real[PATH_MAX], want[PATH_MAX + 256];
 	CHECKF(realpath(c->root, real) != NULL, "realpath");
 	const char *env[] = { "FOO=bar", "TERM=xterm", "TERM=dumb", "EMPTY=" };
-	struct xres *x = run(c, "echo \"$FOO|$(pwd -P)|$TERM|$HOME|${EMPTY-unset}|${VMPOOL_AGENT_HOST-unset}|$PATH\"",
-			     c->root, env, 4, 0);
-	snprintf(want, sizeof want, "bar|%s|dumb|/root||unset|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+	struct xres *x =
+		run(c, "echo \"$FOO|$(pwd -P)|$TERM|$HOME|${EMPTY-unset}|${VMPOOL_AGENT_HOST-unset}|$PATH\"",
+		    c->root, env, 4, 0);
+	snprintf(want, sizeof want,
+		 "bar|%s|dumb|/root||unset|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
 		 real);
 	CHECKF(!strcmp(x->out, want), "env/cwd: \"%s\"", x->out);
 	free(x);
@@ -883,7 +895,7 @@ static void t_exec_timeout(struct conn *c)
 	struct xres *x = run(c, "sleep 100 & echo $!; sleep 100", NULL, NULL, 0, 300);
 	uint64_t took = now_ms() - t0;
 	CHECKF(x->exited && x->ex.timed_out == 1 && x->ex.signal == SIGKILL && x->ex.code == -1,
-	      "timed out (t %d sig %d)", x->ex.timed_out, x->ex.signal);
+	       "timed out (t %d sig %d)", x->ex.timed_out, x->ex.signal);
 	CHECKF(took >= 250 && took < 5000, "took %llu ms", (unsigned long long)took);
 	int bg = atoi(x->out);
 	CHECKF(bg > 0 && pid_gone(bg, 3000), "background sleep %d killed too", bg);
@@ -899,7 +911,8 @@ static void t_exec_background(struct conn *c)
 	struct xres *x = run(c, "sleep 5 & echo $!", NULL, NULL, 0, 0);
 	uint64_t took = now_ms() - t0;
 	CHECKF(x->exited && x->ex.code == 0, "exit 0");
-	CHECKF(took < 2000, "EXIT did not wait for the background process (%llu ms)", (unsigned long long)took);
+	CHECKF(took < 2000, "EXIT did not wait for the background process (%llu ms)",
+	       (unsigned long long)took);
 	int bg = atoi(x->out);
 	if (bg > 0)
 		kill(bg, SIGKILL);
@@ -949,7 +962,8 @@ static void t_exec_stdin(struct conn *c)
 	rid = stdin_send(c, id, "bye\n", 4, true);
 	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "STDIN data+eof → OK");
 	exec_wait(c, id, x, 5000);
-	CHECKF(x->exited && x->ex.code == 0 && !strcmp(x->out, "hello\nbye\n"), "cat ended at EOF: \"%s\"", x->out);
+	CHECKF(x->exited && x->ex.code == 0 && !strcmp(x->out, "hello\nbye\n"), "cat ended at EOF: \"%s\"",
+	       x->out);
 	rid = stdin_send(c, id, "late", 4, false);
 	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == -ESRCH, "STDIN after EXIT → ESRCH");
 	free(x);
@@ -998,7 +1012,8 @@ static void t_exec_stdin(struct conn *c)
 	CHECKF(ping(c, "during stdin") == 0, "PING while STDIN is pending");
 	CHECKF(now_ms() - t0 < 400, "PING not held up by STDIN");
 	CHECKF(reply(c, (uint32_t)rid, VP_OK, NULL) == 0, "big STDIN → OK");
-	CHECKF(now_ms() - t0 >= 350, "OK deferred until written (%llu ms)", (unsigned long long)(now_ms() - t0));
+	CHECKF(now_ms() - t0 >= 350, "OK deferred until written (%llu ms)",
+	       (unsigned long long)(now_ms() - t0));
 	exec_wait(c, id, x, 5000);
 	CHECKF(atoi(x->out) == (int)VP_MAX_DATA, "wc -c: %s", x->out);
 	free(big);
@@ -1051,7 +1066,7 @@ static void t_exec_flow(const char *root)
 						queued += q->h.len - 5;
 				pthread_mutex_unlock(&c.lock);
 				CHECKF(unacked + queued <= VP_OUTPUT_WINDOW, "stalled at the window (%llu)",
-				      (unsigned long long)(unacked + queued));
+				       (unsigned long long)(unacked + queued));
 			}
 			if (unacked >= 256 * 1024) {
 				sleep_ms(1); /* a slow consumer */
@@ -1072,7 +1087,8 @@ static void t_exec_flow(const char *root)
 	CHECKF(exited && ex.code == 0, "exit 0 (%d)", ex.code);
 	long hwm = proc_kb(c.pid, "VmHWM");
 	printf("# agent RSS: start %ld kB, max sampled %ld kB, peak %ld kB\n", rss0, rss_max, hwm);
-	CHECKF(hwm > 0 && hwm - rss0 < 32 * 1024, "agent memory bounded (peak %ld kB, start %ld kB)", hwm, rss0);
+	CHECKF(hwm > 0 && hwm - rss0 < 32 * 1024, "agent memory bounded (peak %ld kB, start %ld kB)", hwm,
+	       rss0);
 	int st = conn_close(&c);
 	CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit (%d)", st);
 }
@@ -1139,12 +1155,13 @@ static void t_fs_basic(struct conn *c)
 
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .mode = 0750, .name = B("d") };
 	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &d) == 0 && S_ISDIR(d.attr.mode) && (d.attr.mode & 07777) == 0750,
-	      "MKDIR d (mode %o)", d.attr.mode);
+	       "MKDIR d (mode %o)", d.attr.mode);
 	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &e) == -EEXIST, "MKDIR again → EEXIST");
 
 	uint64_t fh;
 	CHECKF(create(c, d.node, "f", O_RDWR, 0640, &fh, &f) == 0 && S_ISREG(f.attr.mode) &&
-		      (f.attr.mode & 07777) == 0640, "CREATE d/f");
+		       (f.attr.mode & 07777) == 0640,
+	       "CREATE d/f");
 	uint32_t n;
 	CHECKF(fs_write(c, fh, 0, "hello world", 11, &n) == 0 && n == 11, "WRITE");
 	char buf[64] = "";
@@ -1166,8 +1183,11 @@ static void t_fs_basic(struct conn *c)
 	CHECKF(lookup(c, VP_ROOT_NODE, "g", &e) == 0 && e.node == f.node, "g is the same node");
 	CHECKF(lookup(c, d.node, "f", &e) == -ENOENT, "d/f gone");
 	CHECKF(getattr(c, f.node, &a) == 0 && a.size == 11, "node still valid after rename");
-	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .node2 = VP_ROOT_NODE, .flags = RENAME_NOREPLACE,
-				.name = B("g"), .name2 = B("d") };
+	q = (struct vp_fs_req){ .node = VP_ROOT_NODE,
+				.node2 = VP_ROOT_NODE,
+				.flags = RENAME_NOREPLACE,
+				.name = B("g"),
+				.name2 = B("d") };
 	CHECKF(fs_simple(c, VP_FS_RENAME, &q) == -EEXIST, "RENAME_NOREPLACE → EEXIST");
 
 	/* SYMLINK / READLINK */
@@ -1183,32 +1203,42 @@ static void t_fs_basic(struct conn *c)
 		frame_free(fr);
 	}
 	CHECKF(lookup(c, VP_ROOT_NODE, "s", &e) == 0 && e.node == s.node && S_ISLNK(e.attr.mode),
-	      "LOOKUP does not follow the symlink");
+	       "LOOKUP does not follow the symlink");
 	q = (struct vp_fs_req){ .node = f.node };
 	CHECKF(fs_data(c, VP_FS_READLINK, &q, &fr, &p, &pl) == -EINVAL, "READLINK of a file → EINVAL");
 
 	/* LINK */
 	q = (struct vp_fs_req){ .node = f.node, .node2 = d.node, .name2 = B("h") };
-	CHECKF(fs_entry(c, VP_FS_LINK, &q, &e) == 0 && e.node == f.node && e.attr.nlink == 2, "LINK d/h (nlink %u)",
-	      e.attr.nlink);
+	CHECKF(fs_entry(c, VP_FS_LINK, &q, &e) == 0 && e.node == f.node && e.attr.nlink == 2,
+	       "LINK d/h (nlink %u)", e.attr.nlink);
 
 	/* SETATTR: chmod, chown, truncate (path and handle), utimens. */
 	struct vp_setattr sa = { .node = f.node, .valid = VP_SET_MODE, .mode = 0600 };
-	CHECKF(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 0600 && S_ISREG(a.mode), "chmod 600 (%o)", a.mode);
+	CHECKF(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 0600 && S_ISREG(a.mode), "chmod 600 (%o)",
+	       a.mode);
 	if (geteuid() == 0) {
-		sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_UID | VP_SET_GID, .uid = 1234, .gid = 4321 };
+		sa = (struct vp_setattr){ .node = f.node,
+					  .valid = VP_SET_UID | VP_SET_GID,
+					  .uid = 1234,
+					  .gid = 4321 };
 		CHECKF(setattr(c, &sa, &a) == 0 && a.uid == 1234 && a.gid == 4321, "chown");
 	}
 	sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_SIZE, .size = 2 };
 	CHECKF(setattr(c, &sa, &a) == 0 && a.size == 2, "truncate 2");
 	sa = (struct vp_setattr){ .node = f.node, .fh = fh, .valid = VP_SET_SIZE, .size = 4096 };
 	CHECKF(setattr(c, &sa, &a) == 0 && a.size == 4096, "ftruncate 4096");
-	sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_ATIME | VP_SET_MTIME, .atime_sec = 1000,
-				  .atime_nsec = 5, .mtime_sec = 2000, .mtime_nsec = 7 };
+	sa = (struct vp_setattr){ .node = f.node,
+				  .valid = VP_SET_ATIME | VP_SET_MTIME,
+				  .atime_sec = 1000,
+				  .atime_nsec = 5,
+				  .mtime_sec = 2000,
+				  .mtime_nsec = 7 };
 	CHECKF(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.atime_nsec == 5 && a.mtime_sec == 2000 &&
-		      a.mtime_nsec == 7, "utimens");
+		       a.mtime_nsec == 7,
+	       "utimens");
 	sa = (struct vp_setattr){ .node = f.node, .valid = VP_SET_MTIME | VP_SET_MTIME_NOW };
-	CHECKF(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.mtime_sec > time(NULL) - 60, "utimens NOW");
+	CHECKF(setattr(c, &sa, &a) == 0 && a.atime_sec == 1000 && a.mtime_sec > time(NULL) - 60,
+	       "utimens NOW");
 	sa = (struct vp_setattr){ .node = s.node, .valid = VP_SET_MTIME, .mtime_sec = 3000 };
 	int r = setattr(c, &sa, &a);
 	CHECKF(r == 0 || r == -EINVAL || r == -EPERM, "utimens on a symlink (%d)", r);
@@ -1218,14 +1248,16 @@ static void t_fs_basic(struct conn *c)
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE };
 	if (CHECKF(fs_req(c, VP_FS_STATFS, &q, VP_FS_STATFS_REPLY, &fr) == 0, "STATFS")) {
 		struct vp_statfs st;
-		CHECKF(vp_dec_statfs(fr->p, fr->h.len, &st) == 0 && st.bsize > 0 && st.namemax >= 255, "statfs values");
+		CHECKF(vp_dec_statfs(fr->p, fr->h.len, &st) == 0 && st.bsize > 0 && st.namemax >= 255,
+		       "statfs values");
 		frame_free(fr);
 	}
 
 	/* OPEN an existing file read-only; CLOSE twice. */
 	uint64_t fh2;
 	CHECKF(open_node(c, VP_FS_OPEN, f.node, O_RDONLY, &fh2) == 0, "OPEN");
-	CHECKF(fs_read(c, fh2, 0, 2, buf, &n) == 0 && n == 2 && !memcmp(buf, "he", 2), "READ via OPEN handle");
+	CHECKF(fs_read(c, fh2, 0, 2, buf, &n) == 0 && n == 2 && !memcmp(buf, "he", 2),
+	       "READ via OPEN handle");
 	CHECKF(fs_write(c, fh2, 0, "x", 1, &n) == -EBADF, "WRITE on O_RDONLY → EBADF");
 	CHECKF(open_node(c, VP_FS_OPEN, d.node, O_WRONLY, &fh2) == -EISDIR, "OPEN dir for writing → EISDIR");
 	q = (struct vp_fs_req){ .fh = fh };
@@ -1237,7 +1269,8 @@ static void t_fs_basic(struct conn *c)
 	char names[16][256];
 	int cnt = 0;
 	CHECKF(list_dir(c, d.node, 4096, names, 16, &cnt) == 0 && cnt == 3 && has_name(names, cnt, ".") &&
-		      has_name(names, cnt, "..") && has_name(names, cnt, "h"), "READDIR d (%d entries)", cnt);
+		       has_name(names, cnt, "..") && has_name(names, cnt, "h"),
+	       "READDIR d (%d entries)", cnt);
 
 	/* UNLINK / RMDIR */
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("d") };
@@ -1270,26 +1303,30 @@ static void t_fs_mknod_readdir(struct conn *c)
 	struct vp_fs_req q = { .node = VP_ROOT_NODE, .mode = 0755, .name = B("many") };
 	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &d) == 0, "MKDIR many");
 	char cmd[PATH_MAX + 128];
-	snprintf(cmd, sizeof cmd, "cd '%s/many' && for i in $(seq 1 300); do : > file-with-a-longish-name-$i; done",
-		 c->root);
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s/many' && for i in $(seq 1 300); do : > file-with-a-longish-name-$i; done", c->root);
 	struct xres *x = run(c, cmd, NULL, NULL, 0, 0);
 	CHECKF(x->exited && x->ex.code == 0, "made 300 files");
 	free(x);
 	static char names[400][256];
 	int cnt = 0;
 	/* Small pages: continuation through next_offset, nothing skipped or repeated. */
-	CHECKF(list_dir(c, d.node, 200, names, 400, &cnt) == 0 && cnt == 302, "READDIR in small pages (%d)", cnt);
+	CHECKF(list_dir(c, d.node, 200, names, 400, &cnt) == 0 && cnt == 302, "READDIR in small pages (%d)",
+	       cnt);
 	bool dup = false;
 	for (int i = 0; i < cnt && i < 400; i++)
 		for (int j = i + 1; j < cnt && j < 400; j++)
 			dup |= !strcmp(names[i], names[j]);
 	CHECKF(!dup, "no entry twice");
-	CHECKF(has_name(names, cnt, "file-with-a-longish-name-300") && has_name(names, cnt, "."), "all there");
-	CHECKF(list_dir(c, d.node, 1 << 20, names, 400, &cnt) == 0 && cnt == 302, "READDIR in one page (%d)", cnt);
+	CHECKF(has_name(names, cnt, "file-with-a-longish-name-300") && has_name(names, cnt, "."),
+	       "all there");
+	CHECKF(list_dir(c, d.node, 1 << 20, names, 400, &cnt) == 0 && cnt == 302, "READDIR in one page (%d)",
+	       cnt);
 	uint64_t fh;
 	if (CHECKF(open_node(c, VP_FS_OPENDIR, d.node, 0, &fh) == 0, "OPENDIR")) {
 		struct vp_fs_req rq = { .fh = fh, .size = 20 };
-		CHECKF(fs_req(c, VP_FS_READDIR, &rq, VP_FS_DIRENTS, NULL) == -EINVAL, "max_bytes too small → EINVAL");
+		CHECKF(fs_req(c, VP_FS_READDIR, &rq, VP_FS_DIRENTS, NULL) == -EINVAL,
+		       "max_bytes too small → EINVAL");
 		rq = (struct vp_fs_req){ .fh = fh };
 		fs_simple(c, VP_FS_CLOSE, &rq);
 	}
@@ -1321,7 +1358,7 @@ static void t_fs_mknod_readdir(struct conn *c)
 		char buf[64];
 		uint32_t n;
 		CHECKF(fs_read(c, fh, 0, 64, buf, &n) == 0 && n == 13 && !memcmp(buf, "through-fifo\n", 13),
-		      "READ from the FIFO");
+		       "READ from the FIFO");
 		struct vp_fs_req cq = { .fh = fh };
 		fs_simple(c, VP_FS_CLOSE, &cq);
 	}
@@ -1346,7 +1383,8 @@ static void t_fs_confined(struct conn *c)
 	CHECKF(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &f) == 0, "CREATE O_EXCL");
 	struct vp_fs_req cq = { .fh = fh };
 	fs_simple(c, VP_FS_CLOSE, &cq);
-	CHECKF(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &e) == -EEXIST, "CREATE O_EXCL again → EEXIST");
+	CHECKF(create(c, VP_ROOT_NODE, "excl", O_RDWR | O_EXCL, 0644, &fh, &e) == -EEXIST,
+	       "CREATE O_EXCL again → EEXIST");
 	q = (struct vp_fs_req){ .node = VP_ROOT_NODE, .name = B("excl") };
 	fs_simple(c, VP_FS_UNLINK, &q);
 	forget(c, f.node, 1);
@@ -1368,7 +1406,8 @@ static void t_fs_big(struct conn *c)
 		for (int j = 0; j < CHUNK; j++)
 			buf[j] = (uint8_t)(i * 31 + j * 7 + (j >> 12));
 		uint32_t n;
-		if (!CHECKF(fs_write(c, fh, (uint64_t)i * CHUNK, buf, CHUNK, &n) == 0 && n == CHUNK, "WRITE chunk %d", i))
+		if (!CHECKF(fs_write(c, fh, (uint64_t)i * CHUNK, buf, CHUNK, &n) == 0 && n == CHUNK,
+			    "WRITE chunk %d", i))
 			break;
 	}
 	struct vp_attr a;
@@ -1378,7 +1417,8 @@ static void t_fs_big(struct conn *c)
 		for (int j = 0; j < CHUNK; j++)
 			buf[j] = (uint8_t)(i * 31 + j * 7 + (j >> 12));
 		uint32_t n = 0;
-		if (!CHECKF(fs_read(c, fh, (uint64_t)i * CHUNK, CHUNK, back, &n) == 0 && n == CHUNK, "READ chunk %d", i))
+		if (!CHECKF(fs_read(c, fh, (uint64_t)i * CHUNK, CHUNK, back, &n) == 0 && n == CHUNK,
+			    "READ chunk %d", i))
 			break;
 		same = !memcmp(buf, back, CHUNK);
 	}
@@ -1607,7 +1647,8 @@ static int list_plus(struct conn *c, uint64_t dir, uint64_t fh, uint32_t max, st
 	uint64_t off = 0;
 	for (;;) {
 		struct frame *f;
-		int r = fs_req(c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = dir, .fh = fh, .offset = off, .size = max },
+		int r = fs_req(c, VP_FS_READDIRPLUS,
+			       &(struct vp_fs_req){ .node = dir, .fh = fh, .offset = off, .size = max },
 			       VP_FS_DIRENTS_PLUS, &f);
 		if (r < 0)
 			return r;
@@ -1682,11 +1723,16 @@ static void t_fs_readdirplus(const char *root)
 
 	/* Too small for one entry; a node that is not the handle's. */
 	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = dir.node, .fh = fh, .size = 100 },
-			VP_FS_DIRENTS_PLUS, NULL), -EINVAL);
-	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = VP_ROOT_NODE, .fh = fh, .size = 4096 },
-			VP_FS_DIRENTS_PLUS, NULL), -EINVAL);
-	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS, &(struct vp_fs_req){ .node = pl.nodes[0], .fh = fh, .size = 4096 },
-			VP_FS_DIRENTS_PLUS, NULL), -ENOTDIR);
+			VP_FS_DIRENTS_PLUS, NULL),
+		 -EINVAL);
+	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS,
+			&(struct vp_fs_req){ .node = VP_ROOT_NODE, .fh = fh, .size = 4096 },
+			VP_FS_DIRENTS_PLUS, NULL),
+		 -EINVAL);
+	CHECK_EQ(fs_req(&c, VP_FS_READDIRPLUS,
+			&(struct vp_fs_req){ .node = pl.nodes[0], .fh = fh, .size = 4096 },
+			VP_FS_DIRENTS_PLUS, NULL),
+		 -ENOTDIR);
 	CHECK_EQ(fs_simple(&c, VP_FS_CLOSE, &(struct vp_fs_req){ .fh = fh }), 0);
 
 	for (int i = 0; i < pl.nnodes; i++)
@@ -1713,7 +1759,8 @@ int main(void)
 	agent_path = getenv("VMPOOL_AGENT_HOST");
 	if (!agent_path || access(agent_path, X_OK) < 0) {
 		/* meson always builds and passes it: its absence is a broken build. */
-		tap_ok(false, "VMPOOL_AGENT_HOST (%s) is not an executable agent", agent_path ? agent_path : "unset");
+		tap_ok(false, "VMPOOL_AGENT_HOST (%s) is not an executable agent",
+		       agent_path ? agent_path : "unset");
 		return tap_done();
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #define TMO_MS 30
-#define HANG_S 5.0 /* far beyond any call's bound (2 timeouts), even under ASan */
+#define HANG_S 5.0	     /* far beyond any call's bound (2 timeouts), even under ASan */
 #define FATAL_ID 0x80000000u /* ids a client never reaches within one input */
 
 #define FAIL(...)                                                  \
@@ -48,11 +48,11 @@ struct fz {
 	struct vp_client *c;
 	pthread_mutex_t mu;
 	uint32_t last_id[256]; /* by request type; 0 = none seen */
-	unsigned seen;         /* requests seen */
+	unsigned seen;	       /* requests seen */
 	atomic_bool stop;
 	atomic_ullong output_sent; /* OUTPUT data bytes in frames sent whole */
-	atomic_ullong acked;       /* OUTPUT_ACK bytes the host sent */
-	atomic_bool unsynced;      /* raw bytes or half frames: the stream may hold frames not counted */
+	atomic_ullong acked;	   /* OUTPUT_ACK bytes the host sent */
+	atomic_bool unsynced;	   /* raw bytes or half frames: the stream may hold frames not counted */
 	/* write-behind */
 	atomic_int async_started, async_done;
 };

@@ -9,15 +9,16 @@
 
 /* The request types the agent may answer, by the last id it saw for each. */
 static const uint16_t req_types[] = {
-	VP_PING, VP_FS_LOOKUP, VP_FS_GETATTR, VP_FS_READ, VP_FS_READDIR, VP_FS_WRITE, VP_EXEC, VP_STDIN,
-	VP_SIGNAL, VP_FS_OPEN, VP_FS_CREATE, VP_FS_READLINK, VP_FS_STATFS, VP_FS_CLOSE, VP_FS_SETATTR,
-	VP_SET_TIME, VP_FS_MKDIR, VP_FS_OPENDIR, VP_FS_FSYNC, VP_FS_UNLINK,
+	VP_PING,       VP_FS_LOOKUP, VP_FS_GETATTR, VP_FS_READ,	   VP_FS_READDIR,  VP_FS_WRITE,	 VP_EXEC,
+	VP_STDIN,      VP_SIGNAL,    VP_FS_OPEN,    VP_FS_CREATE,  VP_FS_READLINK, VP_FS_STATFS, VP_FS_CLOSE,
+	VP_FS_SETATTR, VP_SET_TIME,  VP_FS_MKDIR,   VP_FS_OPENDIR, VP_FS_FSYNC,	   VP_FS_UNLINK,
 };
 #define NREQ (sizeof req_types / sizeof req_types[0])
 
 static const uint16_t reply_types[] = {
-	VP_READY, VP_PONG, VP_ERROR, VP_OK, VP_EXEC_STARTED, VP_OUTPUT, VP_EXIT, VP_FS_ENTRY,
-	VP_FS_ATTR, VP_FS_DATA, VP_FS_HANDLE, VP_FS_CREATED, VP_FS_WRITTEN, VP_FS_DIRENTS, VP_FS_STATFS_REPLY,
+	VP_READY,     VP_PONG,	     VP_ERROR,	    VP_OK,	   VP_EXEC_STARTED,
+	VP_OUTPUT,    VP_EXIT,	     VP_FS_ENTRY,   VP_FS_ATTR,	   VP_FS_DATA,
+	VP_FS_HANDLE, VP_FS_CREATED, VP_FS_WRITTEN, VP_FS_DIRENTS, VP_FS_STATFS_REPLY,
 };
 #define NREPLY (sizeof reply_types / sizeof reply_types[0])
 
@@ -40,8 +41,9 @@ static uint32_t in_u32(struct in *in)
 /* A value for an integer field: mostly sane (< lim), sometimes extreme. */
 static uint32_t val32(struct in *in, bool wild, uint32_t lim)
 {
-	static const uint32_t odd[] = { 0, 1, 0x7fffffffu, 0x80000000u, 0xffffffffu, VP_MAX_DATA,
-					VP_MAX_DATA + 1, 4095, 4096, 1000000000u };
+	static const uint32_t odd[] = { 0,	     1,		  0x7fffffffu,	   0x80000000u,
+					0xffffffffu, VP_MAX_DATA, VP_MAX_DATA + 1, 4095,
+					4096,	     1000000000u };
 	if (wild) {
 		uint8_t s = in_u8(in);
 		return s < 10 ? odd[s] : in_u32(in);
@@ -93,8 +95,8 @@ static void put_attr(struct vp_buf *b, struct in *in, bool wild)
  * may break the value rules (vp_validate then fails). */
 static void gen_payload(struct vp_buf *b, uint16_t type, struct in *in, bool wild)
 {
-	static const int32_t errnos[] = { 0, -1, EIO, ENOENT, ETIMEDOUT, ECONNRESET, 4095, 4096, INT32_MAX,
-					  INT32_MIN, EAGAIN, ESTALE };
+	static const int32_t errnos[] = { 0,	-1,   EIO,	 ENOENT,    ETIMEDOUT, ECONNRESET,
+					  4095, 4096, INT32_MAX, INT32_MIN, EAGAIN,    ESTALE };
 	switch (type) {
 	case VP_READY:
 		vp_put_u32(b, wild ? val32(in, true, 0) : 1);
@@ -102,21 +104,16 @@ static void gen_payload(struct vp_buf *b, uint16_t type, struct in *in, bool wil
 		put_bytes(b, in, wild, false);
 		break;
 	case VP_PONG:
-	case VP_FS_DATA:
-		put_bytes(b, in, wild, false);
-		break;
+	case VP_FS_DATA: put_bytes(b, in, wild, false); break;
 	case VP_ERROR: {
 		uint8_t s = in_u8(in);
 		vp_put_i32(b, s < 12 ? errnos[s] : (int32_t)val32(in, wild, 200));
 		put_bytes(b, in, false, false);
 		break;
 	}
-	case VP_OK:
-		break;
+	case VP_OK: break;
 	case VP_EXEC_STARTED:
-	case VP_FS_WRITTEN:
-		vp_put_u32(b, val32(in, wild, 6000));
-		break;
+	case VP_FS_WRITTEN: vp_put_u32(b, val32(in, wild, 6000)); break;
 	case VP_OUTPUT:
 		vp_put_u8(b, (uint8_t)(wild ? in_u8(in) : 1 + in_u8(in) % 2));
 		put_bytes(b, in, wild, true);
@@ -131,12 +128,8 @@ static void gen_payload(struct vp_buf *b, uint16_t type, struct in *in, bool wil
 		vp_put_u64(b, wild ? val64(in, true) : 2 + val32(in, false, 100));
 		put_attr(b, in, wild);
 		break;
-	case VP_FS_ATTR:
-		put_attr(b, in, wild);
-		break;
-	case VP_FS_HANDLE:
-		vp_put_u64(b, wild ? val64(in, true) : 1 + val32(in, false, 100));
-		break;
+	case VP_FS_ATTR: put_attr(b, in, wild); break;
+	case VP_FS_HANDLE: vp_put_u64(b, wild ? val64(in, true) : 1 + val32(in, false, 100)); break;
 	case VP_FS_CREATED:
 		vp_put_u64(b, wild ? val64(in, true) : 1 + val32(in, false, 100));
 		vp_put_u64(b, wild ? val64(in, true) : 2 + val32(in, false, 100));
@@ -160,9 +153,7 @@ static void gen_payload(struct vp_buf *b, uint16_t type, struct in *in, bool wil
 		for (int i = 0; i < 3; i++)
 			vp_put_u32(b, val32(in, wild, 0));
 		break;
-	default: /* a request type as a reply: any bytes */
-		put_bytes(b, in, false, false);
-		break;
+	default: /* a request type as a reply: any bytes */ put_bytes(b, in, false, false); break;
 	}
 }
 
@@ -227,11 +218,8 @@ bool agent_op(struct fz *f, struct in *in, bool *sync)
 		atomic_store(&f->unsynced, true);
 		return send_all(f, raw, n);
 	}
-	case 4: /* a pause: calls time out, late replies follow */
-		sleep_ms(sel % 64);
-		return true;
-	default:
-		break;
+	case 4: /* a pause: calls time out, late replies follow */ sleep_ms(sel % 64); return true;
+	default: break;
 	}
 
 	/* A frame: its id, type and payload. */
@@ -246,12 +234,8 @@ bool agent_op(struct fz *f, struct in *in, bool *sync)
 		id = 0; /* READY was seen: any frame with id 0 is fatal */
 		fatal = true;
 		break;
-	case 6:
-		id = in_u32(in);
-		break;
-	case 7:
-		id = last + 1;
-		break;
+	case 6: id = in_u32(in); break;
+	case 7: id = last + 1; break;
 	default:
 		id = last ? last : FATAL_ID | sel;
 		fatal = !last;

@@ -21,7 +21,8 @@ static bool check_call(struct fz *f, const char *what, bool was_dead, int rc, do
 static int dir_fn(void *ctx, const struct vp_dirent *d)
 {
 	unsigned *n = ctx;
-	if (d->name.len == 0 || d->name.len > VP_MAX_NAME || memchr(d->name.p, '/', d->name.len) || d->type > 15)
+	if (d->name.len == 0 || d->name.len > VP_MAX_NAME || memchr(d->name.p, '/', d->name.len) ||
+	    d->type > 15)
 		FAIL("bad dirent handed to the caller");
 	(*n)++;
 	return 0;
@@ -141,9 +142,7 @@ static bool call_once(struct fz *f, int kind, unsigned i)
 	double t0 = now_s();
 	int rc = 0;
 	switch (kind) {
-	case 0:
-		rc = vp_ping(c);
-		break;
+	case 0: rc = vp_ping(c); break;
 	case 1: {
 		struct vp_entry en;
 		uint64_t fh;
@@ -203,8 +202,7 @@ static bool call_once(struct fz *f, int kind, unsigned i)
 		}
 		break;
 	}
-	case 5:
-		return exec_once(f, i);
+	case 5: return exec_once(f, i);
 	default: {
 		struct vp_entry en;
 		switch (i % 8) {

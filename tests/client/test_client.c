@@ -17,12 +17,12 @@
 #include "tests/common/testutil.h"
 
 /* For the peer thread: counts failures instead of printing a verdict. */
-#define PEER_EXPECT(p, cond)                                                          \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
+#define PEER_EXPECT(p, cond)                                                                \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
 			printf("#   peer %s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-			atomic_fetch_add(&(p)->errors, 1);                            \
-		}                                                                     \
+			atomic_fetch_add(&(p)->errors, 1);                                  \
+		}                                                                           \
 	} while (0)
 
 #define FILE_LEN 3000000u
@@ -36,8 +36,8 @@ struct peer {
 	void (*run)(struct peer *);
 	void *arg;
 	atomic_int errors;
-	atomic_int forgets;   /* FORGET frames seen */
-	atomic_int requests;  /* requests read */
+	atomic_int forgets;  /* FORGET frames seen */
+	atomic_int requests; /* requests read */
 };
 
 static int peer_read(struct peer *p, struct vp_hdr *h, uint8_t **pl)
@@ -117,7 +117,8 @@ static void fake_reply(struct peer *p, const struct vp_hdr *h, const uint8_t *pl
 			return;
 		}
 		rt = VP_FS_ENTRY;
-		vp_enc_entry(&b, &(struct vp_entry){ m.node * 1000 + m.name.len, attr_of(m.node * 1000 + m.name.len) });
+		vp_enc_entry(&b, &(struct vp_entry){ m.node * 1000 + m.name.len,
+						     attr_of(m.node * 1000 + m.name.len) });
 		break;
 	case VP_FS_FORGET:
 		atomic_fetch_add(&p->forgets, 1);
@@ -165,7 +166,9 @@ static void fake_reply(struct peer *p, const struct vp_hdr *h, const uint8_t *pl
 		vp_enc_entry(&b, &(struct vp_entry){ 778, attr_of(778) });
 		break;
 	case VP_FS_READ: {
-		uint32_t n = m.offset >= FILE_LEN ? 0 : (uint32_t)(FILE_LEN - m.offset < m.size ? FILE_LEN - m.offset : m.size);
+		uint32_t n = m.offset >= FILE_LEN
+				     ? 0
+				     : (uint32_t)(FILE_LEN - m.offset < m.size ? FILE_LEN - m.offset : m.size);
 		rt = VP_FS_DATA;
 		vp_put_u32(&b, n);
 		for (uint32_t i = 0; i < n; i++)
@@ -192,7 +195,10 @@ static void fake_reply(struct peer *p, const struct vp_hdr *h, const uint8_t *pl
 		for (uint64_t i = m.offset; i < NDIRENTS && count < 3; i++, count++) {
 			char name[16];
 			int n = snprintf(name, sizeof name, "e%llu", (unsigned long long)i);
-			vp_enc_dirent(&b, &(struct vp_dirent){ 100 + i, i + 1, 8, { (uint8_t *)name, (uint32_t)n } });
+			vp_enc_dirent(&b, &(struct vp_dirent){ 100 + i,
+							       i + 1,
+							       8,
+							       { (uint8_t *)name, (uint32_t)n } });
 		}
 		b.data[at] = (uint8_t)count;
 		rt = VP_FS_DIRENTS;
@@ -212,8 +218,7 @@ static void fake_reply(struct peer *p, const struct vp_hdr *h, const uint8_t *pl
 		}
 		break;
 	}
-	default: /* UNLINK, RMDIR, RENAME, FSYNC, CLOSE, STDIN */
-		break;
+	default: /* UNLINK, RMDIR, RENAME, FSYNC, CLOSE, STDIN */ break;
 	}
 	peer_send(p, rt, h->id, &b);
 	vp_buf_free(&b);
@@ -323,7 +328,7 @@ struct exec_rec {
 	struct vp_exit ex;
 	int after_exit; /* callbacks after on_exit: must stay 0 */
 	struct vp_client *c;
-	int nested;     /* result of a sync call from a callback */
+	int nested; /* result of a sync call from a callback */
 };
 
 static void rec_init(struct exec_rec *r)
@@ -903,13 +908,18 @@ static void run_exec(struct peer *p)
 		uint8_t *big = malloc(BIG_OUT);
 		for (uint32_t i = 0; i < BIG_OUT; i++)
 			big[i] = (uint8_t)('a' + i % 26);
-		struct { uint8_t stream; const void *p; uint32_t len; } chunks[] = {
-			{ 1, "line1\n", 6 }, { 2, "err1\n", 5 }, { 1, "line2\n", 6 }, { 1, big, BIG_OUT },
-			{ 2, "err2\n", 5 },
+		struct {
+			uint8_t stream;
+			const void *p;
+			uint32_t len;
+		} chunks[] = {
+			{ 1, "line1\n", 6 }, { 2, "err1\n", 5 }, { 1, "line2\n", 6 },
+			{ 1, big, BIG_OUT }, { 2, "err2\n", 5 },
 		};
 		uint32_t sent = 0, acked = 0, nacks = 0;
 		for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
-			vp_enc_output(&b, &(struct vp_output){ chunks[i].stream, { chunks[i].p, chunks[i].len } });
+			vp_enc_output(&b,
+				      &(struct vp_output){ chunks[i].stream, { chunks[i].p, chunks[i].len } });
 			peer_send(p, VP_OUTPUT, id, &b);
 			sent += chunks[i].len;
 		}
@@ -1100,12 +1110,14 @@ static void run_late(struct peer *p)
 			pinged = true;
 		} else if (h.type == VP_SIGNAL) {
 			struct vp_signal s;
-			PEER_EXPECT(p, vp_dec_signal(pl, h.len, &s) == 0 && s.exec_id == id && s.signo == SIGKILL);
+			PEER_EXPECT(p, vp_dec_signal(pl, h.len, &s) == 0 && s.exec_id == id &&
+					       s.signo == SIGKILL);
 			peer_ok(p, h.id);
 			killed = true;
 		} else if (h.type == VP_OUTPUT_ACK) {
 			struct vp_output_ack a;
-			PEER_EXPECT(p, vp_dec_output_ack(pl, h.len, &a) == 0 && a.exec_id == id && a.bytes == 3);
+			PEER_EXPECT(p,
+				    vp_dec_output_ack(pl, h.len, &a) == 0 && a.exec_id == id && a.bytes == 3);
 			acked = true;
 		} else {
 			PEER_EXPECT(p, false);
@@ -1169,12 +1181,27 @@ static void test_timeout_late_reply(void)
 
 /* ---- tests: the channel dies -------------------------------------------------------- */
 
-enum death { D_CLOSE_MID_FRAME, D_GARBAGE, D_OVERSIZE, D_UNKNOWN_ID, D_BAD_PAYLOAD, D_WRONG_TYPE, D_ID0,
-	     D_BAD_FLAGS, D_READ_TOO_LONG, D_SHUTDOWN, D_FREE, D_COUNT };
+enum death {
+	D_CLOSE_MID_FRAME,
+	D_GARBAGE,
+	D_OVERSIZE,
+	D_UNKNOWN_ID,
+	D_BAD_PAYLOAD,
+	D_WRONG_TYPE,
+	D_ID0,
+	D_BAD_FLAGS,
+	D_READ_TOO_LONG,
+	D_SHUTDOWN,
+	D_FREE,
+	D_COUNT
+};
 static const char *const death_names[] = {
-	"peer closes mid-frame", "garbage", "oversize header", "unknown id", "malformed payload",
-	"wrong reply type", "unsolicited frame", "nonzero flags", "DATA longer than asked",
-	"vp_client_shutdown", "vp_client_free",
+	"peer closes mid-frame",  "garbage",
+	"oversize header",	  "unknown id",
+	"malformed payload",	  "wrong reply type",
+	"unsolicited frame",	  "nonzero flags",
+	"DATA longer than asked", "vp_client_shutdown",
+	"vp_client_free",
 };
 
 #define NBLOCKED 4
@@ -1223,9 +1250,7 @@ static void run_death(struct peer *p)
 		vp_hdr_encode(raw, &bad);
 		PEER_EXPECT(p, write(p->fd, raw, VP_HDR_SIZE) == VP_HDR_SIZE);
 		break;
-	case D_UNKNOWN_ID:
-		peer_ok(p, 0x7777777);
-		break;
+	case D_UNKNOWN_ID: peer_ok(p, 0x7777777); break;
 	case D_BAD_PAYLOAD:
 		vp_put_u64(&b, 5); /* ATTR of 8 bytes */
 		peer_send(p, VP_FS_ATTR, some_id, &b);
@@ -1233,9 +1258,7 @@ static void run_death(struct peer *p)
 	case D_WRONG_TYPE:
 		peer_ok(p, some_id); /* GETATTR wants ATTR */
 		break;
-	case D_ID0:
-		peer_ok(p, 0);
-		break;
+	case D_ID0: peer_ok(p, 0); break;
 	case D_BAD_FLAGS:
 		bad = (struct vp_hdr){ .len = 0, .type = VP_OK, .flags = 1, .id = some_id };
 		vp_hdr_encode(raw, &bad);
@@ -1247,8 +1270,7 @@ static void run_death(struct peer *p)
 			vp_put_u8(&b, 1);
 		peer_send(p, VP_FS_DATA, read_id, &b);
 		break;
-	default:
-		break;
+	default: break;
 	}
 	(void)exec_id;
 	/* Keep the socket open: the client must not need our EOF to notice. */
@@ -1293,7 +1315,10 @@ static void test_death(enum death how)
 	struct blocked b[NBLOCKED + 1];
 	pthread_t t[NBLOCKED + 1];
 	for (int i = 0; i <= NBLOCKED; i++) {
-		b[i] = (struct blocked){ .c = c, .node = (uint64_t)i + 1, .result = 1, .is_read = i == NBLOCKED };
+		b[i] = (struct blocked){ .c = c,
+					 .node = (uint64_t)i + 1,
+					 .result = 1,
+					 .is_read = i == NBLOCKED };
 		pthread_create(&t[i], NULL, blocked_main, &b[i]);
 	}
 	/* Let every request reach the peer before it breaks the channel. */

@@ -143,7 +143,8 @@ static void test_collect(void)
 	CHECK_EQ(r.out.len, 7);
 	CHECKF(r.out.p && strcmp(r.out.p, "out\nabc") == 0, "stdout \"%s\"", r.out.p ? r.out.p : "(null)");
 	CHECK_EQ(r.errout.len, 4);
-	CHECKF(r.errout.p && strcmp(r.errout.p, "err\n") == 0, "stderr \"%s\"", r.errout.p ? r.errout.p : "(null)");
+	CHECKF(r.errout.p && strcmp(r.errout.p, "err\n") == 0, "stderr \"%s\"",
+	       r.errout.p ? r.errout.p : "(null)");
 	vp_exec_run_free(&r);
 
 	/* No output at all: "" rather than NULL. */
@@ -215,7 +216,8 @@ int main(void)
 	agent_path = getenv("VMPOOL_AGENT_HOST");
 	if (!agent_path || access(agent_path, X_OK) < 0) {
 		/* meson always builds and passes it: its absence is a broken build. */
-		tap_ok(false, "VMPOOL_AGENT_HOST (%s) is not an executable agent", agent_path ? agent_path : "unset");
+		tap_ok(false, "VMPOOL_AGENT_HOST (%s) is not an executable agent",
+		       agent_path ? agent_path : "unset");
 		return tap_done();
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -28,11 +28,11 @@
 /* ---- the fake agent ---------------------------------------------------------- */
 
 enum mode {
-	M_HALF_HEADER,  /* answers the first request with 6 bytes of a header */
+	M_HALF_HEADER,	/* answers the first request with 6 bytes of a header */
 	M_HALF_PAYLOAD, /* answers it with a whole header and half its payload */
-	M_SILENT,       /* reads every request, answers none */
-	M_DEAF,         /* stops reading after the handshake until released */
-	M_FLOOD,        /* starts an exec and floods OUTPUT without reading */
+	M_SILENT,	/* reads every request, answers none */
+	M_DEAF,		/* stops reading after the handshake until released */
+	M_FLOOD,	/* starts an exec and floods OUTPUT without reading */
 };
 
 struct agent {
@@ -44,12 +44,12 @@ struct agent {
 	atomic_int errors;
 };
 
-#define AGENT_EXPECT(a, cond)                                                          \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
+#define AGENT_EXPECT(a, cond)                                                                \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
 			printf("#   agent %s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-			atomic_fetch_add(&(a)->errors, 1);                             \
-		}                                                                      \
+			atomic_fetch_add(&(a)->errors, 1);                                   \
+		}                                                                            \
 	} while (0)
 
 static int agent_read(struct agent *a, struct vp_hdr *h, uint8_t **pl)
@@ -178,14 +178,9 @@ static void *agent_main(void *arg)
 			free(pl);
 		}
 		break;
-	case M_SILENT:
-		break;
-	case M_DEAF:
-		deaf_script(a);
-		break;
-	case M_FLOOD:
-		flood_output(a);
-		break;
+	case M_SILENT: break;
+	case M_DEAF: deaf_script(a); break;
+	case M_FLOOD: flood_output(a); break;
 	}
 	/* Keeps its end open (the client must not need our EOF) and reads until
 	 * the client closes. */
@@ -269,11 +264,11 @@ static struct timed timed_read(struct vp_client *c, uint32_t size)
 
 /* A call that gave up: -ETIMEDOUT, after its timeout (k periods) and not
  * much later. */
-#define CHECK_TIMED_OUT(t, k)                                                     \
-	do {                                                                      \
-		CHECK_EQ((t).rc, -ETIMEDOUT);                                     \
-		CHECKF((t).took >= (k) * TMO_S * 0.9 && (t).took < (k) * TMO_S + SLACK_S, \
-		       "took %.3f s", (t).took);                                  \
+#define CHECK_TIMED_OUT(t, k)                                                                        \
+	do {                                                                                         \
+		CHECK_EQ((t).rc, -ETIMEDOUT);                                                        \
+		CHECKF((t).took >= (k)*TMO_S * 0.9 && (t).took < (k)*TMO_S + SLACK_S, "took %.3f s", \
+		       (t).took);                                                                    \
 	} while (0)
 
 /* ---- half a frame ------------------------------------------------------------ */
@@ -376,15 +371,9 @@ static void *caller_main(void *arg)
 {
 	struct caller *k = arg;
 	switch (k->kind) {
-	case 0:
-		k->t = timed_ping(k->c);
-		break;
-	case 1:
-		k->t = timed_getattr(k->c);
-		break;
-	case 2:
-		k->t = timed_read(k->c, 4096);
-		break;
+	case 0: k->t = timed_ping(k->c); break;
+	case 1: k->t = timed_getattr(k->c); break;
+	case 2: k->t = timed_read(k->c, 4096); break;
 	default: {
 		struct vp_exec ex = exec_of("true");
 		struct exits e = { .n = 0 };

@@ -39,7 +39,8 @@ static inline void run_free(struct run *r)
 	vp_exec_run_free(&r->x);
 }
 
-static inline int run_start(struct vp_client *c, const char *cmd, uint32_t timeout_ms, uint32_t flags, struct run *r)
+static inline int run_start(struct vp_client *c, const char *cmd, uint32_t timeout_ms, uint32_t flags,
+			    struct run *r)
 {
 	memset(r, 0, sizeof *r);
 	static const struct vp_exec zero;

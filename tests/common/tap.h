@@ -33,8 +33,7 @@ static inline void tap_plan(int n)
 }
 
 /* format: so -Wformat=2 checks the callers, not this vprintf. */
-__attribute__((format(printf, 2, 0)))
-static inline bool tap_vok(bool ok, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static inline bool tap_vok(bool ok, const char *fmt, va_list ap)
 {
 	flockfile(stdout);
 	printf("%s %d - ", ok ? "ok" : "not ok", ++tap_.points);
@@ -47,8 +46,7 @@ static inline bool tap_vok(bool ok, const char *fmt, va_list ap)
 	return ok;
 }
 
-__attribute__((format(printf, 2, 3)))
-static inline bool tap_ok(bool ok, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline bool tap_ok(bool ok, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -67,8 +65,7 @@ static inline int tap_mark(void)
 }
 
 /* A point that passes when no check failed since `mark`. */
-__attribute__((format(printf, 2, 3)))
-static inline bool tap_ok_since(int mark, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline bool tap_ok_since(int mark, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -130,8 +127,8 @@ static inline bool tap_check_(bool ok, const char *file, int line, const char *e
 	return ok;
 }
 
-__attribute__((format(printf, 5, 6)))
-static inline bool tap_checkf_(bool ok, const char *file, int line, const char *expr, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static inline bool tap_checkf_(bool ok, const char *file, int line,
+								     const char *expr, const char *fmt, ...)
 {
 	if (!ok) {
 		flockfile(stdout); /* one line, whatever other threads print */
@@ -160,15 +157,15 @@ static inline bool tap_check_eq_(long long a, long long b, const char *file, int
 #define CHECK(cond) tap_check_(!!(cond), __FILE__, __LINE__, #cond)
 #define CHECKF(cond, ...) tap_checkf_(!!(cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
 #define CHECK_EQ(a, b) tap_check_eq_((long long)(a), (long long)(b), __FILE__, __LINE__, #a, #b)
-#define REQUIRE(cond)                \
-	do {                         \
-		if (!CHECK(cond))    \
-			return;      \
+#define REQUIRE(cond)             \
+	do {                      \
+		if (!CHECK(cond)) \
+			return;   \
 	} while (0)
-#define REQUIRE_EQ(a, b)              \
-	do {                          \
-		if (!CHECK_EQ(a, b))  \
-			return;       \
+#define REQUIRE_EQ(a, b)             \
+	do {                         \
+		if (!CHECK_EQ(a, b)) \
+			return;      \
 	} while (0)
 
 #endif

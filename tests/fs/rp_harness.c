@@ -83,7 +83,7 @@ static void top_stat(struct stat *st)
  * inode (ino 0), so no lookup is counted that the kernel would forget. */
 static void top_readdir(fuse_req_t req, size_t size, off_t off, bool plus)
 {
-	static const char *const names[] = {".", "..", "root"};
+	static const char *const names[] = { ".", "..", "root" };
 	char buf[1024];
 	size_t used = 0;
 	if (size > sizeof(buf))
@@ -231,7 +231,8 @@ static void h_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rp_open(RP(req), req, ino, fi);
 }
 
-static void h_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+static void h_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     struct fuse_file_info *fi)
 {
 	if (refuse_top(req, parent))
 		return;
@@ -417,7 +418,7 @@ static int reap_agent(pid_t pid)
 			return status;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
 	}
 	fprintf(stderr, "rp_harness: agent did not exit; killing it\n");
 	kill(pid, SIGKILL);
@@ -428,7 +429,7 @@ static int reap_agent(pid_t pid)
 
 int main(int argc, char **argv)
 {
-	struct harness h = {.readdirplus = true};
+	struct harness h = { .readdirplus = true };
 	int ai = 1;
 	for (; ai < argc && strncmp(argv[ai], "--", 2) == 0; ai++) {
 		if (strcmp(argv[ai], "--no-readdirplus") == 0)
@@ -479,7 +480,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	char *fargv[] = {argv[0], "-o", "fsname=rp_harness,subtype=rp_harness", NULL};
+	char *fargv[] = { argv[0], "-o", "fsname=rp_harness,subtype=rp_harness", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
 	se = fuse_session_new(&args, &harness_ops, sizeof(harness_ops), &h);
 	fuse_opt_free_args(&args);
@@ -496,13 +497,13 @@ int main(int argc, char **argv)
 	}
 	mounted = true;
 
-	struct inval_thread inval = {.rp = h.rp, .se = se};
+	struct inval_thread inval = { .rp = h.rp, .se = se };
 	err = pthread_create(&inval.tid, NULL, inval_main, &inval);
 	if (err) {
 		fprintf(stderr, "rp_harness: thread: %s\n", strerror(err));
 		goto out;
 	}
-	struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 10};
+	struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 10 };
 	err = fuse_session_loop_mt(se, &cfg);
 	pthread_kill(inval.tid, SIGUSR2);
 	pthread_join(inval.tid, NULL);

@@ -23,16 +23,16 @@ static void expect(unsigned depth, const char *target, const char *want)
 static void t_fixed(void)
 {
 	/* Absolute targets: relative to the machine's root/. */
-	expect(1, "/etc/shadow", "../etc/shadow");   /* /tmp/x */
-	expect(1, "/root", "../root");               /* /out/d */
-	expect(0, "/etc/shadow", "etc/shadow");      /* /x */
+	expect(1, "/etc/shadow", "../etc/shadow"); /* /tmp/x */
+	expect(1, "/root", "../root");		   /* /out/d */
+	expect(0, "/etc/shadow", "etc/shadow");	   /* /x */
 	expect(3, "/", "../../..");
 	expect(0, "/", ".");
 	expect(1, "/etc/", "../etc/");
 	expect(0, "//a/./b/../c", "a/c");
 	/* ".." stops at the guest's "/". */
 	expect(1, "../../../../../../etc/shadow", "../etc/shadow"); /* /tmp/y */
-	expect(1, "../../..", "..");                                /* /out/e */
+	expect(1, "../../..", "..");				    /* /out/e */
 	expect(0, "..", ".");
 	expect(2, "../x/../../../../etc", "../../etc");
 	/* A name followed by ".." is folded lexically: "x" may be a link to
@@ -114,8 +114,8 @@ static bool same(const struct path *a, const struct path *b)
 
 static void t_random(void)
 {
-	static const char *const parts[] = {"..", "..", ".", "", "a", "b", "d1"};
-	static const char *const dirs[] = {"d0", "d1", "d2", "d3", "d4", "d5"};
+	static const char *const parts[] = { "..", "..", ".", "", "a", "b", "d1" };
+	static const char *const dirs[] = { "d0", "d1", "d2", "d3", "d4", "d5" };
 	srand(1234);
 	for (int iter = 0; iter < 20000; iter++) {
 		unsigned depth = (unsigned)(rand() % 6);
@@ -133,7 +133,7 @@ static void t_random(void)
 		char out[4096];
 		if (!CHECK_EQ(rp_symlink_present(depth, target, out, sizeof(out)), 0))
 			return;
-		struct path want = {.n = 0}, got = {.n = 0};
+		struct path want = { .n = 0 }, got = { .n = 0 };
 		for (unsigned i = 0; i < depth; i++)
 			walk(&want, dirs[i]);
 		got = want;
@@ -148,9 +148,9 @@ static void t_random(void)
 int main(void)
 {
 	static const struct tap_test tests[] = {
-		{"fixed cases: absolute, clamped, kept", t_fixed},
-		{"too long for the buffer", t_limits},
-		{"random targets: same guest path, never above root/", t_random},
+		{ "fixed cases: absolute, clamped, kept", t_fixed },
+		{ "too long for the buffer", t_limits },
+		{ "random targets: same guest path, never above root/", t_random },
 	};
 	return tap_main(tests, sizeof(tests) / sizeof(tests[0]));
 }

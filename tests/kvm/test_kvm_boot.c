@@ -43,8 +43,8 @@ static uint64_t xorshift(uint64_t *s)
 }
 
 /* The whole report the guest must print for this boot. */
-static void expected_report(char *out, size_t cap, const char *cmdline, uint64_t initrd,
-			    size_t initrd_len, uint32_t sum)
+static void expected_report(char *out, size_t cap, const char *cmdline, uint64_t initrd, size_t initrd_len,
+			    uint32_t sum)
 {
 	snprintf(out, cap,
 		 "kvm-conformance-guest\n"
@@ -132,15 +132,53 @@ static void expect_refused(struct fixture *fx, struct kvm_vm *vm, const char *wh
 	free(img);
 }
 
-static void m_magic(uint8_t *p, size_t n) { (void)n; p[BP_HEADER + 3] = 'X'; }
-static void m_bootflag(uint8_t *p, size_t n) { (void)n; p[BP_BOOT_FLAG] = 0; }
-static void m_v205(uint8_t *p, size_t n) { (void)n; p[BP_VERSION] = 0x05; p[BP_VERSION + 1] = 2; }
-static void m_v20b(uint8_t *p, size_t n) { (void)n; p[BP_VERSION] = 0x0b; p[BP_VERSION + 1] = 2; }
-static void m_no64(uint8_t *p, size_t n) { (void)n; p[BP_XLOADFLAGS] &= (uint8_t)~BP_XLF_KERNEL_64; }
-static void m_hdrlong(uint8_t *p, size_t n) { (void)n; p[BP_JUMP + 1] = 0xff; }
-static void m_hdrshort(uint8_t *p, size_t n) { (void)n; p[BP_JUMP + 1] = 0x10; }
-static void m_sects(uint8_t *p, size_t n) { (void)n; p[BP_SETUP_SECTS] = 0xff; }
-static void m_syssize(uint8_t *p, size_t n) { (void)n; p[BP_SYSSIZE + 2] = 0x10; }
+static void m_magic(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_HEADER + 3] = 'X';
+}
+static void m_bootflag(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_BOOT_FLAG] = 0;
+}
+static void m_v205(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_VERSION] = 0x05;
+	p[BP_VERSION + 1] = 2;
+}
+static void m_v20b(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_VERSION] = 0x0b;
+	p[BP_VERSION + 1] = 2;
+}
+static void m_no64(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_XLOADFLAGS] &= (uint8_t)~BP_XLF_KERNEL_64;
+}
+static void m_hdrlong(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_JUMP + 1] = 0xff;
+}
+static void m_hdrshort(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_JUMP + 1] = 0x10;
+}
+static void m_sects(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_SETUP_SECTS] = 0xff;
+}
+static void m_syssize(uint8_t *p, size_t n)
+{
+	(void)n;
+	p[BP_SYSSIZE + 2] = 0x10;
+}
 
 static void test_hostile_images(struct fixture *fx)
 {
@@ -229,9 +267,9 @@ static int run_code(struct fixture *fx, const uint8_t *code, size_t len, unsigne
 
 static void test_stuck_guests(struct fixture *fx)
 {
-	static const uint8_t spin[] = { 0xeb, 0xfe };       /* jmp . */
+	static const uint8_t spin[] = { 0xeb, 0xfe };	    /* jmp . */
 	static const uint8_t halt[] = { 0xf4, 0xeb, 0xfd }; /* hlt; jmp back */
-	static const uint8_t fault[] = { 0x0f, 0x0b };      /* ud2 */
+	static const uint8_t fault[] = { 0x0f, 0x0b };	    /* ud2 */
 	uint64_t t0 = now_ms();
 	CHECK_EQ(run_code(fx, spin, sizeof(spin), 300), -ETIMEDOUT);
 	CHECK_EQ(run_code(fx, halt, sizeof(halt), 300), -ETIMEDOUT);

@@ -91,7 +91,8 @@ static bool inside(const struct fake *f, const struct virtq_chain *c)
 {
 	for (unsigned k = 0; k < (unsigned)c->nread + c->nwrite; k++) {
 		const uint8_t *p = c->iov[k].iov_base;
-		if (p < f->ram || p > f->ram + FAKE_SIZE || c->iov[k].iov_len > (size_t)(f->ram + FAKE_SIZE - p))
+		if (p < f->ram || p > f->ram + FAKE_SIZE ||
+		    c->iov[k].iov_len > (size_t)(f->ram + FAKE_SIZE - p))
 			return false;
 	}
 	return true;
@@ -155,18 +156,23 @@ static void test_virtq_hostile(void)
 	REQUIRE(f.ram && c);
 
 	/* Configurations that must never go live. */
-	static const struct { uint16_t num; uint64_t desc, avail, used; } bad_cfg[] = {
-		{ 0, F_DESC, F_AVAIL, F_USED }, { 3, F_DESC, F_AVAIL, F_USED },
-		{ 512, F_DESC, F_AVAIL, F_USED }, { 8, F_DESC + 8, F_AVAIL, F_USED },
-		{ 8, F_DESC, F_AVAIL + 1, F_USED }, { 8, F_DESC, F_AVAIL, F_USED + 2 },
+	static const struct {
+		uint16_t num;
+		uint64_t desc, avail, used;
+	} bad_cfg[] = {
+		{ 0, F_DESC, F_AVAIL, F_USED },		{ 3, F_DESC, F_AVAIL, F_USED },
+		{ 512, F_DESC, F_AVAIL, F_USED },	{ 8, F_DESC + 8, F_AVAIL, F_USED },
+		{ 8, F_DESC, F_AVAIL + 1, F_USED },	{ 8, F_DESC, F_AVAIL, F_USED + 2 },
 		{ 8, FAKE_SIZE - 64, F_AVAIL, F_USED }, { 8, F_DESC, FAKE_SIZE - 2, F_USED },
-		{ 8, F_DESC, F_AVAIL, FAKE_SIZE - 8 }, { 8, UINT64_MAX - 15, F_AVAIL, F_USED },
+		{ 8, F_DESC, F_AVAIL, FAKE_SIZE - 8 },	{ 8, UINT64_MAX - 15, F_AVAIL, F_USED },
 		{ 8, F_DESC, F_AVAIL, UINT64_MAX - 3 },
 	};
 	for (size_t i = 0; i < sizeof(bad_cfg) / sizeof(bad_cfg[0]); i++) {
 		fake_init(&f);
-		f.q = (struct virtq){ .num = bad_cfg[i].num, .desc = bad_cfg[i].desc,
-				      .avail = bad_cfg[i].avail, .used = bad_cfg[i].used };
+		f.q = (struct virtq){ .num = bad_cfg[i].num,
+				      .desc = bad_cfg[i].desc,
+				      .avail = bad_cfg[i].avail,
+				      .used = bad_cfg[i].used };
 		CHECKF(virtq_validate(&f.mem, &f.q) == -EINVAL, "config %zu accepted", i);
 		offer(&f, 0);
 		CHECKF(virtq_pop(&f.mem, &f.q, c) == -EINVAL, "config %zu popped", i);
@@ -309,8 +315,8 @@ static void negotiate(struct virtio_mmio *t, uint32_t lo, uint32_t hi)
 	reg_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, lo);
 	reg_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	reg_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, hi);
-	reg_wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				      VIRTIO_STATUS_FEATURES_OK);
+	reg_wr(t, VIRTIO_MMIO_STATUS,
+	       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 }
 
 static bool wait_status(struct virtio_mmio *t, uint32_t bit, unsigned ms)
@@ -525,9 +531,8 @@ static void test_guest(const uint8_t *image, size_t image_len)
 	CHECK_EQ(con.from_guest, 45 + 21 + 216 + 19);
 	CHECK_EQ(con.to_guest, 21 + 216 + 19);
 	/* Interrupt side, from the host: irqfd signalled for used buffers. */
-	printf("# irqfd signals %llu, QueueNotify exits %llu (ioeventfd %s)\n",
-	       (unsigned long long)t->irqs, (unsigned long long)t->mmio_notifies,
-	       t->ioeventfd ? "on" : "off");
+	printf("# irqfd signals %llu, QueueNotify exits %llu (ioeventfd %s)\n", (unsigned long long)t->irqs,
+	       (unsigned long long)t->mmio_notifies, t->ioeventfd ? "on" : "off");
 	CHECK(t->irqs >= 4);
 	CHECK_EQ(t->irq_err, 0);
 	if (t->ioeventfd)
@@ -540,8 +545,8 @@ static void test_guest(const uint8_t *image, size_t image_len)
 	struct kvm_irqchip ioapic = { .chip_id = KVM_IRQCHIP_IOAPIC };
 	CHECK_EQ(ioctl(vm.vm_fd, KVM_GET_IRQCHIP, &pic), 0);
 	CHECK_EQ(ioctl(vm.vm_fd, KVM_GET_IRQCHIP, &ioapic), 0);
-	printf("# PIC master irr %02x imr %02x; IOAPIC irr %08x redir[5] %016llx\n",
-	       pic.chip.pic.irr, pic.chip.pic.imr, ioapic.chip.ioapic.irr,
+	printf("# PIC master irr %02x imr %02x; IOAPIC irr %08x redir[5] %016llx\n", pic.chip.pic.irr,
+	       pic.chip.pic.imr, ioapic.chip.ioapic.irr,
 	       (unsigned long long)ioapic.chip.ioapic.redirtbl[KVM_CONSOLE_IRQ].bits);
 	CHECK(pic.chip.pic.irr & (1u << KVM_CONSOLE_IRQ));
 	CHECK_EQ(pic.chip.pic.imr, 0xff);

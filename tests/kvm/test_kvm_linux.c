@@ -3,7 +3,7 @@
  * console. EXEC `echo hi` gives "hi\n" and exit 0; a file one command
  * writes is gone after reset; two machines do not share files.
  * Runs only where KVM runs the guest kernel natively (kvm_intel/kvm_amd,
- * no kvm_pvm): elsewhere the kernel would run emulated (DESIGN §3, "KVM on
+ * no kvm_pvm): elsewhere the kernel would run emulated (docs/design.md §3, "KVM on
  * these development machines"), so this prints SKIP with the reason and
  * exits 77, which is not a pass. */
 #include <errno.h>
@@ -99,7 +99,8 @@ int main(void)
 	char kernel[512];
 	snprintf(kernel, sizeof kernel, "%s/vmlinuz", image);
 	if (access(kernel, R_OK)) {
-		printf("SKIP: %s: %s (the image was built without a kernel package)\n", kernel, strerror(errno));
+		printf("SKIP: %s: %s (the image was built without a kernel package)\n", kernel,
+		       strerror(errno));
 		return 77;
 	}
 	struct machine_config cfg;

@@ -42,11 +42,11 @@
 #define READY_MS 5000u
 
 struct fixture {
-	char tmp[64];     /* TMPDIR for the backends: empty whenever none is open */
-	char img[128];    /* vmlinuz = the conformance guest, any initramfs */
-	char spin[128];   /* vmlinuz whose entry is `jmp .` */
-	char fault[128];  /* vmlinuz whose entry is `ud2` */
-	char noimg[128];  /* initramfs only */
+	char tmp[64];	 /* TMPDIR for the backends: empty whenever none is open */
+	char img[128];	 /* vmlinuz = the conformance guest, any initramfs */
+	char spin[128];	 /* vmlinuz whose entry is `jmp .` */
+	char fault[128]; /* vmlinuz whose entry is `ud2` */
+	char noimg[128]; /* initramfs only */
 	uint8_t *guest;
 	size_t guest_len;
 };
@@ -517,8 +517,8 @@ static void test_auto(void)
 	CHECK_EQ(kvm_detect_native("/nonexistent/kvm", "/sys/module", why, sizeof why), -ENOENT);
 	CHECK(!strcmp(why, "/nonexistent/kvm: No such file or directory"));
 	CHECK_EQ(kvm_detect_native(NULL, NULL, why, sizeof why) == 0,
-		 access("/sys/module/kvm_pvm", F_OK) != 0 &&
-			 (access("/sys/module/kvm_intel", F_OK) == 0 || access("/sys/module/kvm_amd", F_OK) == 0));
+		 access("/sys/module/kvm_pvm", F_OK) != 0 && (access("/sys/module/kvm_intel", F_OK) == 0 ||
+							      access("/sys/module/kvm_amd", F_OK) == 0));
 	printf("# this host: %s\n", why);
 	if (access("/sys/module/kvm_pvm", F_OK) == 0)
 		CHECK(!strcmp(why, "KVM here is PVM (kvm_pvm): a non-PVM guest kernel would run emulated"));
@@ -587,7 +587,7 @@ int main(void)
 	fx.guest = img;
 	/* The backends' runtime directories go here, where the test sees all. */
 	setenv("TMPDIR", fx.tmp, 1);
-	static const uint8_t spin[] = { 0xeb, 0xfe }; /* jmp . */
+	static const uint8_t spin[] = { 0xeb, 0xfe };  /* jmp . */
 	static const uint8_t fault[] = { 0x0f, 0x0b }; /* ud2 */
 	if (make_image(fx.img, "img", NULL, 0, true) || make_image(fx.spin, "spin", spin, sizeof spin, true) ||
 	    make_image(fx.fault, "fault", fault, sizeof fault, true) ||

@@ -46,28 +46,28 @@ static void test_probe(void)
 	REQUIRE_EQ(setup(&r), 0);
 	CHECK_EQ(r.vm.devs[0].base, 0x3f8);
 	CHECK_EQ(r.vm.devs[0].len, 8);
-	CHECK_EQ(in(&r, 5) & 0x60, 0x60);  /* LSR: THR and transmitter empty */
+	CHECK_EQ(in(&r, 5) & 0x60, 0x60); /* LSR: THR and transmitter empty */
 	out(&r, 7, 0xa5);
-	CHECK_EQ(in(&r, 7), 0xa5);         /* scratch */
-	out(&r, 3, 0x80);                  /* DLAB: 0/1 are the divisor */
+	CHECK_EQ(in(&r, 7), 0xa5); /* scratch */
+	out(&r, 3, 0x80);	   /* DLAB: 0/1 are the divisor */
 	out(&r, 0, 0x01);
 	out(&r, 1, 0x02);
 	CHECK_EQ(in(&r, 0), 0x01);
 	CHECK_EQ(in(&r, 1), 0x02);
 	out(&r, 3, 0x03);
 	CHECK_EQ(in(&r, 3), 0x03);
-	CHECK_EQ(in(&r, 1), 0x00);         /* IER again, untouched by DLM */
-	out(&r, 4, 0x1a);                  /* loopback + OUT2 + RTS */
-	CHECK_EQ(in(&r, 6) & 0xf0, 0x90);  /* Linux's loopback check */
-	out(&r, 0, 'L');                   /* loopback: not on the wire */
+	CHECK_EQ(in(&r, 1), 0x00);	  /* IER again, untouched by DLM */
+	out(&r, 4, 0x1a);		  /* loopback + OUT2 + RTS */
+	CHECK_EQ(in(&r, 6) & 0xf0, 0x90); /* Linux's loopback check */
+	out(&r, 0, 'L');		  /* loopback: not on the wire */
 	out(&r, 4, 0x0b);
-	CHECK_EQ(in(&r, 6) & 0xb0, 0xb0);  /* peer ready: DCD, DSR, CTS */
-	CHECK_EQ(in(&r, 2), 0x01);         /* IIR: nothing pending, no FIFO */
-	out(&r, 2, 0x07);                  /* enable and reset FIFOs */
-	CHECK_EQ(in(&r, 2), 0xc1);         /* 16550A */
-	out(&r, 1, 0x02);                  /* THRI with an empty THR */
-	CHECK_EQ(in(&r, 2), 0xc2);         /* THRE pending ... */
-	CHECK_EQ(in(&r, 2), 0xc1);         /* ... acknowledged by the read */
+	CHECK_EQ(in(&r, 6) & 0xb0, 0xb0); /* peer ready: DCD, DSR, CTS */
+	CHECK_EQ(in(&r, 2), 0x01);	  /* IIR: nothing pending, no FIFO */
+	out(&r, 2, 0x07);		  /* enable and reset FIFOs */
+	CHECK_EQ(in(&r, 2), 0xc1);	  /* 16550A */
+	out(&r, 1, 0x02);		  /* THRI with an empty THR */
+	CHECK_EQ(in(&r, 2), 0xc2);	  /* THRE pending ... */
+	CHECK_EQ(in(&r, 2), 0xc1);	  /* ... acknowledged by the read */
 	for (const char *s = "hi\n"; *s; s++)
 		out(&r, 0, (uint8_t)*s);
 	char buf[8] = { 0 };

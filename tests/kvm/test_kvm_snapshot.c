@@ -333,8 +333,8 @@ static void test_reset(const char *dir)
 		rel += (now_s() - r0) * 1000.0 / rounds;
 	}
 	printf("# release (teardown): avg %.2f ms\n", rel);
-	printf("# reset (restore) over %d rounds: min %.2f avg %.2f max %.2f ms\n", rounds, min,
-	       sum / rounds, max);
+	printf("# reset (restore) over %d rounds: min %.2f avg %.2f max %.2f ms\n", rounds, min, sum / rounds,
+	       max);
 	/* For scale: what creating a bare VM (irqchip, PIT, vCPU, CPUID) and
 	 * tearing one down cost. */
 	double bare = 0, teardown = 0;
@@ -433,7 +433,7 @@ static void test_hostile(const char *good)
 	snprintf(path, sizeof(path), "%s/memory", good);
 	REQUIRE(symlink(path, b.mem) == 0); /* the real memory, read-only use */
 
-	CHECK_EQ(try_restore(&b), -ENOENT); /* no state file */
+	CHECK_EQ(try_restore(&b), -ENOENT);	   /* no state file */
 	CHECK_EQ(try_state(&b, b.orig, b.len), 0); /* the control: a good copy works */
 	CHECK_EQ(try_state(&b, "", 0), -EBADMSG);
 	const size_t cuts[] = { 1, 8, 31, 32, 33, 40, b.len / 2, b.len - 8, b.len - 1 };
@@ -473,7 +473,7 @@ static void test_hostile(const char *good)
 	CHECK_EQ(try_sections(&b, TAG_CONSOLE, NULL, -1, false), -EBADMSG); /* missing */
 	const void *cfg = sect(&b, TAG_CONFIG, &len);
 	CHECK_EQ(try_sections(&b, TAG_CONFIG, cfg, len - 1, false), -EBADMSG); /* short */
-	CHECK_EQ(try_sections(&b, TAG_CONFIG, cfg, len, true), -EBADMSG); /* duplicate */
+	CHECK_EQ(try_sections(&b, TAG_CONFIG, cfg, len, true), -EBADMSG);      /* duplicate */
 	uint8_t cfgb[64];
 	REQUIRE(len <= sizeof(cfgb));
 	memcpy(cfgb, cfg, len);
@@ -578,7 +578,8 @@ int main(void)
 	tap_ok_since(mark, "boot, READY, pause, snapshot; the original goes on");
 	mark = tap_mark();
 	test_restore_two(dir);
-	tap_ok_since(mark, "two restored machines answer on their own channels, RAM independent, files unchanged");
+	tap_ok_since(mark,
+		     "two restored machines answer on their own channels, RAM independent, files unchanged");
 	mark = tap_mark();
 	test_reset(dir);
 	tap_ok_since(mark, "reset = restore again: counter from the snapshot's value");

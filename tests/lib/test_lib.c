@@ -26,9 +26,12 @@ static void test_list(void)
 	}
 	TAP_OK(list_count(&head) == 5);
 	int expect = 0, order_ok = 1;
-	list_for_each(&head, it) order_ok &= container_of(it, struct elem, link)->v == expect++;
+	list_for_each (&head, it)
+		order_ok &= container_of(it, struct elem, link)->v == expect++;
 	TAP_OK(order_ok);
-	list_for_each_safe(&head, it, tmp) if (container_of(it, struct elem, link)->v % 2) list_del(it);
+	list_for_each_safe (&head, it, tmp)
+		if (container_of(it, struct elem, link)->v % 2)
+			list_del(it);
 	TAP_OK(list_count(&head) == 3 && !list_linked(&e[1].link) && list_linked(&e[2].link));
 	list_del(&e[1].link); /* twice: harmless */
 	list_add_head(&head, &e[1].link);

@@ -24,14 +24,14 @@ static const struct ctlfile {
 	const char *name, *ctl, *init;
 	bool ro;
 } ctlfiles[] = {
-	{"cgroup.controllers", NULL, "", true}, /* computed at read */
-	{"cgroup.subtree_control", NULL, "", false},
-	{"cgroup.procs", NULL, "", false},
-	{"memory.max", "memory", "max\n", false},
-	{"memory.swap.max", "memory", "max\n", false},
-	{"memory.events", "memory", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", true},
-	{"pids.max", "pids", "max\n", false},
-	{"cpu.max", "cpu", "max 100000\n", false},
+	{ "cgroup.controllers", NULL, "", true }, /* computed at read */
+	{ "cgroup.subtree_control", NULL, "", false },
+	{ "cgroup.procs", NULL, "", false },
+	{ "memory.max", "memory", "max\n", false },
+	{ "memory.swap.max", "memory", "max\n", false },
+	{ "memory.events", "memory", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", true },
+	{ "pids.max", "pids", "max\n", false },
+	{ "cpu.max", "cpu", "max 100000\n", false },
 };
 
 static const struct ctlfile *ctlfile_of(const char *path)
@@ -64,8 +64,7 @@ static const char *dir_of(const char *path, char *buf, size_t cap)
 static bool is_child(const char *path, const char *dir)
 {
 	size_t dl = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
-	return strncmp(path, dir, dl) == 0 && path[dl] == '/' && path[dl + 1] &&
-	       !strchr(path + dl + 1, '/');
+	return strncmp(path, dir, dl) == 0 && path[dl] == '/' && path[dl + 1] && !strchr(path + dl + 1, '/');
 }
 
 static void fk_add(struct fake *fk, const char *path, bool dir, const char *val)
@@ -233,12 +232,12 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	return n ? 0 : -ENOENT;
 }
 
-static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
 {
 	(void)off, (void)fi, (void)flags;
 	struct fake *fk = ctx_fake();
-	struct stat dst = {.st_mode = S_IFDIR}, fst = {.st_mode = S_IFREG};
+	struct stat dst = { .st_mode = S_IFDIR }, fst = { .st_mode = S_IFREG };
 	fill(buf, ".", &dst, 0, 0);
 	fill(buf, "..", &dst, 0, 0);
 	pthread_mutex_lock(&fk->mu);
@@ -329,8 +328,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 
 /* Each write is one whole value, as in cgroupfs. subtree_control refuses
  * controllers the cgroup does not have (ENOENT, like the kernel). */
-static int op_write(const char *path, const char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)off, (void)fi;
 	struct fake *fk = ctx_fake();

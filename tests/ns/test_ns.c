@@ -28,8 +28,8 @@ static const char *sh(struct vp_client *c, const char *cmd, struct run *r)
 {
 	int err = run_cmd(c, cmd, r);
 	if (err || r->ex.code != 0)
-		fprintf(stderr, "# '%s': err %d code %d sig %d stderr: %s\n", cmd, err, r->ex.code, r->ex.signal,
-			r->e.p);
+		fprintf(stderr, "# '%s': err %d code %d sig %d stderr: %s\n", cmd, err, r->ex.code,
+			r->ex.signal, r->e.p);
 	return r->o.p ? r->o.p : "";
 }
 
@@ -166,7 +166,8 @@ static bool guest_has_sleep(struct vp_client *c)
 {
 	struct run r;
 	const char *o = sh(c,
-			   "for f in /proc/[0-9]*/comm; do read n < $f 2>/dev/null && [ \"$n\" = sleep ] && echo found; "
+			   "for f in /proc/[0-9]*/comm; do read n < $f 2>/dev/null && [ \"$n\" = sleep ] && "
+			   "echo found; "
 			   "done; true",
 			   &r);
 	bool found = strstr(o, "found") != NULL;
@@ -208,8 +209,8 @@ static void test_backend_choice(const char *image)
 		if (native) {
 			/* kvm when its template booted, else ns saying why not. */
 			bool kvm = strcmp(machine_backend_name(b), "kvm") == 0;
-			tap_ok(kvm || strstr(machine_backend_reason(b), "did not boot"), "auto on native KVM: %s",
-			       machine_backend_name(b));
+			tap_ok(kvm || strstr(machine_backend_reason(b), "did not boot"),
+			       "auto on native KVM: %s", machine_backend_name(b));
 			tap_ok(strstr(machine_backend_reason(b), det) != NULL, "auto reason: %s",
 			       machine_backend_reason(b));
 		} else {
@@ -278,7 +279,8 @@ static void test_big_file(struct vp_client *c)
 	}
 	uint64_t t0 = now_ms();
 	int err = put_file(c, "big50", buf, size, 0644);
-	tap_ok(err == 0, "50 MiB written with vp_fs_create/write (%d, %lld ms)", err, (long long)(now_ms() - t0));
+	tap_ok(err == 0, "50 MiB written with vp_fs_create/write (%d, %lld ms)", err,
+	       (long long)(now_ms() - t0));
 	struct vp_entry e;
 	uint64_t fh = 0;
 	err = vp_fs_lookup(c, VP_ROOT_NODE, "big50", &e);
@@ -329,8 +331,10 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 {
 	struct run r;
 	/* A real module of the image: loading it must fail. */
-	int err = run_cmd(c, "m=$(find /lib/modules -name '*.ko*' | head -n1); [ -n \"$m\" ] || m=/init; "
-			     "insmod $m; echo rc=$?", &r);
+	int err = run_cmd(c,
+			  "m=$(find /lib/modules -name '*.ko*' | head -n1); [ -n \"$m\" ] || m=/init; "
+			  "insmod $m; echo rc=$?",
+			  &r);
 	tap_ok(err == 0 && strstr(r.o.p, "rc=0") == NULL && strstr(r.o.p, "rc=") != NULL,
 	       "insmod fails in the guest (%s)", r.e.p);
 	run_free(&r);
@@ -349,10 +353,19 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 		free(probe);
 		err = run_cmd(c, "/ns_probe", &r);
 		tap_ok(err == 0 && r.ex.code == 0, "probe ran (%d, %d: %s)", err, r.ex.code, r.e.p);
-		static const char *const refused[] = {"finit_module", "init_module", "delete_module",
-						      "kexec_load", "bpf", "keyctl", "perf_event_open",
-						      "userfaultfd", "syslog", "open_by_handle_at",
-						      "personality_weird", "x32_getpid", "mknod_block"};
+		static const char *const refused[] = { "finit_module",
+						       "init_module",
+						       "delete_module",
+						       "kexec_load",
+						       "bpf",
+						       "keyctl",
+						       "perf_event_open",
+						       "userfaultfd",
+						       "syslog",
+						       "open_by_handle_at",
+						       "personality_weird",
+						       "x32_getpid",
+						       "mknod_block" };
 		for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
 			char want[64];
 			snprintf(want, sizeof want, "%s %d\n", refused[i], EPERM);
@@ -372,7 +385,8 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 	tap_ok(err == -EPERM, "SET_TIME refused with EPERM (%d)", err);
 
 	const char *o = sh(c, "cat /proc/self/status", &r);
-	tap_ok(strstr(o, "NoNewPrivs:\t1") && strstr(o, "Seccomp:\t2"), "no_new_privs and seccomp filter set");
+	tap_ok(strstr(o, "NoNewPrivs:\t1") && strstr(o, "Seccomp:\t2"),
+	       "no_new_privs and seccomp filter set");
 	run_free(&r);
 
 	/* Host processes: only the guest's own pids exist in its /proc. */
@@ -389,7 +403,8 @@ static void test_powerless(struct vp_client *c, const char *probe_path)
 	tap_ok(n >= 1 && n < 20, "guest /proc lists only guest processes (%d)", n);
 	char mine[32];
 	snprintf(mine, sizeof mine, "%d\n", (int)getpid());
-	tap_ok(getpid() > maxpid || strstr(o, mine) == NULL, "the daemon's pid %d is not visible", (int)getpid());
+	tap_ok(getpid() > maxpid || strstr(o, mine) == NULL, "the daemon's pid %d is not visible",
+	       (int)getpid());
 	run_free(&r);
 	o = sh(c, "cat /proc/1/cmdline", &r);
 	tap_ok(strncmp(o, "/init", 5) == 0, "guest pid 1 is the agent (%s)", o);
@@ -419,7 +434,8 @@ static void test_reset(struct machine *m)
 	tap_ok(err == 0 && bgerr == 0 && guest_has_sleep(c), "before reset: file and sleep exist");
 	err = machine_reset(m);
 	tap_ok(err == 0, "reset (%d)", err);
-	tap_ok(run_wait(&bg, 10000) == 0 && bg.err < 0, "exec running at reset ends with an error (%d)", bg.err);
+	tap_ok(run_wait(&bg, 10000) == 0 && bg.err < 0, "exec running at reset ends with an error (%d)",
+	       bg.err);
 	run_free(&bg);
 	c = machine_client(m);
 	machine_get_info(m, &after);
@@ -443,7 +459,8 @@ static void *stdin_thread(void *arg)
 	size_t len = 4u << 20;
 	char *buf = calloc(1, len);
 	/* Nobody reads the pipe: once it is full this call stays pending. */
-	s->err = buf ? vp_exec_stdin(s->c, s->exec_id, buf, (uint32_t)(len > VP_MAX_DATA ? VP_MAX_DATA : len), false)
+	s->err = buf ? vp_exec_stdin(s->c, s->exec_id, buf, (uint32_t)(len > VP_MAX_DATA ? VP_MAX_DATA : len),
+				     false)
 		     : -ENOMEM;
 	if (!s->err)
 		s->err = vp_exec_stdin(s->c, s->exec_id, buf, VP_MAX_DATA, false);
@@ -458,7 +475,7 @@ static void test_kill_agent(struct machine *m)
 	struct run r;
 	int err = run_start(c, "sleep 100", 0, VP_EXEC_STDIN, &r);
 	tap_ok(err == 0, "exec with stdin started (%d)", err);
-	struct stdin_call s = {.c = c, .exec_id = r.exec_id};
+	struct stdin_call s = { .c = c, .exec_id = r.exec_id };
 	pthread_t t;
 	pthread_create(&t, NULL, stdin_thread, &s);
 	usleep(300000);
@@ -533,7 +550,8 @@ static void test_limits(const char *image)
 		}
 		if (!err)
 			vp_fs_close(c, fh);
-		tap_ok(err == 0 && werr == -ENOSPC, "writing past disk_bytes gives ENOSPC (%d after %llu bytes)", werr,
+		tap_ok(err == 0 && werr == -ENOSPC,
+		       "writing past disk_bytes gives ENOSPC (%d after %llu bytes)", werr,
 		       (unsigned long long)off);
 		err = run_cmd(c, "dd if=/dev/zero of=/fill2 bs=1024 count=1024", &r);
 		tap_ok(err == 0 && r.ex.code != 0 && strstr(r.e.p, "No space left"), "dd sees ENOSPC too");
@@ -547,7 +565,7 @@ static void test_limits(const char *image)
 static void test_leaks(struct machine_backend *b)
 {
 	int ch0 = count_children(), fd0 = count_fds(), mn0 = count_mounts(), cg0 = count_cgroups();
-	struct machine *ms[4] = {0};
+	struct machine *ms[4] = { 0 };
 	int ok = 0;
 	for (int i = 0; i < 4; i++)
 		if (machine_create(b, &ms[i]) == 0)

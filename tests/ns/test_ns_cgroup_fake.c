@@ -37,7 +37,8 @@ static bool write_text(const char *path, const char *text)
 static bool write_mountinfo(const struct env *e, bool v1_too)
 {
 	char text[2048];
-	int n = snprintf(text, sizeof text,
+	int n = snprintf(
+		text, sizeof text,
 		"22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/root rw,discard\n"
 		"23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n"
 		"31 23 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n"
@@ -45,9 +46,12 @@ static bool write_mountinfo(const struct env *e, bool v1_too)
 		e->mnt);
 	if (v1_too)
 		snprintf(text + n, sizeof text - (size_t)n,
-			 "32 31 0:29 / %s/cpu rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,cpu,cpuacct\n"
-			 "35 31 0:32 / %s/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory\n"
-			 "39 31 0:36 / %s/pids rw,nosuid,nodev,noexec,relatime shared:18 - cgroup cgroup rw,pids\n",
+			 "32 31 0:29 / %s/cpu rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup "
+			 "rw,cpu,cpuacct\n"
+			 "35 31 0:32 / %s/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup "
+			 "rw,memory\n"
+			 "39 31 0:36 / %s/pids rw,nosuid,nodev,noexec,relatime shared:18 - cgroup cgroup "
+			 "rw,pids\n",
 			 e->tmp, e->tmp, e->tmp);
 	return write_text(e->info, text);
 }
@@ -64,7 +68,7 @@ bool env_open(struct env *e, const char *root_ctls, const char *self_cgroup, boo
 	snprintf(e->info, sizeof e->info, "%s/mountinfo", e->tmp);
 	snprintf(e->self, sizeof e->self, "%s/self-cgroup", e->tmp);
 	snprintf(e->thread, sizeof e->thread, "%s/thread-cgroup", e->tmp);
-	e->src = (struct ns_cgroup_sources){e->info, e->self, e->thread};
+	e->src = (struct ns_cgroup_sources){ e->info, e->self, e->thread };
 	if (!CHECK(mkdir(e->mnt, 0755) == 0) || !write_mountinfo(e, v1_too) ||
 	    !write_text(e->self, self_cgroup) || !write_text(e->thread, self_cgroup))
 		return false;

@@ -46,10 +46,10 @@ void fk_get(struct fake *fk, const char *path, char *buf, size_t cap);
 bool fk_is_dir(struct fake *fk, const char *path);
 int fk_count_dirs(struct fake *fk, const char *part);
 
-#define CHECK_VAL(fk, path, want)                                                    \
-	do {                                                                         \
-		char v_[256];                                                        \
-		fk_get(fk, path, v_, sizeof v_);                                     \
+#define CHECK_VAL(fk, path, want)                                                          \
+	do {                                                                               \
+		char v_[256];                                                              \
+		fk_get(fk, path, v_, sizeof v_);                                           \
 		CHECKF(strcmp(v_, want) == 0, "%s is \"%s\", not \"%s\"", path, v_, want); \
 	} while (0)
 

@@ -28,7 +28,7 @@ static void test_hybrid_picks_v1(void)
 	if (!CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0))
 		goto out;
 	CHECK_EQ(ns_cgroups_version(cg), 1);
-	const char *dirs[NS_CG_MAX_DIRS] = {0};
+	const char *dirs[NS_CG_MAX_DIRS] = { 0 };
 	CHECK(ns_cgroups_has_cpu(cg));
 	if (CHECK_EQ(ns_cgroups_dirs(cg, dirs, NS_CG_MAX_DIRS), 3)) {
 		struct stat st;
@@ -47,7 +47,7 @@ out:
 }
 
 static const struct tap_test tests[] = {
-	{"hybrid v1 + cgroup2: v1 is picked, with its cpu hierarchy", test_hybrid_picks_v1},
+	{ "hybrid v1 + cgroup2: v1 is picked, with its cpu hierarchy", test_hybrid_picks_v1 },
 };
 
 TEST_PART(ns_cgfake_hybrid_part, tests);

@@ -16,10 +16,10 @@
  * cannot give controllers to a cgroup with processes), or under the root. */
 static const struct v2case {
 	const char *self, *host; /* host: in the fake, "" the root */
-	const char *pre[2];      /* cgroups there before */
+	const char *pre[2];	 /* cgroups there before */
 } v2cases[] = {
-	{"0::/a/b\n", "/a", {"/a", "/a/b"}},
-	{"0::/\n", "", {NULL, NULL}},
+	{ "0::/a/b\n", "/a", { "/a", "/a/b" } },
+	{ "0::/\n", "", { NULL, NULL } },
 };
 
 static void v2_lifecycle(const struct v2case *t)
@@ -34,7 +34,7 @@ static void v2_lifecycle(const struct v2case *t)
 	if (!CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0))
 		goto out;
 	CHECK_EQ(ns_cgroups_version(cg), 2);
-	const char *dirs[NS_CG_MAX_DIRS] = {0};
+	const char *dirs[NS_CG_MAX_DIRS] = { 0 };
 	CHECK_EQ(ns_cgroups_dirs(cg, dirs, NS_CG_MAX_DIRS), 1);
 	char want[256], path[512];
 	snprintf(want, sizeof want, "%s/vmpoolfs.%d.0", t->host, (int)getpid());
@@ -51,7 +51,7 @@ static void v2_lifecycle(const struct v2case *t)
 	CHECK(ns_cgroups_has_cpu(cg));
 
 	struct ns_cg c;
-	const struct ns_cg_limits lim = {.mem_bytes = 64u << 20, .pids_max = 100, .cpu_milli = 1500};
+	const struct ns_cg_limits lim = { .mem_bytes = 64u << 20, .pids_max = 100, .cpu_milli = 1500 };
 	if (!CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), 0))
 		goto out;
 	CHECK_EQ(c.version, 2);
@@ -114,9 +114,9 @@ static void test_v2_unsupported(void)
 	static const struct {
 		const char *root_ctls, *root_subtree, *self;
 	} cases[] = {
-		{"cpu io pids", "", "0::/\n"},
-		{"cpu io memory", "", "0::/\n"},
-		{"cpu memory pids", "+memory\n", "0::/a/b\n"}, /* pids not delegated to /a */
+		{ "cpu io pids", "", "0::/\n" },
+		{ "cpu io memory", "", "0::/\n" },
+		{ "cpu memory pids", "+memory\n", "0::/a/b\n" }, /* pids not delegated to /a */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct env e;
@@ -148,7 +148,10 @@ static void test_v2_cpu_max(void)
 		uint32_t milli;
 		const char *want;
 	} cases[] = {
-		{1000, "100000 100000"}, {250, "25000 100000"}, {4000, "400000 100000"}, {5, "1000 100000"},
+		{ 1000, "100000 100000" },
+		{ 250, "25000 100000" },
+		{ 4000, "400000 100000" },
+		{ 5, "1000 100000" },
 	};
 	struct env e;
 	struct ns_cgroups *cg = NULL;
@@ -157,7 +160,7 @@ static void test_v2_cpu_max(void)
 			CHECK(ns_cgroups_has_cpu(cg));
 			for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 				struct ns_cg c;
-				const struct ns_cg_limits lim = {64u << 20, 100, cases[i].milli};
+				const struct ns_cg_limits lim = { 64u << 20, 100, cases[i].milli };
 				if (!CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), 0))
 					continue;
 				char path[600];
@@ -175,7 +178,7 @@ static void test_v2_cpu_max(void)
 			CHECK(!ns_cgroups_has_cpu(cg));
 			CHECK_VAL(&e.fk, "/cgroup.subtree_control", "+memory +pids");
 			struct ns_cg c;
-			struct ns_cg_limits lim = {64u << 20, 100, 1000};
+			struct ns_cg_limits lim = { 64u << 20, 100, 1000 };
 			CHECK_EQ(ns_cg_create(cg, "m1", &lim, &c), -EOPNOTSUPP);
 			CHECK_EQ(fk_count_dirs(&e.fk, "/"), 2); /* the root and our parent: no leaf left */
 			lim.cpu_milli = 0;
@@ -210,7 +213,7 @@ static void test_v2_stale_parents(void)
 	snprintf(lleaf, sizeof lleaf, "%s/m3", lparent);
 	if (env_open(&e, "memory pids", "0::/\n", false)) {
 		CHECK_EQ(fk_set(&e.fk, "/cgroup.subtree_control", "+memory +pids\n"), 0);
-		const char *pre[] = {dparent, dleaf, lparent, lleaf, "/user.slice"};
+		const char *pre[] = { dparent, dleaf, lparent, lleaf, "/user.slice" };
 		for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
 			CHECK_EQ(fk_mkdir(&e.fk, pre[i]), 0);
 		if (CHECK_EQ(ns_cgroups_open_at(&e.src, &cg), 0)) {
@@ -229,11 +232,11 @@ static void test_v2_stale_parents(void)
 }
 
 static const struct tap_test tests[] = {
-	{"v2: parent beside our own cgroup, limits, clone fd, oom_kill, cleanup", test_v2_beside_own},
-	{"v2: parent under the root when we are at the root", test_v2_at_root},
-	{"v2: no memory or pids controller: EOPNOTSUPP, nothing left", test_v2_unsupported},
-	{"v2: cpu.max from the CPU limit; none without a cpu controller", test_v2_cpu_max},
-	{"v2: stale parents of dead daemons removed, live ones kept", test_v2_stale_parents},
+	{ "v2: parent beside our own cgroup, limits, clone fd, oom_kill, cleanup", test_v2_beside_own },
+	{ "v2: parent under the root when we are at the root", test_v2_at_root },
+	{ "v2: no memory or pids controller: EOPNOTSUPP, nothing left", test_v2_unsupported },
+	{ "v2: cpu.max from the CPU limit; none without a cpu controller", test_v2_cpu_max },
+	{ "v2: stale parents of dead daemons removed, live ones kept", test_v2_stale_parents },
 };
 
 TEST_PART(ns_cgfake_v2_part, tests);

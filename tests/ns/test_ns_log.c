@@ -52,7 +52,7 @@ static int write_nb(int fd, const char *buf, size_t n)
 	while (n) {
 		ssize_t w = write(fd, buf, n);
 		if (w < 0 && errno == EAGAIN) {
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
 			if (poll(&p, 1, 5000) != 1)
 				return -ETIMEDOUT; /* the copier stopped draining */
 			continue;
@@ -92,7 +92,8 @@ static void test_copier(void)
 	free(xs);
 	got = file_with(path, "[vmpoolfs: log truncated");
 	size_t len = strlen(got);
-	CHECKF(len == NS_LOG_LIMIT + strlen("\n[vmpoolfs: log truncated at 1048576 bytes]\n"), "length %zu", len);
+	CHECKF(len == NS_LOG_LIMIT + strlen("\n[vmpoolfs: log truncated at 1048576 bytes]\n"), "length %zu",
+	       len);
 	CHECK(strncmp(got, "first line\nxxx", 14) == 0);
 	CHECK(strstr(got, "\n[vmpoolfs: log truncated at 1048576 bytes]\n") == got + NS_LOG_LIMIT);
 	free(got);

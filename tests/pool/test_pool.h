@@ -44,18 +44,18 @@ void fake_destroy(void *ctx, void *machine);
 void fake_init(struct fake *f);
 void fake_fini(struct fake *f);
 
-#define FAKE_GET(f, field)                                                                         \
-	({                                                                                         \
-		pthread_mutex_lock(&(f)->mu);                                                      \
-		__typeof__((f)->field) v_ = (f)->field;                                            \
-		pthread_mutex_unlock(&(f)->mu);                                                    \
-		v_;                                                                                \
+#define FAKE_GET(f, field)                              \
+	({                                              \
+		pthread_mutex_lock(&(f)->mu);           \
+		__typeof__((f)->field) v_ = (f)->field; \
+		pthread_mutex_unlock(&(f)->mu);         \
+		v_;                                     \
 	})
-#define FAKE_SET(f, field, val)                                                                    \
-	do {                                                                                       \
-		pthread_mutex_lock(&(f)->mu);                                                      \
-		(f)->field = (val);                                                                \
-		pthread_mutex_unlock(&(f)->mu);                                                    \
+#define FAKE_SET(f, field, val)                 \
+	do {                                    \
+		pthread_mutex_lock(&(f)->mu);   \
+		(f)->field = (val);             \
+		pthread_mutex_unlock(&(f)->mu); \
 	} while (0)
 
 /* ---- helpers (inline: their checks count in the calling file) ---- */
@@ -84,7 +84,7 @@ static inline struct pool_stats stats(struct pool *p)
 
 /* A pool over a fresh fake; pool_new's result. */
 static inline int start(struct fake *f, const struct pool_config *c, const struct pool_machine_ops *ops,
-		 struct pool **p)
+			struct pool **p)
 {
 	fake_init(f);
 	return pool_new(c, ops, f, p);

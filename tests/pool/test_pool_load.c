@@ -62,8 +62,7 @@ static void t_concurrent(void)
 	struct stress st[8];
 	pthread_t t[8];
 	for (int i = 0; i < 8; i++) {
-		st[i] = (struct stress){ p, &f, (unsigned)i * 7919u + 1, 150, &got, &eagain,
-					 &errors, &shared };
+		st[i] = (struct stress){ p, &f, (unsigned)i * 7919u + 1, 150, &got, &eagain, &errors, &shared };
 		REQUIRE_EQ(pthread_create(&t[i], NULL, stress_thread, &st[i]), 0);
 	}
 	for (int i = 0; i < 8; i++)
@@ -72,8 +71,8 @@ static void t_concurrent(void)
 	struct pool_stats s = stats(p);
 	printf("# got=%d eagain=%d hits=%llu misses=%llu evictions=%llu creates=%llu max_live=%d\n",
 	       atomic_load(&got), atomic_load(&eagain), (unsigned long long)s.hits,
-	       (unsigned long long)s.misses, (unsigned long long)s.evictions,
-	       (unsigned long long)s.creates, FAKE_GET(&f, max_live));
+	       (unsigned long long)s.misses, (unsigned long long)s.evictions, (unsigned long long)s.creates,
+	       FAKE_GET(&f, max_live));
 	REQUIRE_EQ(atomic_load(&errors), 0);
 	REQUIRE_EQ(atomic_load(&shared), 0);
 	REQUIRE(atomic_load(&got) > 0);
@@ -98,28 +97,28 @@ static void t_stats(void)
 	c.health_check_interval = 3;
 	REQUIRE_EQ(start(&f, &c, &fake_ops, &p), 0);
 	FAKE_SET(&f, create_delay_ms, 2);
-	REQUIRE_EQ(pool_warm(p, 1), 1);          /* creates 1 */
+	REQUIRE_EQ(pool_warm(p, 1), 1); /* creates 1 */
 	void *a, *b, *d, *e;
-	REQUIRE_EQ(pool_acquire(p, &a), 0);      /* hit 1 */
-	REQUIRE_EQ(pool_acquire(p, &b), 0);      /* miss 1, creates 2 */
-	pool_release(p, a);                    /* release 1: reset 1 */
-	pool_release(p, b);                    /* release 2: reset 2 */
+	REQUIRE_EQ(pool_acquire(p, &a), 0); /* hit 1 */
+	REQUIRE_EQ(pool_acquire(p, &b), 0); /* miss 1, creates 2 */
+	pool_release(p, a);		    /* release 1: reset 1 */
+	pool_release(p, b);		    /* release 2: reset 2 */
 	pool_quiesce(p);
-	REQUIRE_EQ(pool_acquire(p, &a), 0);      /* hit 2 */
-	REQUIRE_EQ(pool_acquire(p, &b), 0);      /* hit 3 */
+	REQUIRE_EQ(pool_acquire(p, &a), 0); /* hit 2 */
+	REQUIRE_EQ(pool_acquire(p, &b), 0); /* hit 3 */
 	FAKE_SET(&f, fail_create, 1);
-	REQUIRE_EQ(pool_acquire(p, &d), -EIO);   /* miss 2, create failure 1 */
-	REQUIRE_EQ(pool_acquire(p, &d), 0);      /* miss 3, creates 3 */
+	REQUIRE_EQ(pool_acquire(p, &d), -EIO); /* miss 2, create failure 1 */
+	REQUIRE_EQ(pool_acquire(p, &d), 0);    /* miss 3, creates 3 */
 	FAKE_SET(&f, fail_reset, 1);
-	pool_release(p, a);                    /* release 3: check ok, reset fails: evict 1 */
+	pool_release(p, a); /* release 3: check ok, reset fails: evict 1 */
 	pool_quiesce(p);
-	pool_release(p, b);                    /* release 4: reset 3 */
+	pool_release(p, b); /* release 4: reset 3 */
 	pool_quiesce(p);
-	pool_release(p, d);                    /* release 5: reset 4 */
+	pool_release(p, d); /* release 5: reset 4 */
 	pool_quiesce(p);
-	REQUIRE_EQ(pool_acquire(p, &e), 0);      /* hit 4 */
+	REQUIRE_EQ(pool_acquire(p, &e), 0); /* hit 4 */
 	atomic_store(&((struct fm *)e)->alive, false);
-	pool_release(p, e);                    /* release 6: dead: evict 2 */
+	pool_release(p, e); /* release 6: dead: evict 2 */
 	pool_quiesce(p);
 	struct pool_stats s = stats(p);
 	REQUIRE_EQ(s.hits, 4);

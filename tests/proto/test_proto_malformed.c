@@ -111,12 +111,12 @@ static void test_names(void)
 	CHECK_EQ(enc_check_fs(VP_FS_MKDIR, (struct vp_fs_req){ .node = 1, .name = B("..") }), -EINVAL);
 	CHECK_EQ(enc_check_fs(VP_FS_CREATE, (struct vp_fs_req){ .node = 1, .name = B("") }), -EINVAL);
 	CHECK_EQ(enc_check_fs(VP_FS_LINK, (struct vp_fs_req){ .node = 1, .node2 = 2, .name2 = B(".") }),
-		  -EINVAL);
+		 -EINVAL);
 	CHECK_EQ(enc_check_fs(VP_FS_RENAME,
-			       (struct vp_fs_req){ .node = 1, .node2 = 2, .name = B("a"), .name2 = B("b\0") }),
-		  -EINVAL);
+			      (struct vp_fs_req){ .node = 1, .node2 = 2, .name = B("a"), .name2 = B("b\0") }),
+		 -EINVAL);
 	CHECK_EQ(enc_check_fs(VP_FS_LOOKUP, (struct vp_fs_req){ .node = 1, .name = { (uint8_t *)name, 256 } }),
-		  -EINVAL);
+		 -EINVAL);
 
 	/* Symlink targets may hold '/', never NUL; up to VP_MAX_PATH. */
 	char *target = malloc(VP_MAX_PATH + 1);
@@ -125,8 +125,9 @@ static void test_names(void)
 	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK, m), 0);
 	m.name2.len = VP_MAX_PATH + 1;
 	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK, m), -EINVAL);
-	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK, (struct vp_fs_req){ .node = 1, .name = B("l"), .name2 = B("a\0b") }),
-		  -EINVAL);
+	CHECK_EQ(enc_check_fs(VP_FS_SYMLINK,
+			      (struct vp_fs_req){ .node = 1, .name = B("l"), .name2 = B("a\0b") }),
+		 -EINVAL);
 	free(target);
 
 	/* Dirent names: "." and ".." are fine, '/' and NUL and empty are not. */
@@ -204,7 +205,8 @@ static void test_limits(void)
 	const char *bad_env[] = { "novalue", "=x", "", "K=a\0b" };
 	for (size_t i = 0; i < 4; i++) {
 		vp_buf_reset(&b);
-		ex->env[0] = (struct vp_bytes){ (const uint8_t *)bad_env[i], i == 3 ? 5 : (uint32_t)strlen(bad_env[i]) };
+		ex->env[0] = (struct vp_bytes){ (const uint8_t *)bad_env[i],
+						i == 3 ? 5 : (uint32_t)strlen(bad_env[i]) };
 		vp_enc_exec(&b, ex);
 		CHECK_EQ(b.err, -EINVAL);
 	}
@@ -217,10 +219,12 @@ static void test_limits(void)
 
 	/* data: VP_MAX_DATA fine, one more is not. */
 	vp_buf_reset(&b);
-	vp_enc_fs_req(&b, VP_FS_WRITE, &(struct vp_fs_req){ .fh = 1, .data = { (uint8_t *)big, VP_MAX_DATA } });
+	vp_enc_fs_req(&b, VP_FS_WRITE,
+		      &(struct vp_fs_req){ .fh = 1, .data = { (uint8_t *)big, VP_MAX_DATA } });
 	CHECK_EQ(b.err, 0);
 	vp_buf_reset(&b);
-	vp_enc_fs_req(&b, VP_FS_WRITE, &(struct vp_fs_req){ .fh = 1, .data = { (uint8_t *)big, VP_MAX_DATA + 1 } });
+	vp_enc_fs_req(&b, VP_FS_WRITE,
+		      &(struct vp_fs_req){ .fh = 1, .data = { (uint8_t *)big, VP_MAX_DATA + 1 } });
 	CHECK_EQ(b.err, -EINVAL);
 	vp_buf_reset(&b);
 	vp_enc_output(&b, &(struct vp_output){ 1, { (uint8_t *)big, VP_MAX_DATA + 1 } });

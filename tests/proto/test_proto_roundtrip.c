@@ -17,11 +17,11 @@ static bool bytes_eq(struct vp_bytes a, struct vp_bytes b)
 
 static bool attr_eq(const struct vp_attr *a, const struct vp_attr *b)
 {
-	return a->ino == b->ino && a->size == b->size && a->blocks == b->blocks && a->atime_sec == b->atime_sec &&
-	       a->mtime_sec == b->mtime_sec && a->ctime_sec == b->ctime_sec && a->atime_nsec == b->atime_nsec &&
-	       a->mtime_nsec == b->mtime_nsec && a->ctime_nsec == b->ctime_nsec && a->mode == b->mode &&
-	       a->nlink == b->nlink && a->uid == b->uid && a->gid == b->gid && a->rdev == b->rdev &&
-	       a->blksize == b->blksize;
+	return a->ino == b->ino && a->size == b->size && a->blocks == b->blocks &&
+	       a->atime_sec == b->atime_sec && a->mtime_sec == b->mtime_sec && a->ctime_sec == b->ctime_sec &&
+	       a->atime_nsec == b->atime_nsec && a->mtime_nsec == b->mtime_nsec &&
+	       a->ctime_nsec == b->ctime_nsec && a->mode == b->mode && a->nlink == b->nlink &&
+	       a->uid == b->uid && a->gid == b->gid && a->rdev == b->rdev && a->blksize == b->blksize;
 }
 
 static void test_samples_validate(void)
@@ -82,7 +82,8 @@ static void test_roundtrip_session(void)
 	/* SET_TIME = i64 sec, u32 nsec: sec may be anything, nsec < 1e9. */
 	vp_buf_reset(&b);
 	vp_enc_set_time(&b, &(struct vp_set_time){ -2, 999999999 });
-	static const uint8_t set_time[] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc9, 0x9a, 0x3b };
+	static const uint8_t set_time[] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff,
+					    0xff, 0xff, 0xff, 0xc9, 0x9a, 0x3b };
 	CHECK(b.len == sizeof set_time && memcmp(b.data, set_time, sizeof set_time) == 0);
 	struct vp_set_time st;
 	CHECK_EQ(vp_dec_set_time(b.data, b.len, &st), 0);
@@ -174,9 +175,9 @@ static void test_roundtrip_fs(void)
 		CHECK_EQ(b.err, 0);
 		CHECK_EQ(vp_dec_fs_req(b.data, b.len, t, &d), 0);
 		bool same = d.node == m.node && d.node2 == m.node2 && d.fh == m.fh && d.offset == m.offset &&
-			    d.nlookup == m.nlookup && d.size == m.size && d.flags == m.flags && d.mode == m.mode &&
-			    d.rdev == m.rdev && bytes_eq(d.name, m.name) && bytes_eq(d.name2, m.name2) &&
-			    bytes_eq(d.data, m.data);
+			    d.nlookup == m.nlookup && d.size == m.size && d.flags == m.flags &&
+			    d.mode == m.mode && d.rdev == m.rdev && bytes_eq(d.name, m.name) &&
+			    bytes_eq(d.name2, m.name2) && bytes_eq(d.data, m.data);
 		if (!same)
 			printf("#   %s differs after round trip\n", vp_type_name(t));
 		CHECK(same);
@@ -190,8 +191,8 @@ static void test_roundtrip_fs(void)
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_RENAME,
 		      &(struct vp_fs_req){ .node = 1, .node2 = 2, .flags = 3, .name = B("x"), .name2 = B("y") });
-	static const uint8_t rename[] = { 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
-					  1, 0, 0, 0, 'x', 1, 0, 0, 0, 'y' };
+	static const uint8_t rename[] = { 1, 0, 0, 0, 0, 0, 0, 0, 2, 0,	  0, 0, 0, 0, 0,
+					  0, 3, 0, 0, 0, 1, 0, 0, 0, 'x', 1, 0, 0, 0, 'y' };
 	CHECK(b.len == sizeof rename && memcmp(b.data, rename, sizeof rename) == 0);
 	/* SETATTR is its own struct. */
 	struct vp_fs_req d;
@@ -205,9 +206,9 @@ static void test_roundtrip_fs(void)
 	CHECK_EQ(b.len, 64);
 	struct vp_setattr sa;
 	CHECK_EQ(vp_dec_setattr(b.data, b.len, &sa), 0);
-	CHECK(sa.node == 5 && sa.fh == 6 && sa.valid == sample_setattr.valid && sa.mode == 0755 && sa.uid == 1 &&
-	       sa.gid == 2 && sa.size == 77 && sa.atime_sec == 3 && sa.mtime_sec == -4 && sa.atime_nsec == 5 &&
-	       sa.mtime_nsec == 6);
+	CHECK(sa.node == 5 && sa.fh == 6 && sa.valid == sample_setattr.valid && sa.mode == 0755 &&
+	      sa.uid == 1 && sa.gid == 2 && sa.size == 77 && sa.atime_sec == 3 && sa.mtime_sec == -4 &&
+	      sa.atime_nsec == 5 && sa.mtime_nsec == 6);
 
 	vp_buf_reset(&b);
 	vp_enc_attr(&b, &sample_attr);
@@ -227,7 +228,7 @@ static void test_roundtrip_fs(void)
 	struct vp_statfs sf;
 	CHECK_EQ(vp_dec_statfs(b.data, b.len, &sf), 0);
 	CHECK(sf.blocks == 1000 && sf.bfree == 500 && sf.bavail == 400 && sf.files == 99 && sf.ffree == 50 &&
-	       sf.bsize == 4096 && sf.frsize == 4096 && sf.namemax == 255);
+	      sf.bsize == 4096 && sf.frsize == 4096 && sf.namemax == 255);
 
 	/* CREATED and DIRENTS through the reader-level pieces. */
 	vp_buf_reset(&b);

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 		else
 			printf("first=ERR:%d\n", errno);
 	}
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	long t0 = now_ms();
 	int r = poll(&p, 1, timeout);
 	if (r == 1 && (p.revents & POLLIN)) {

@@ -49,7 +49,7 @@ static void test_output(void)
  * that fits, then both get EDQUOT; a reset gives the bytes back. */
 static void test_output_budget(void)
 {
-	struct outbudget b = {.max = 5000};
+	struct outbudget b = { .max = 5000 };
 	struct outbuf o[2];
 	char buf[4000], dst[4000];
 	memset(buf, 'x', sizeof buf);
@@ -74,7 +74,7 @@ static void test_output_budget(void)
 	outbuf_free(&o[1]);
 	TAP_OK(b.used == 0);
 	/* No budget (max 0): unbounded, as before. */
-	struct outbudget none = {0};
+	struct outbudget none = { 0 };
 	outbuf_init(&o[0], 10, getenv("TMPDIR"));
 	outbuf_set_budget(&o[0], &none);
 	TAP_OK(outbuf_append(&o[0], buf, sizeof buf) == 0 && outbuf_len(&o[0]) == sizeof buf);
@@ -100,7 +100,7 @@ static void test_host_budget(void)
 	}
 	snprintf(pm, sizeof pm, "%s/pid_max", dir);
 	snprintf(fm, sizeof fm, "%s/file-max", dir);
-	const struct budget_sources src = {pm, fm};
+	const struct budget_sources src = { pm, fm };
 	char *msg = NULL;
 	size_t mlen = 0;
 	FILE *log = open_memstream(&msg, &mlen);
@@ -200,7 +200,7 @@ static void test_ctl(void)
 	char *txt;
 	size_t len;
 	TAP_OK(settings_format(&s, &txt, &len) == 0 &&
-	      strcmp(txt, "timeout=5\ncwd=/w\nenv=A=3\nenv=B=2\n") == 0);
+	       strcmp(txt, "timeout=5\ncwd=/w\nenv=A=3\nenv=B=2\n") == 0);
 	free(txt);
 	settings_free(&s);
 	settings_free(&cp);
@@ -232,9 +232,9 @@ static void test_mountcheck(void)
 	CHECK(!mountcheck_is_ours(&e));
 	CHECK_EQ(mountcheck_find(path, "/srv", &e), 0);
 	CHECK_EQ(mountcheck_find(path, "/srv/a", &e), 0);
-	struct mount_entry other = {.fstype = "fuse", .source = "vmpoolfs"};
+	struct mount_entry other = { .fstype = "fuse", .source = "vmpoolfs" };
 	CHECK(mountcheck_is_ours(&other));
-	struct mount_entry tmpfs = {.fstype = "tmpfs", .source = "vmpoolfs"};
+	struct mount_entry tmpfs = { .fstype = "tmpfs", .source = "vmpoolfs" };
 	CHECK(!mountcheck_is_ours(&tmpfs));
 	unlink(path);
 	CHECK_EQ(mountcheck_find(path, "/", &e), -ENOENT);
@@ -243,7 +243,7 @@ static void test_mountcheck(void)
 static void test_ino(void)
 {
 	TAP_OK(ino_make(0, INO_ROOT) == FUSE_ROOT_ID);
-	uint64_t serials[] = {1, 2, 255, 256, INO_SERIAL_MAX};
+	uint64_t serials[] = { 1, 2, 255, 256, INO_SERIAL_MAX };
 	for (size_t i = 0; i < sizeof(serials) / sizeof(serials[0]); i++) {
 		uint64_t n = serials[i];
 		fuse_ino_t c = ino_make(n, 7), r = (fuse_ino_t)(ino_rp_base(n) | RP_NODE_MASK);

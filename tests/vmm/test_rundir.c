@@ -127,8 +127,10 @@ int main(void)
 	}
 	setenv("TMPDIR", tmp, 1);
 	static const struct tap_test tests[] = {
-		{ "make: vmpool-KIND-PID.XXXXXX, 0700; remove: whole, symlinks not followed", test_make_remove },
-		{ "leftovers of dead daemons go; live, other kind, odd names, links, others' stay", test_stale },
+		{ "make: vmpool-KIND-PID.XXXXXX, 0700; remove: whole, symlinks not followed",
+		  test_make_remove },
+		{ "leftovers of dead daemons go; live, other kind, odd names, links, others' stay",
+		  test_stale },
 	};
 	int rc = tap_main(tests, sizeof tests / sizeof tests[0]);
 	rundir_remove(tmp);

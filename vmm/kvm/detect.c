@@ -2,7 +2,7 @@
  * "Usable" means a VM can really be made, not just that /dev/kvm opens:
  * permissions, missing capabilities and a busy KVM all show up there.
  * "Native" asks which KVM module serves it: with PVM (kvm_pvm) a guest
- * kernel that is not PVM-enabled runs fully emulated (DESIGN §3, "KVM on
+ * kernel that is not PVM-enabled runs fully emulated (docs/design.md §3, "KVM on
  * these development machines"), so AUTO must not pick kvm there. */
 #include <errno.h>
 #include <stdio.h>
@@ -47,6 +47,7 @@ int kvm_detect_native(const char *dev, const char *sys_module, char *why, size_t
 			snprintf(why, cap, "hardware KVM (%s)", hw[i]);
 			return 0;
 		}
-	snprintf(why, cap, "KVM here is neither kvm_intel nor kvm_amd: cannot tell it runs a guest kernel natively");
+	snprintf(why, cap,
+		 "KVM here is neither kvm_intel nor kvm_amd: cannot tell it runs a guest kernel natively");
 	return -ENODEV;
 }

@@ -22,7 +22,7 @@
 #include "vmm/rundir.h"
 
 #define MEM_MIN (2ull << 20) /* what vm.c takes at least */
-#define DIR_CAP 448   /* leaves room for the names inside it */
+#define DIR_CAP 448	     /* leaves room for the names inside it */
 #define PATH_CAP 512
 
 struct kvm_backend {
@@ -229,7 +229,7 @@ static void machine_get_info_kvm(void *machine, struct machine_info *out)
 	memset(out, 0, sizeof *out);
 	out->id = m->id;
 	out->host_pid = (int32_t)getpid(); /* the VMM is a thread of this process */
-	out->oom_kills = 0;                /* the guest's own OOM killer is not visible here */
+	out->oom_kills = 0;		   /* the guest's own OOM killer is not visible here */
 	out->boot_us = m->boot_us;
 }
 

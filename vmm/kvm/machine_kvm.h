@@ -40,11 +40,11 @@ extern const struct machine_ops kvm_machine_ops;
 /* ---- the template (template.c) ------------------------------------------- */
 
 struct kvm_template_cfg {
-	const char *image_dir;  /* vmlinuz + initramfs.cpio.gz */
-	uint64_t mem_bytes;     /* guest RAM, already within what vm.c takes */
+	const char *image_dir; /* vmlinuz + initramfs.cpio.gz */
+	uint64_t mem_bytes;    /* guest RAM, already within what vm.c takes */
 	uint32_t ready_timeout_ms;
-	const char *log_path;   /* serial log of the template boot */
-	const char *snap_dir;   /* existing, empty: gets memory + state */
+	const char *log_path; /* serial log of the template boot */
+	const char *snap_dir; /* existing, empty: gets memory + state */
 };
 
 /* Boots, waits (bounded) for READY and the HELLO exchange, pauses, saves,
@@ -72,13 +72,13 @@ struct kvm_live {
 	struct kvm_serial ser;
 	struct kvm_console con;
 	struct kvm_snap_machine parts; /* vm, ser and (once open) con */
-	bool vm_up;              /* vm, and parts.console when set, to release */
+	bool vm_up;		       /* vm, and parts.console when set, to release */
 	pthread_t vcpu;
 	bool vcpu_started;
-	atomic_bool stopped;     /* the run loop ended for good */
-	int run_rc;              /* how it ended (-EINTR: paused by us) */
+	atomic_bool stopped; /* the run loop ended for good */
+	int run_rc;	     /* how it ended (-EINTR: paused by us) */
 	struct vp_client *client;
-	bool note_end;           /* say in the serial log how the guest stopped (machines, not the template) */
+	bool note_end; /* say in the serial log how the guest stopped (machines, not the template) */
 };
 
 /* The caller zeroes *l, builds the VM and devices into it (parts, vm_up),
@@ -110,8 +110,8 @@ bool kvm_live_alive(struct kvm_live *l);
  * with it dropped. */
 struct kvm_reaper {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;     /* queue gained an entry, or stopping */
-	struct list_node queue;  /* struct reaped (reaper.c), oldest first */
+	pthread_cond_t cond;	/* queue gained an entry, or stopping */
+	struct list_node queue; /* struct reaped (reaper.c), oldest first */
 	int queued;
 	bool stopping, running;
 	pthread_t thread;

@@ -1,7 +1,7 @@
 /* The template machine (machine_kvm.h): boots the image's kernel and
  * initramfs once, waits for the agent to say READY and answer HELLO, then
  * pauses and snapshots it, so that every machine afterwards is a
- * copy-on-write restore instead of a boot (DESIGN §3, kvm). */
+ * copy-on-write restore instead of a boot (docs/design.md §3, kvm). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,11 +18,12 @@
  * reboot is a triple fault, which ends the run loop (the machine is then
  * dead, not hung); no PCI bus and no display to probe. The virtio-mmio
  * word names the agent channel (the agent passes it to the module). */
-#define CMDLINE_BASE "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t pci=off nomodeset " \
-		     "8250.nr_uarts=1 random.trust_cpu=on"
+#define CMDLINE_BASE                                                          \
+	"console=ttyS0 quiet loglevel=4 panic=-1 reboot=t pci=off nomodeset " \
+	"8250.nr_uarts=1 random.trust_cpu=on"
 
-static int read_image_file(const char *dir, const char *name, size_t max, void **buf, size_t *len,
-			   char *why, size_t cap)
+static int read_image_file(const char *dir, const char *name, size_t max, void **buf, size_t *len, char *why,
+			   size_t cap)
 {
 	char path[4096];
 	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
@@ -61,8 +62,8 @@ static int assemble(struct kvm_live *l, const struct kvm_template_cfg *cfg, int 
 	size_t klen = 0, ilen = 0;
 	int rc = read_image_file(cfg->image_dir, "vmlinuz", KERNEL_MAX, &kernel, &klen, why, cap);
 	if (!rc)
-		rc = read_image_file(cfg->image_dir, "initramfs.cpio.gz", cfg->mem_bytes, &initrd, &ilen,
-				     why, cap);
+		rc = read_image_file(cfg->image_dir, "initramfs.cpio.gz", cfg->mem_bytes, &initrd, &ilen, why,
+				     cap);
 	if (!rc && (rc = kvm_vm_open(&l->vm, NULL, cfg->mem_bytes)) != 0)
 		snprintf(why, cap, "/dev/kvm: cannot make a VM: %s", strerror(-rc));
 	if (!rc) {
@@ -95,13 +96,14 @@ static int assemble(struct kvm_live *l, const struct kvm_template_cfg *cfg, int 
 }
 
 /* Why READY did not come: still running (timeout) or the guest ended. */
-static int explain(struct kvm_live *l, int rc, const struct kvm_template_cfg *cfg, int log_fd,
-		   char *why, size_t cap)
+static int explain(struct kvm_live *l, int rc, const struct kvm_template_cfg *cfg, int log_fd, char *why,
+		   size_t cap)
 {
 	char last[160];
 	last_log_line(log_fd, last, sizeof last);
 	if (l->run_rc != -EINTR) {
-		snprintf(why, cap, "the guest stopped before its agent was ready (%s, exit status %d); serial: %s",
+		snprintf(why, cap,
+			 "the guest stopped before its agent was ready (%s, exit status %d); serial: %s",
 			 l->run_rc ? strerror(-l->run_rc) : "exit port", l->vm.exit_status,
 			 last[0] ? last : "(empty)");
 		return -EIO;

@@ -78,7 +78,8 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 	}
 	if (cfg->cpu_milli && !ns_cgroups_has_cpu(b->cg)) {
 		err = -EOPNOTSUPP;
-		ns_host_complain("no cgroup cpu controller for the CPU limit (-o cpus=0 runs without one)", err);
+		ns_host_complain("no cgroup cpu controller for the CPU limit (-o cpus=0 runs without one)",
+				 err);
 		goto fail;
 	}
 	if ((err = ns_host_make_scratch(&b->scratch)))
@@ -234,14 +235,17 @@ static void note_agent_end(struct ns_machine *m)
 	if (si.si_code == CLD_EXITED)
 		snprintf(how, sizeof how, "exited with status %d", si.si_status);
 	else
-		snprintf(how, sizeof how, "was killed by signal %d (%s)", si.si_status, strsignal(si.si_status));
+		snprintf(how, sizeof how, "was killed by signal %d (%s)", si.si_status,
+			 strsignal(si.si_status));
 	uint64_t oom = 0;
 	ns_cg_oom_kills(&m->cg, &oom);
 	int fd = open(m->log_path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	dprintf(fd, "[vmpoolfs: the agent (the machine's PID 1) %s; processes killed by the memory limit "
-		    "in this life: %llu]\n", how, (unsigned long long)oom);
+	dprintf(fd,
+		"[vmpoolfs: the agent (the machine's PID 1) %s; processes killed by the memory limit "
+		"in this life: %llu]\n",
+		how, (unsigned long long)oom);
 	close(fd);
 }
 

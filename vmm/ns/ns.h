@@ -34,7 +34,7 @@ extern const struct machine_ops ns_machine_ops;
 /* ---- agent logs (ns_log.c) ------------------------------------------- */
 
 #define NS_LOG_LIMIT (1u << 20) /* bytes kept per life of a machine */
-struct ns_logs; /* a runtime dir $TMPDIR/vmpool-ns-XXXXXX and a copying thread */
+struct ns_logs;			/* a runtime dir $TMPDIR/vmpool-ns-XXXXXX and a copying thread */
 int ns_logs_open(struct ns_logs **out);
 /* After every machine is gone: stops the thread, removes the directory. */
 void ns_logs_close(struct ns_logs *l);
@@ -74,7 +74,7 @@ struct ns_cgroup_sources {
 	const char *mountinfo, *self_cgroup, *thread_cgroup;
 };
 int ns_cgroups_open_at(const struct ns_cgroup_sources *src, struct ns_cgroups **out);
-void ns_cgroups_close(struct ns_cgroups *cg); /* removes the parent cgroups */
+void ns_cgroups_close(struct ns_cgroups *cg);	     /* removes the parent cgroups */
 int ns_cgroups_version(const struct ns_cgroups *cg); /* 1 or 2 */
 bool ns_cgroups_has_cpu(const struct ns_cgroups *cg);
 /* The parent directory in each hierarchy (for tests counting leftovers). */
@@ -123,13 +123,13 @@ int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, ui
 void ns_plan_free(struct ns_plan *p);
 
 struct ns_spawned {
-	pid_t pid;     /* the agent on the host */
-	int pidfd;     /* CLOEXEC */
-	int chan_fd;   /* host end of the channel, CLOEXEC */
+	pid_t pid;   /* the agent on the host */
+	int pidfd;   /* CLOEXEC */
+	int chan_fd; /* host end of the channel, CLOEXEC */
 };
 struct ns_spawn_opts {
 	uint32_t uid_base, gid_base; /* host ids guest root maps to: "0 base 65536" */
-	bool oom_protect;            /* set the agent's oom_score_adj to -1000 (needs CAP_SYS_RESOURCE) */
+	bool oom_protect;	     /* set the agent's oom_score_adj to -1000 (needs CAP_SYS_RESOURCE) */
 };
 /* stderr_fd (-1: /dev/null) becomes the agent's fd 2.
  * Clones the sandbox into cg, maps ids, protects it from the OOM

@@ -32,10 +32,10 @@ struct ns_cgroups {
 	char *parent[NS_CG_MAX_DIRS]; /* this backend's parent cgroup per hierarchy */
 	struct mnt mnt[NS_CG_MAX_DIRS];
 	const char *ctl[NS_CG_MAX_DIRS]; /* v1: controller naming the hierarchy */
-	int pids_dir;                    /* index in parent[] of the pids hierarchy */
-	int cpu_dir;                     /* ... of the cpu controller; -1: none */
-	bool has_memsw;                  /* v1: memory.memsw.* exists (swap accounting) */
-	char *thread_cgroup;             /* v1: read at each clone (ns_cg_clone_begin) */
+	int pids_dir;			 /* index in parent[] of the pids hierarchy */
+	int cpu_dir;			 /* ... of the cpu controller; -1: none */
+	bool has_memsw;			 /* v1: memory.memsw.* exists (swap accounting) */
+	char *thread_cgroup;		 /* v1: read at each clone (ns_cg_clone_begin) */
 };
 
 /* ---- small file helpers ----------------------------------------------- */
@@ -266,7 +266,7 @@ static int make_parent(const char *dir, char **out)
  * runs without it, and ns_cg_create refuses a limit it cannot set. */
 static int open_v1(struct ns_cgroups *cg, const struct ns_cgroup_sources *src)
 {
-	static const char *const ctls[] = {"memory", "pids", "cpu"};
+	static const char *const ctls[] = { "memory", "pids", "cpu" };
 	struct mnt m[3];
 	for (int i = 0; i < 3; i++) {
 		int err = find_mount(src->mountinfo, ctls[i], &m[i]);
@@ -402,7 +402,7 @@ int ns_cgroups_open(struct ns_cgroups **out)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -589,7 +589,8 @@ int ns_cg_oom_kills(const struct ns_cg *c, uint64_t *out)
 		return -ENOENT;
 	/* v1: memory.oom_control has "oom_kill N" (Linux ≥ 4.13);
 	 * v2: memory.events has "oom_kill N". */
-	snprintf(path, sizeof path, "%s/%s", c->dirs[0], c->version == 1 ? "memory.oom_control" : "memory.events");
+	snprintf(path, sizeof path, "%s/%s", c->dirs[0],
+		 c->version == 1 ? "memory.oom_control" : "memory.events");
 	int err = read_file(path, buf, sizeof buf);
 	if (err)
 		return err;

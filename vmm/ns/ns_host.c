@@ -127,7 +127,7 @@ static void remove_stale_scratch(const char *base)
 
 int ns_host_make_scratch(char **out)
 {
-	static const char *const bases[] = {"/run", "/tmp"};
+	static const char *const bases[] = { "/run", "/tmp" };
 	for (size_t i = 0; i < 2; i++) {
 		char *p;
 		remove_stale_scratch(bases[i]);
@@ -166,7 +166,8 @@ int ns_host_ids(const char *rootfs, struct ns_spawn_opts *ids)
 {
 	int err = check_image(rootfs, ids);
 	if (err) {
-		ns_host_complain(err == -EINVAL ? "image rootfs/ is not owned by a mapped id range (uid/gid >= 65536)"
+		ns_host_complain(err == -EINVAL ? "image rootfs/ is not owned by a mapped id range (uid/gid "
+						  ">= 65536)"
 						: "image rootfs/ with an executable /init not found",
 				 err);
 		return err;

@@ -65,7 +65,8 @@ static bool sink_pump(struct sink *k)
 			return false;
 		size_t keep = 0;
 		if (k->written < NS_LOG_LIMIT)
-			keep = (size_t)n < NS_LOG_LIMIT - k->written ? (size_t)n : (size_t)(NS_LOG_LIMIT - k->written);
+			keep = (size_t)n < NS_LOG_LIMIT - k->written ? (size_t)n
+								     : (size_t)(NS_LOG_LIMIT - k->written);
 		ssize_t w = keep ? write(k->file, buf, keep) : 0;
 		if (w > 0)
 			k->written += (uint64_t)w; /* what the file holds, short writes too */
@@ -111,7 +112,7 @@ int ns_logs_open(struct ns_logs **out)
 	}
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	if (l->epfd < 0 || l->stopfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &ev) < 0)
 		err = -errno;
 	else
@@ -172,7 +173,7 @@ int ns_log_attach(struct ns_logs *l, uint32_t id, int *wr)
 	struct sink *k = calloc(1, sizeof *k);
 	if (!k)
 		return -ENOMEM;
-	int p[2] = {-1, -1};
+	int p[2] = { -1, -1 };
 	k->file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	if (k->file < 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
 		err = -errno;
@@ -185,7 +186,7 @@ int ns_log_attach(struct ns_logs *l, uint32_t id, int *wr)
 	vp_mutex_lock(&l->lock);
 	list_add_head(&l->sinks, &k->link);
 	vp_mutex_unlock(&l->lock);
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = k };
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, k->rd, &ev) < 0) {
 		err = -errno;
 		close(p[1]);

@@ -54,28 +54,56 @@ struct ns_plan {
 
 /* Device nodes bind-mounted from the host: guest root cannot mknod (nodes
  * on a user-namespace mount do not open anyway), and these are harmless. */
-static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-static const char *const dev_host[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
-				       "/dev/tty"};
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+static const char *const dev_host[] = { "/dev/null",   "/dev/zero",    "/dev/full",
+					"/dev/random", "/dev/urandom", "/dev/tty" };
 static const struct {
 	const char *target, *name;
 } dev_links[] = {
-	{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-	{"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
+	{ "/proc/self/fd", "fd" },	 { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+	{ "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" },
 };
 
 /* Where the child failed, for the parent's message. */
 enum step {
-	ST_IDS = 1, ST_CGROUPNS, ST_PRIVATE, ST_SCRATCH, ST_LAYERS, ST_OVERLAY, ST_PROC, ST_SYS, ST_DEV,
-	ST_DEVNODE, ST_LOOPBACK, ST_HOSTNAME, ST_PIVOT, ST_FDS, ST_RLIMIT, ST_NNP, ST_SECCOMP, ST_EXEC,
+	ST_IDS = 1,
+	ST_CGROUPNS,
+	ST_PRIVATE,
+	ST_SCRATCH,
+	ST_LAYERS,
+	ST_OVERLAY,
+	ST_PROC,
+	ST_SYS,
+	ST_DEV,
+	ST_DEVNODE,
+	ST_LOOPBACK,
+	ST_HOSTNAME,
+	ST_PIVOT,
+	ST_FDS,
+	ST_RLIMIT,
+	ST_NNP,
+	ST_SECCOMP,
+	ST_EXEC,
 };
 static const char *const step_names[] = {
-	[ST_IDS] = "setresuid/setgroups", [ST_CGROUPNS] = "cgroup namespace", [ST_PRIVATE] = "make / private",
-	[ST_SCRATCH] = "tmpfs for the writable layer", [ST_LAYERS] = "upper/work dirs",
-	[ST_OVERLAY] = "overlayfs mount", [ST_PROC] = "/proc", [ST_SYS] = "/sys", [ST_DEV] = "/dev tmpfs",
-	[ST_DEVNODE] = "/dev nodes", [ST_LOOPBACK] = "loopback up", [ST_HOSTNAME] = "hostname",
-	[ST_PIVOT] = "pivot_root", [ST_FDS] = "file descriptors", [ST_RLIMIT] = "RLIMIT_NOFILE", [ST_NNP] = "no_new_privs",
-	[ST_SECCOMP] = "seccomp filter", [ST_EXEC] = "execve /init",
+	[ST_IDS] = "setresuid/setgroups",
+	[ST_CGROUPNS] = "cgroup namespace",
+	[ST_PRIVATE] = "make / private",
+	[ST_SCRATCH] = "tmpfs for the writable layer",
+	[ST_LAYERS] = "upper/work dirs",
+	[ST_OVERLAY] = "overlayfs mount",
+	[ST_PROC] = "/proc",
+	[ST_SYS] = "/sys",
+	[ST_DEV] = "/dev tmpfs",
+	[ST_DEVNODE] = "/dev nodes",
+	[ST_LOOPBACK] = "loopback up",
+	[ST_HOSTNAME] = "hostname",
+	[ST_PIVOT] = "pivot_root",
+	[ST_FDS] = "file descriptors",
+	[ST_RLIMIT] = "RLIMIT_NOFILE",
+	[ST_NNP] = "no_new_privs",
+	[ST_SECCOMP] = "seccomp filter",
+	[ST_EXEC] = "execve /init",
 };
 
 struct child_err {
@@ -101,8 +129,8 @@ int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, ui
 	snprintf(p->tmpfs_opts, sizeof p->tmpfs_opts, "size=%llu,mode=0755", (unsigned long long)disk_bytes);
 	/* userxattr: overlay metadata in user.overlay.* — trusted.* xattrs need
 	 * host privileges a user-namespace mount does not have. */
-	bad |= snprintf(p->ovl_tail, sizeof p->ovl_tail, ",upperdir=%s,workdir=%s,userxattr", p->upper, p->work) >=
-	       (int)sizeof p->ovl_tail;
+	bad |= snprintf(p->ovl_tail, sizeof p->ovl_tail, ",upperdir=%s,workdir=%s,userxattr", p->upper,
+			p->work) >= (int)sizeof p->ovl_tail;
 	if (bad) {
 		ns_plan_free(p);
 		return -ENAMETOOLONG;
@@ -135,16 +163,16 @@ struct child_args {
 
 static _Noreturn void child_fail(int err_wr, int step, int err)
 {
-	struct child_err e = {step, err};
+	struct child_err e = { step, err };
 	ssize_t w = write(err_wr, &e, sizeof e);
 	(void)w;
 	_exit(127);
 }
 
-#define TRY(step, expr)                                        \
-	do {                                                   \
-		if ((expr) < 0)                                \
-			child_fail(a->err_wr, (step), errno);  \
+#define TRY(step, expr)                                       \
+	do {                                                  \
+		if ((expr) < 0)                               \
+			child_fail(a->err_wr, (step), errno); \
 	} while (0)
 
 /* "lowerdir=/proc/self/fd/N" + tail, without stdio. */
@@ -326,7 +354,7 @@ static _Noreturn void child_main(struct child_args *a)
 	 * hard limit (that takes CAP_SYS_RESOURCE of the host). The agent
 	 * lowers its commands' to p->cmd_nofile. */
 	if (p->cmd_nofile) {
-		struct rlimit rl = {MACHINE_AGENT_NOFILE, MACHINE_AGENT_NOFILE};
+		struct rlimit rl = { MACHINE_AGENT_NOFILE, MACHINE_AGENT_NOFILE };
 		TRY(ST_RLIMIT, setrlimit(RLIMIT_NOFILE, &rl));
 	}
 	TRY(ST_NNP, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
@@ -357,7 +385,7 @@ static int wait_exec(int err_rd, int timeout_ms)
 	uint64_t deadline = deadline_after_ms(timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
 	for (;;) {
 		int left = deadline_left_ms(deadline);
-		struct pollfd pfd = {.fd = err_rd, .events = POLLIN};
+		struct pollfd pfd = { .fd = err_rd, .events = POLLIN };
 		int n = poll(&pfd, 1, left);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -373,8 +401,9 @@ static int wait_exec(int err_rd, int timeout_ms)
 			return 0;
 		if (r != (ssize_t)sizeof e)
 			return -EIO;
-		const char *what = e.step > 0 && e.step < (int)(sizeof step_names / sizeof step_names[0]) ?
-					   step_names[e.step] : "?";
+		const char *what = e.step > 0 && e.step < (int)(sizeof step_names / sizeof step_names[0])
+					   ? step_names[e.step]
+					   : "?";
 		fprintf(stderr, "vmpoolfs: ns: machine setup failed at %s: %s\n", what, strerror(e.err));
 		return e.err > 0 ? -e.err : -EIO;
 	}
@@ -404,7 +433,7 @@ bool ns_spawn_exited(const struct ns_spawned *s)
 {
 	if (s->pidfd < 0)
 		return true;
-	struct pollfd pfd = {.fd = s->pidfd, .events = POLLIN};
+	struct pollfd pfd = { .fd = s->pidfd, .events = POLLIN };
 	return poll(&pfd, 1, 0) != 0; /* readable (or error) once it exited */
 }
 
@@ -429,7 +458,7 @@ static void chan_bufs(const int sv[2])
 int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struct ns_cgroups *cgs,
 	     const struct ns_cg *cg, int stderr_fd, int timeout_ms, struct ns_spawned *out)
 {
-	int sv[2] = {-1, -1}, rel[2] = {-1, -1}, errp[2] = {-1, -1};
+	int sv[2] = { -1, -1 }, rel[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int err = 0;
 	out->pid = 0;
 	out->pidfd = -1;
@@ -471,8 +500,11 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 	}
 	long pid = syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid == 0) {
-		struct child_args a = {
-			.plan = p, .chan = sv[1], .release_rd = rel[0], .err_wr = errp[1], .log = stderr_fd};
+		struct child_args a = { .plan = p,
+					.chan = sv[1],
+					.release_rd = rel[0],
+					.err_wr = errp[1],
+					.log = stderr_fd };
 		child_main(&a);
 	}
 	int clone_errno = errno;

@@ -27,9 +27,9 @@
 #define VP_OK 6u
 #define VP_SET_TIME 7u
 #define VP_EXEC 16u
-#define VERSION 1u               /* VP_PROTO_VERSION */
-#define EPROTONOSUPPORT_ 93u     /* Linux's value, as ERROR carries it */
-#define MAX_PAYLOAD 256u /* the host's test pings are small */
+#define VERSION 1u	     /* VP_PROTO_VERSION */
+#define EPROTONOSUPPORT_ 93u /* Linux's value, as ERROR carries it */
+#define MAX_PAYLOAD 256u     /* the host's test pings are small */
 #define NSEC_PER_SEC 1000000000u
 
 static void put32(uint8_t *p, uint32_t v)

@@ -1,4 +1,4 @@
-/* The kvm conformance guest (DESIGN §3, "KVM on these development
+/* The kvm conformance guest (docs/design.md §3, "KVM on these development
  * machines"): booted through the monitor's Linux boot path, it reads
  * boot_params the way a kernel does and reports what it found, one line at
  * a time, on the 8250 at COM1, then writes its status to the debug exit

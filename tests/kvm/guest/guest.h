@@ -6,12 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GUEST_ERR_MAGIC  0x01 /* zero page lacks the copied HdrS header */
-#define GUEST_ERR_E820   0x02 /* no or too many e820 entries */
-#define GUEST_ERR_CMD    0x04 /* no command line */
-#define GUEST_ERR_UART   0x08 /* scratch register did not read back */
+#define GUEST_ERR_MAGIC 0x01  /* zero page lacks the copied HdrS header */
+#define GUEST_ERR_E820 0x02   /* no or too many e820 entries */
+#define GUEST_ERR_CMD 0x04    /* no command line */
+#define GUEST_ERR_UART 0x08   /* scratch register did not read back */
 #define GUEST_ERR_VIRTIO 0x10 /* virtio-mmio device present but init failed */
-#define GUEST_ERR_PROTO  0x20 /* bad frame from the host */
+#define GUEST_ERR_PROTO 0x20  /* bad frame from the host */
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -56,8 +56,8 @@ void *memmove(void *d, const void *s, size_t n);
 struct vcon_dev {
 	uint64_t base;
 	uint32_t irq;
-	uint64_t features;  /* negotiated */
-	uint32_t isr_acks;  /* InterruptStatus reads that found something */
+	uint64_t features; /* negotiated */
+	uint32_t isr_acks; /* InterruptStatus reads that found something */
 };
 /* Finds `virtio_mmio.device=SIZE@BASE:IRQ` in the command line: 0, or -1. */
 int vcon_parse_cmdline(const char *cmdline, struct vcon_dev *d);

@@ -1,21 +1,32 @@
 /* The conformance guest's virtio-mmio console driver: the init sequence
  * of Linux's virtio_mmio.c + virtio_console.c (reset, ACKNOWLEDGE, DRIVER,
  * features with the FEATURES_OK read-back, queues, DRIVER_OK), but polled:
- * interrupts cannot be delivered on this host (DESIGN §3), so it watches
+ * interrupts cannot be delivered on this host (docs/design.md §3), so it watches
  * the used rings and reads and acknowledges InterruptStatus as a handler
  * would. Port 0 only: receiveq 0, transmitq 1. */
 #include "tests/kvm/guest/guest.h"
 #include "vmm/kvm/monitor/virtio_regs.h"
 
-#define QN 8u          /* entries per queue: enough to keep rx posted */
-#define RXBUF 64u      /* small, so frames span buffers and get reassembled */
+#define QN 8u	  /* entries per queue: enough to keep rx posted */
+#define RXBUF 64u /* small, so frames span buffers and get reassembled */
 #define TXBUF 512u
 
 struct ring {
-	struct { uint64_t addr; uint32_t len; uint16_t flags, next; } desc[QN] __attribute__((aligned(16)));
-	struct { uint16_t flags, idx, ring[QN], used_event; } avail __attribute__((aligned(2)));
-	struct { uint16_t flags, idx; struct { uint32_t id, len; } ring[QN]; uint16_t avail_event; }
-		used __attribute__((aligned(4)));
+	struct {
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags, next;
+	} desc[QN] __attribute__((aligned(16)));
+	struct {
+		uint16_t flags, idx, ring[QN], used_event;
+	} avail __attribute__((aligned(2)));
+	struct {
+		uint16_t flags, idx;
+		struct {
+			uint32_t id, len;
+		} ring[QN];
+		uint16_t avail_event;
+	} used __attribute__((aligned(4)));
 	uint16_t next_avail, last_used;
 };
 
@@ -55,9 +66,12 @@ static uint64_t parse_num(const char **p, int base16)
 static uint64_t suffix(const char **p, uint64_t v)
 {
 	switch (**p) {
-	case 'K': case 'k': (*p)++; return v << 10;
-	case 'M': case 'm': (*p)++; return v << 20;
-	case 'G': case 'g': (*p)++; return v << 30;
+	case 'K':
+	case 'k': (*p)++; return v << 10;
+	case 'M':
+	case 'm': (*p)++; return v << 20;
+	case 'G':
+	case 'g': (*p)++; return v << 30;
 	default: return v;
 	}
 }

@@ -54,8 +54,8 @@ static uint32_t fill_e820(uint8_t *zp, uint64_t mem_size)
 /* As high as both RAM and the kernel's initrd_addr_max allow (boot.rst:
  * initrd_addr_max is the highest address the initrd's last byte may have),
  * page aligned, and above everything the kernel will use. */
-static int place_initrd(const struct kvm_bzimage *bz, uint64_t mem_size, uint64_t kernel_end,
-			size_t len, uint64_t *addr)
+static int place_initrd(const struct kvm_bzimage *bz, uint64_t mem_size, uint64_t kernel_end, size_t len,
+			uint64_t *addr)
 {
 	uint64_t top = mem_size;
 	if (bz->initrd_addr_max && (uint64_t)bz->initrd_addr_max + 1 < top)
@@ -129,9 +129,14 @@ int kvm_boot_linux(struct kvm_vm *vm, const struct kvm_boot_cfg *cfg, struct kvm
 		return rc;
 	if (out)
 		*out = (struct kvm_boot_layout){
-			.entry = entry, .zero_page = KVM_BOOT_ZERO_PAGE, .cmdline = KVM_BOOT_CMDLINE,
-			.kernel = KVM_BOOT_KERNEL, .kernel_end = kernel_end,
-			.initrd = initrd, .initrd_len = cfg->initrd_len, .e820_entries = n,
+			.entry = entry,
+			.zero_page = KVM_BOOT_ZERO_PAGE,
+			.cmdline = KVM_BOOT_CMDLINE,
+			.kernel = KVM_BOOT_KERNEL,
+			.kernel_end = kernel_end,
+			.initrd = initrd,
+			.initrd_len = cfg->initrd_len,
+			.e820_entries = n,
 		};
 	return 0;
 }

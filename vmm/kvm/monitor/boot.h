@@ -1,5 +1,5 @@
 /* Loading a kernel per the Linux x86 64-bit boot protocol
- * (Documentation/arch/x86/boot.rst) into a kvm_vm (DESIGN §3, kvm).
+ * (Documentation/arch/x86/boot.rst) into a kvm_vm (docs/design.md §3, kvm).
  *
  * kvm_bzimage_parse checks an image's setup header without trusting any of
  * it (-ENOEXEC for anything truncated, foreign, too old or without a 64-bit
@@ -20,42 +20,42 @@ struct kvm_vm;
 
 /* Guest-physical layout of what the loader writes (all below 1 MiB except
  * the kernel and the initrd). */
-#define KVM_BOOT_GDT       0x1000ull
+#define KVM_BOOT_GDT 0x1000ull
 #define KVM_BOOT_ZERO_PAGE 0x7000ull
-#define KVM_BOOT_STACK_TOP 0x8ff0ull  /* Linux sets its own; a sane value for others */
-#define KVM_BOOT_PML4      0x9000ull
-#define KVM_BOOT_PDPT      0xa000ull
-#define KVM_BOOT_PD        0xb000ull  /* 4 pages: 4 GiB of 2 MiB pages */
-#define KVM_BOOT_CMDLINE   0x20000ull
+#define KVM_BOOT_STACK_TOP 0x8ff0ull /* Linux sets its own; a sane value for others */
+#define KVM_BOOT_PML4 0x9000ull
+#define KVM_BOOT_PDPT 0xa000ull
+#define KVM_BOOT_PD 0xb000ull /* 4 pages: 4 GiB of 2 MiB pages */
+#define KVM_BOOT_CMDLINE 0x20000ull
 #define KVM_BOOT_CMDLINE_MAX 0x10000u /* our buffer, NUL included */
-#define KVM_BOOT_KERNEL    0x100000ull
-#define KVM_BOOT_EBDA      0x9fc00ull /* low RAM ends here, as on a PC */
+#define KVM_BOOT_KERNEL 0x100000ull
+#define KVM_BOOT_EBDA 0x9fc00ull /* low RAM ends here, as on a PC */
 
 struct kvm_bzimage {
 	uint16_t version;
 	uint16_t xloadflags;
-	uint32_t setup_len;          /* boot sector + setup sectors, in bytes */
-	uint32_t hdr_end;            /* image offset where the setup header ends */
-	const uint8_t *kernel;       /* protected-mode part, inside the image */
+	uint32_t setup_len;    /* boot sector + setup sectors, in bytes */
+	uint32_t hdr_end;      /* image offset where the setup header ends */
+	const uint8_t *kernel; /* protected-mode part, inside the image */
 	size_t kernel_len;
 	uint32_t initrd_addr_max;
-	uint32_t cmdline_size;       /* longest command line, without the NUL */
-	uint32_t init_size;          /* memory the kernel needs from its load address */
+	uint32_t cmdline_size; /* longest command line, without the NUL */
+	uint32_t init_size;    /* memory the kernel needs from its load address */
 };
 
 int kvm_bzimage_parse(const void *img, size_t len, struct kvm_bzimage *out);
 
 struct kvm_boot_cfg {
-	const void *kernel;          /* bzImage bytes */
+	const void *kernel; /* bzImage bytes */
 	size_t kernel_len;
-	const void *initrd;          /* may be NULL with initrd_len 0 */
+	const void *initrd; /* may be NULL with initrd_len 0 */
 	size_t initrd_len;
-	const char *cmdline;         /* NULL: empty */
+	const char *cmdline; /* NULL: empty */
 };
 
 /* Where things went, for logs and tests. */
 struct kvm_boot_layout {
-	uint64_t entry;              /* 64-bit entry point */
+	uint64_t entry; /* 64-bit entry point */
 	uint64_t zero_page, cmdline;
 	uint64_t kernel, kernel_end; /* kernel_end covers init_size */
 	uint64_t initrd, initrd_len;

@@ -24,7 +24,7 @@
 #define EFER_LME 0x100ull
 #define EFER_LMA 0x400ull
 
-#define PTE_P  0x1ull
+#define PTE_P 0x1ull
 #define PTE_RW 0x2ull
 #define PTE_PS 0x80ull
 #define PD_PAGES 4 /* identity map of 4 GiB: RAM, and later the MMIO hole */
@@ -54,15 +54,23 @@ static int build_page_tables(struct kvm_vm *vm)
 
 static uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit)
 {
-	return ((base & 0xff000000ull) << 32) | ((flags & 0xf0ffull) << 40) |
-	       ((limit & 0xf0000ull) << 32) | ((base & 0xffffffull) << 16) | (limit & 0xffffull);
+	return ((base & 0xff000000ull) << 32) | ((flags & 0xf0ffull) << 40) | ((limit & 0xf0000ull) << 32) |
+	       ((base & 0xffffffull) << 16) | (limit & 0xffffull);
 }
 
 static struct kvm_segment seg_from(uint64_t sel, uint8_t type, int code)
 {
 	return (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = (uint16_t)sel, .type = type,
-		.present = 1, .dpl = 0, .db = !code, .s = 1, .l = (uint8_t)code, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = (uint16_t)sel,
+		.type = type,
+		.present = 1,
+		.dpl = 0,
+		.db = !code,
+		.s = 1,
+		.l = (uint8_t)code,
+		.g = 1,
 	};
 }
 
@@ -81,8 +89,12 @@ static int setup_sregs(struct kvm_vm *vm)
 		return -errno;
 	s.cs = seg_from(BOOT_CS, 0xb, 1);
 	s.ds = s.es = s.fs = s.gs = s.ss = seg_from(BOOT_DS, 0x3, 0);
-	s.tr = (struct kvm_segment){ .base = 0, .limit = 0x67, .selector = BOOT_TSS,
-				     .type = 0xb, .present = 1, .s = 0 };
+	s.tr = (struct kvm_segment){ .base = 0,
+				     .limit = 0x67,
+				     .selector = BOOT_TSS,
+				     .type = 0xb,
+				     .present = 1,
+				     .s = 0 };
 	s.gdt.base = KVM_BOOT_GDT;
 	s.gdt.limit = 8 * 5 - 1;
 	s.cr3 = KVM_BOOT_PML4;
@@ -101,7 +113,9 @@ int kvm_longmode_enter(struct kvm_vm *vm, uint64_t entry, uint64_t zero_page)
 		return rc;
 	struct kvm_regs r = {
 		.rflags = 0x2, /* bit 1 is reserved-one; IF clear: interrupts off */
-		.rip = entry, .rsi = zero_page, .rsp = KVM_BOOT_STACK_TOP,
+		.rip = entry,
+		.rsi = zero_page,
+		.rsp = KVM_BOOT_STACK_TOP,
 	};
 	return ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
 }

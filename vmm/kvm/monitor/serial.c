@@ -9,25 +9,32 @@
 #include "vmm/kvm/monitor/vm.h"
 
 enum {
-	REG_DATA = 0, REG_IER = 1, REG_IIR_FCR = 2, REG_LCR = 3,
-	REG_MCR = 4, REG_LSR = 5, REG_MSR = 6, REG_SCR = 7,
+	REG_DATA = 0,
+	REG_IER = 1,
+	REG_IIR_FCR = 2,
+	REG_LCR = 3,
+	REG_MCR = 4,
+	REG_LSR = 5,
+	REG_MSR = 6,
+	REG_SCR = 7,
 };
-#define LCR_DLAB   0x80
-#define IER_THRI   0x02
-#define IIR_NONE   0x01
-#define IIR_THRI   0x02
-#define IIR_FIFO   0xc0 /* reported with FIFOs on: Linux's probe then says 16550A */
+#define LCR_DLAB 0x80
+#define IER_THRI 0x02
+#define IIR_NONE 0x01
+#define IIR_THRI 0x02
+#define IIR_FIFO 0xc0 /* reported with FIFOs on: Linux's probe then says 16550A */
 #define FCR_ENABLE 0x01
-#define LSR_THRE   0x20
-#define LSR_TEMT   0x40
-#define MCR_LOOP   0x10
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define MCR_LOOP 0x10
 
 static void emit(struct kvm_serial *s, uint8_t c)
 {
 	if (s->bytes_out >= s->log_limit) {
 		if (s->bytes_dropped++ == 0) {
 			char note[96];
-			int len = snprintf(note, sizeof note, "\n[vmpoolfs: serial log truncated at %llu bytes]\n",
+			int len = snprintf(note, sizeof note,
+					   "\n[vmpoolfs: serial log truncated at %llu bytes]\n",
 					   (unsigned long long)s->log_limit);
 			if (write(s->log_fd, note, (size_t)len) < 0 && !s->log_err)
 				s->log_err = -errno;
@@ -56,18 +63,16 @@ static uint8_t msr(const struct kvm_serial *s)
 {
 	if (!(s->mcr & MCR_LOOP))
 		return 0xb0;
-	return (uint8_t)(((s->mcr & 0x08) << 4) | ((s->mcr & 0x04) << 4) |
-			 ((s->mcr & 0x02) << 3) | ((s->mcr & 0x01) << 5));
+	return (uint8_t)(((s->mcr & 0x08) << 4) | ((s->mcr & 0x04) << 4) | ((s->mcr & 0x02) << 3) |
+			 ((s->mcr & 0x01) << 5));
 }
 
 static uint8_t read_reg(struct kvm_serial *s, uint64_t reg)
 {
 	bool dlab = s->lcr & LCR_DLAB;
 	switch (reg) {
-	case REG_DATA:
-		return dlab ? s->dll : 0; /* nothing is ever received */
-	case REG_IER:
-		return dlab ? s->dlm : s->ier;
+	case REG_DATA: return dlab ? s->dll : 0; /* nothing is ever received */
+	case REG_IER: return dlab ? s->dlm : s->ier;
 	case REG_IIR_FCR: {
 		uint8_t fifo = (s->fcr & FCR_ENABLE) ? IIR_FIFO : 0;
 		if ((s->ier & IER_THRI) && s->thre_pending) {
@@ -76,16 +81,11 @@ static uint8_t read_reg(struct kvm_serial *s, uint64_t reg)
 		}
 		return fifo | IIR_NONE;
 	}
-	case REG_LCR:
-		return s->lcr;
-	case REG_MCR:
-		return s->mcr;
-	case REG_LSR:
-		return LSR_THRE | LSR_TEMT;
-	case REG_MSR:
-		return msr(s);
-	default:
-		return s->scr;
+	case REG_LCR: return s->lcr;
+	case REG_MCR: return s->mcr;
+	case REG_LSR: return LSR_THRE | LSR_TEMT;
+	case REG_MSR: return msr(s);
+	default: return s->scr;
 	}
 }
 
@@ -115,17 +115,10 @@ static void write_reg(struct kvm_serial *s, uint64_t reg, uint8_t v)
 	case REG_IIR_FCR:
 		s->fcr = v & FCR_ENABLE; /* the reset bits self-clear; only "enabled" sticks */
 		return;
-	case REG_LCR:
-		s->lcr = v;
-		return;
-	case REG_MCR:
-		s->mcr = v & 0x1f;
-		return;
-	case REG_SCR:
-		s->scr = v;
-		return;
-	default:
-		return; /* LSR and MSR writes are undefined on real parts: ignore */
+	case REG_LCR: s->lcr = v; return;
+	case REG_MCR: s->mcr = v & 0x1f; return;
+	case REG_SCR: s->scr = v; return;
+	default: return; /* LSR and MSR writes are undefined on real parts: ignore */
 	}
 }
 
@@ -147,7 +140,9 @@ int kvm_serial_attach(struct kvm_serial *s, struct kvm_vm *vm, uint16_t port, in
 {
 	if (log_fd < 0)
 		return -EBADF;
-	*s = (struct kvm_serial){ .log_fd = log_fd, .port = port, .dll = 12 /* 9600 baud, the reset default */,
+	*s = (struct kvm_serial){ .log_fd = log_fd,
+				  .port = port,
+				  .dll = 12 /* 9600 baud, the reset default */,
 				  .log_limit = KVM_SERIAL_LOG_LIMIT };
 	return kvm_vm_add_dev(vm, KVM_IO_PIO, port, 8, serial_io, s);
 }
@@ -155,8 +150,14 @@ int kvm_serial_attach(struct kvm_serial *s, struct kvm_vm *vm, uint16_t port, in
 void kvm_serial_save(const struct kvm_serial *s, struct kvm_serial_state *st)
 {
 	*st = (struct kvm_serial_state){
-		.ier = s->ier, .lcr = s->lcr, .mcr = s->mcr, .scr = s->scr, .fcr = s->fcr,
-		.dll = s->dll, .dlm = s->dlm, .thre_pending = s->thre_pending,
+		.ier = s->ier,
+		.lcr = s->lcr,
+		.mcr = s->mcr,
+		.scr = s->scr,
+		.fcr = s->fcr,
+		.dll = s->dll,
+		.dlm = s->dlm,
+		.thre_pending = s->thre_pending,
 	};
 }
 

@@ -1,4 +1,4 @@
-/* An 8250/16550A UART for the guest kernel's console (DESIGN §3, kvm):
+/* An 8250/16550A UART for the guest kernel's console (docs/design.md §3, kvm):
  * what Linux's 8250 driver probes and polls (THR/RBR, IER, IIR/FCR, LCR with
  * the DLAB divisor latch, MCR with loopback, LSR, MSR, scratch). Transmit
  * is instant, so LSR always says the transmitter is empty; nothing is ever
@@ -19,13 +19,13 @@ struct kvm_vm;
 
 struct kvm_serial {
 	int log_fd;
-	uint16_t port;     /* where it is attached, for snapshots */
+	uint16_t port; /* where it is attached, for snapshots */
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
-	bool thre_pending; /* THR-empty "interrupt" until IIR is read or THR written */
-	uint64_t bytes_out;     /* written to the log */
+	bool thre_pending;	/* THR-empty "interrupt" until IIR is read or THR written */
+	uint64_t bytes_out;	/* written to the log */
 	uint64_t bytes_dropped; /* past log_limit */
-	uint64_t log_limit;     /* KVM_SERIAL_LOG_LIMIT after attach; callers may change it */
-	int log_err;       /* first failed log write (-errno); the guest goes on */
+	uint64_t log_limit;	/* KVM_SERIAL_LOG_LIMIT after attach; callers may change it */
+	int log_err;		/* first failed log write (-errno); the guest goes on */
 };
 
 /* The guest-visible registers, for snapshots (fixed layout, no pointers). */

@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define OFF_VERSION  8u
-#define OFF_NSECT    12u
-#define OFF_TOTAL    16u
+#define OFF_VERSION 8u
+#define OFF_NSECT 12u
+#define OFF_TOTAL 16u
 #define OFF_CHECKSUM 24u
 
 static uint64_t fnv64(const uint8_t *p, size_t n, uint64_t h)

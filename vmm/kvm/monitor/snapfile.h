@@ -1,6 +1,6 @@
-/* The snapshot state file's container format (DESIGN §3, kvm: snapshot
+/* The snapshot state file's container format (docs/design.md §3, kvm: snapshot
  * and restore): a header and tagged sections, versioned and checksummed,
- * read without trusting a byte of it (DESIGN §6: a corrupt or truncated
+ * read without trusting a byte of it (docs/design.md §6: a corrupt or truncated
  * file is a clean error, never a crash).
  *
  * Layout (host byte order: a snapshot is only ever restored on the host
@@ -20,10 +20,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SNAPFILE_MAGIC   "VPKVMSNP"
+#define SNAPFILE_MAGIC "VPKVMSNP"
 #define SNAPFILE_VERSION 1u
-#define SNAPFILE_HDR     32u
-#define SNAPFILE_MAX     (1u << 20) /* a state file is a few KiB */
+#define SNAPFILE_HDR 32u
+#define SNAPFILE_MAX (1u << 20) /* a state file is a few KiB */
 #define SNAPFILE_MAX_SECTIONS 64u
 
 struct snapfile_w {

@@ -182,8 +182,7 @@ static int open_memory(const char *dir, uint64_t mem_size, int *fd)
  * console joins *m only once opened, so a failure tears down just what
  * exists. */
 static int restore_devices(const struct snapfile_r *r, const struct snap_config *cfg,
-			   struct kvm_snap_machine *m, struct kvm_console *con, int log_fd,
-			   int *host_fd)
+			   struct kvm_snap_machine *m, struct kvm_console *con, int log_fd, int *host_fd)
 {
 	if (cfg->has_serial) {
 		struct kvm_serial_state st;

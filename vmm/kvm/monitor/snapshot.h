@@ -1,4 +1,4 @@
-/* Snapshot and restore of a kvm machine (DESIGN §3, kvm): after the guest
+/* Snapshot and restore of a kvm machine (docs/design.md §3, kvm): after the guest
  * agent says READY the monitor pauses the vCPU (kvm_vm_pause) and saves;
  * new machines and resets restore from the snapshot with guest RAM mapped
  * MAP_PRIVATE from its memory file, so nothing is copied up front and a

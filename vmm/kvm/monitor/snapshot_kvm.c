@@ -12,9 +12,21 @@
 #include "vmm/kvm/monitor/vm.h"
 
 enum {
-	TAG_REGS = 1, TAG_SREGS, TAG_FPU, TAG_XSAVE, TAG_XCRS, TAG_MSRS, TAG_LAPIC,
-	TAG_EVENTS, TAG_MP_STATE, TAG_DEBUGREGS, TAG_PIC_MASTER, TAG_PIC_SLAVE,
-	TAG_IOAPIC, TAG_PIT, TAG_CLOCK,
+	TAG_REGS = 1,
+	TAG_SREGS,
+	TAG_FPU,
+	TAG_XSAVE,
+	TAG_XCRS,
+	TAG_MSRS,
+	TAG_LAPIC,
+	TAG_EVENTS,
+	TAG_MP_STATE,
+	TAG_DEBUGREGS,
+	TAG_PIC_MASTER,
+	TAG_PIC_SLAVE,
+	TAG_IOAPIC,
+	TAG_PIT,
+	TAG_CLOCK,
 };
 
 /* What a 64-bit guest kernel (and our conformance guest) keeps in MSRs
@@ -23,18 +35,18 @@ enum {
  * last (its write is relative to the TSC and needs the LAPIC restored).
  * Only those this KVM lists (KVM_GET_MSR_INDEX_LIST) are saved. */
 static const uint32_t wanted_msrs[] = {
-	0x00000174, 0x00000175, 0x00000176, /* SYSENTER_CS/ESP/EIP */
-	0xc0000080,                         /* EFER */
+	0x00000174, 0x00000175, 0x00000176,		/* SYSENTER_CS/ESP/EIP */
+	0xc0000080,					/* EFER */
 	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, /* STAR LSTAR CSTAR SFMASK */
-	0xc0000100, 0xc0000101, 0xc0000102, /* FS_BASE GS_BASE KERNEL_GS_BASE */
-	0xc0000103,                         /* TSC_AUX */
-	0x00000277,                         /* PAT */
-	0x000001a0,                         /* MISC_ENABLE */
-	0x00000010,                         /* TSC */
-	0x0000003b,                         /* TSC_ADJUST */
-	0x4b564d00, 0x4b564d01,             /* KVM wall clock, system time (new) */
-	0x4b564d02, 0x4b564d03, 0x4b564d04, /* async PF, steal time, PV EOI */
-	0x000006e0,                         /* TSC_DEADLINE */
+	0xc0000100, 0xc0000101, 0xc0000102,		/* FS_BASE GS_BASE KERNEL_GS_BASE */
+	0xc0000103,					/* TSC_AUX */
+	0x00000277,					/* PAT */
+	0x000001a0,					/* MISC_ENABLE */
+	0x00000010,					/* TSC */
+	0x0000003b,					/* TSC_ADJUST */
+	0x4b564d00, 0x4b564d01,				/* KVM wall clock, system time (new) */
+	0x4b564d02, 0x4b564d03, 0x4b564d04,		/* async PF, steal time, PV EOI */
+	0x000006e0,					/* TSC_DEADLINE */
 };
 #define NWANTED (sizeof(wanted_msrs) / sizeof(wanted_msrs[0]))
 
@@ -221,17 +233,29 @@ int kvm_state_save(struct kvm_vm *vm, struct snapfile_w *w)
 	int v = vm->vcpu_fd, rc = 0;
 #define SAVE(fd, req, field, tag) \
 	(memset(&u, 0, sizeof(u)), save_one(fd, req, &u.field, sizeof(u.field), w, tag))
-	if (!rc) rc = SAVE(v, KVM_GET_REGS, regs, TAG_REGS);
-	if (!rc) rc = SAVE(v, KVM_GET_SREGS, sregs, TAG_SREGS);
-	if (!rc) rc = save_fpu(vm, w);
-	if (!rc && has_xcrs(vm)) rc = SAVE(v, KVM_GET_XCRS, xcrs, TAG_XCRS);
-	if (!rc) rc = SAVE(v, KVM_GET_LAPIC, lapic, TAG_LAPIC);
-	if (!rc) rc = save_msrs(vm, w);
-	if (!rc) rc = SAVE(v, KVM_GET_VCPU_EVENTS, ev, TAG_EVENTS);
-	if (!rc) rc = SAVE(v, KVM_GET_MP_STATE, mp, TAG_MP_STATE);
-	if (!rc) rc = SAVE(v, KVM_GET_DEBUGREGS, dr, TAG_DEBUGREGS);
-	static const struct { uint32_t id, tag; } chips[] = {
-		{ KVM_IRQCHIP_PIC_MASTER, TAG_PIC_MASTER }, { KVM_IRQCHIP_PIC_SLAVE, TAG_PIC_SLAVE },
+	if (!rc)
+		rc = SAVE(v, KVM_GET_REGS, regs, TAG_REGS);
+	if (!rc)
+		rc = SAVE(v, KVM_GET_SREGS, sregs, TAG_SREGS);
+	if (!rc)
+		rc = save_fpu(vm, w);
+	if (!rc && has_xcrs(vm))
+		rc = SAVE(v, KVM_GET_XCRS, xcrs, TAG_XCRS);
+	if (!rc)
+		rc = SAVE(v, KVM_GET_LAPIC, lapic, TAG_LAPIC);
+	if (!rc)
+		rc = save_msrs(vm, w);
+	if (!rc)
+		rc = SAVE(v, KVM_GET_VCPU_EVENTS, ev, TAG_EVENTS);
+	if (!rc)
+		rc = SAVE(v, KVM_GET_MP_STATE, mp, TAG_MP_STATE);
+	if (!rc)
+		rc = SAVE(v, KVM_GET_DEBUGREGS, dr, TAG_DEBUGREGS);
+	static const struct {
+		uint32_t id, tag;
+	} chips[] = {
+		{ KVM_IRQCHIP_PIC_MASTER, TAG_PIC_MASTER },
+		{ KVM_IRQCHIP_PIC_SLAVE, TAG_PIC_SLAVE },
 		{ KVM_IRQCHIP_IOAPIC, TAG_IOAPIC },
 	};
 	for (size_t i = 0; !rc && i < 3; i++) {
@@ -239,8 +263,10 @@ int kvm_state_save(struct kvm_vm *vm, struct snapfile_w *w)
 		u.chip.chip_id = chips[i].id;
 		rc = save_one(vm->vm_fd, KVM_GET_IRQCHIP, &u.chip, sizeof(u.chip), w, chips[i].tag);
 	}
-	if (!rc) rc = SAVE(vm->vm_fd, KVM_GET_PIT2, pit, TAG_PIT);
-	if (!rc) rc = SAVE(vm->vm_fd, KVM_GET_CLOCK, clock, TAG_CLOCK);
+	if (!rc)
+		rc = SAVE(vm->vm_fd, KVM_GET_PIT2, pit, TAG_PIT);
+	if (!rc)
+		rc = SAVE(vm->vm_fd, KVM_GET_CLOCK, clock, TAG_CLOCK);
 #undef SAVE
 	return rc ? rc : w->err;
 }
@@ -256,8 +282,11 @@ int kvm_state_restore(struct kvm_vm *vm, const struct snapfile_r *r)
 	struct kvm_clock_data clock = { .clock = u.clock.clock };
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
 		return neg_errno();
-	static const struct { uint32_t id, tag; } chips[] = {
-		{ KVM_IRQCHIP_PIC_MASTER, TAG_PIC_MASTER }, { KVM_IRQCHIP_PIC_SLAVE, TAG_PIC_SLAVE },
+	static const struct {
+		uint32_t id, tag;
+	} chips[] = {
+		{ KVM_IRQCHIP_PIC_MASTER, TAG_PIC_MASTER },
+		{ KVM_IRQCHIP_PIC_SLAVE, TAG_PIC_SLAVE },
 		{ KVM_IRQCHIP_IOAPIC, TAG_IOAPIC },
 	};
 	for (size_t i = 0; !rc && i < 3; i++) {
@@ -266,16 +295,26 @@ int kvm_state_restore(struct kvm_vm *vm, const struct snapfile_r *r)
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &u.chip) < 0)
 			rc = neg_errno();
 	}
-	if (!rc) rc = RESTORE(vm->vm_fd, KVM_SET_PIT2, pit, TAG_PIT);
-	if (!rc) rc = RESTORE(v, KVM_SET_SREGS, sregs, TAG_SREGS);
-	if (!rc) rc = RESTORE(v, KVM_SET_REGS, regs, TAG_REGS);
-	if (!rc) rc = restore_fpu(vm, r);
-	if (!rc && snapfile_find(r, TAG_XCRS)) rc = RESTORE(v, KVM_SET_XCRS, xcrs, TAG_XCRS);
-	if (!rc) rc = RESTORE(v, KVM_SET_LAPIC, lapic, TAG_LAPIC);
-	if (!rc) rc = restore_msrs(vm, r);
-	if (!rc) rc = RESTORE(v, KVM_SET_DEBUGREGS, dr, TAG_DEBUGREGS);
-	if (!rc) rc = RESTORE(v, KVM_SET_VCPU_EVENTS, ev, TAG_EVENTS);
-	if (!rc) rc = RESTORE(v, KVM_SET_MP_STATE, mp, TAG_MP_STATE);
+	if (!rc)
+		rc = RESTORE(vm->vm_fd, KVM_SET_PIT2, pit, TAG_PIT);
+	if (!rc)
+		rc = RESTORE(v, KVM_SET_SREGS, sregs, TAG_SREGS);
+	if (!rc)
+		rc = RESTORE(v, KVM_SET_REGS, regs, TAG_REGS);
+	if (!rc)
+		rc = restore_fpu(vm, r);
+	if (!rc && snapfile_find(r, TAG_XCRS))
+		rc = RESTORE(v, KVM_SET_XCRS, xcrs, TAG_XCRS);
+	if (!rc)
+		rc = RESTORE(v, KVM_SET_LAPIC, lapic, TAG_LAPIC);
+	if (!rc)
+		rc = restore_msrs(vm, r);
+	if (!rc)
+		rc = RESTORE(v, KVM_SET_DEBUGREGS, dr, TAG_DEBUGREGS);
+	if (!rc)
+		rc = RESTORE(v, KVM_SET_VCPU_EVENTS, ev, TAG_EVENTS);
+	if (!rc)
+		rc = RESTORE(v, KVM_SET_MP_STATE, mp, TAG_MP_STATE);
 #undef RESTORE
 	return rc;
 }

@@ -1,4 +1,4 @@
-/* The KVM side of a snapshot (DESIGN §3, kvm): the vCPU (registers, FPU or
+/* The KVM side of a snapshot (docs/design.md §3, kvm): the vCPU (registers, FPU or
  * XSAVE, XCRs, the MSRs a guest kernel relies on, LAPIC, pending events,
  * MP state, debug registers), the in-kernel irqchip (both 8259s and the
  * IOAPIC), the PIT and the KVM clock, as snapfile sections. Internal to

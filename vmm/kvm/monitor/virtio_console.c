@@ -166,8 +166,7 @@ static void *device_thread(void *arg)
 	return NULL;
 }
 
-int kvm_console_open(struct kvm_console *c, struct kvm_vm *vm, uint64_t base, uint32_t irq,
-		     int *host_fd)
+int kvm_console_open(struct kvm_console *c, struct kvm_vm *vm, uint64_t base, uint32_t irq, int *host_fd)
 {
 	memset(c, 0, sizeof(*c));
 	c->sock = c->stop_fd = -1;

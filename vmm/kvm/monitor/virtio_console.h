@@ -1,5 +1,5 @@
 /* virtio-console device (virtio 1.2 §5.3), port 0 only, on virtio-mmio:
- * the kvm machine's agent channel (DESIGN §3, kvm).
+ * the kvm machine's agent channel (docs/design.md §3, kvm).
  *
  * The guest's console is bridged to one end of a host socketpair; the
  * caller gets the other end, a plain byte stream, so the host's protocol
@@ -26,20 +26,20 @@ struct kvm_vm;
 /* Where the monitor puts the device unless told otherwise: the start of
  * the 32-bit MMIO hole Linux leaves alone, and a free ISA IRQ. */
 #define KVM_CONSOLE_BASE 0xd0000000ull
-#define KVM_CONSOLE_IRQ  5u
+#define KVM_CONSOLE_IRQ 5u
 
 struct kvm_console {
-	struct virtio_mmio mmio;   /* its lock also guards the fields below */
-	int sock;                  /* the monitor's end, non-blocking */
-	int stop_fd;               /* eventfd: the device thread ends */
+	struct virtio_mmio mmio; /* its lock also guards the fields below */
+	int sock;		 /* the monitor's end, non-blocking */
+	int stop_fd;		 /* eventfd: the device thread ends */
 	pthread_t thread;
 	bool running, mmio_ok;
 	struct virtq_chain *rx, *tx; /* a popped chain being filled / drained */
 	bool rx_held, tx_held;
-	uint64_t tx_off;           /* bytes of *tx already sent */
-	bool host_gone;            /* peer closed: rx ends, tx is discarded */
+	uint64_t tx_off; /* bytes of *tx already sent */
+	bool host_gone;	 /* peer closed: rx ends, tx is discarded */
 	uint64_t to_guest, from_guest, queue_errors;
-	int host_err;              /* first socket error other than EAGAIN */
+	int host_err; /* first socket error other than EAGAIN */
 };
 
 /* The device's state for snapshots. Chains the device had taken from the
@@ -63,8 +63,7 @@ int kvm_console_restore(struct kvm_console *c, const struct kvm_console_state *s
 /* Attaches the device at `base`/`irq` on `vm` (before the vm runs) and
  * starts its thread; *host_fd is the caller's end of the channel
  * (O_CLOEXEC, blocking; the caller closes it). */
-int kvm_console_open(struct kvm_console *c, struct kvm_vm *vm, uint64_t base, uint32_t irq,
-		     int *host_fd);
+int kvm_console_open(struct kvm_console *c, struct kvm_vm *vm, uint64_t base, uint32_t irq, int *host_fd);
 /* Stops the thread and releases everything; after the vm's run loop has
  * returned. Safe after a failed open and twice. */
 void kvm_console_close(struct kvm_console *c);

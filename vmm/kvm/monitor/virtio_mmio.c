@@ -150,7 +150,7 @@ static uint32_t read_reg(struct virtio_mmio *t, uint64_t reg)
 	case VIRTIO_MMIO_STATUS: return t->status;
 	case VIRTIO_MMIO_SHM_LEN_LOW:
 	case VIRTIO_MMIO_SHM_LEN_HIGH: return 0xffffffffu; /* no shared memory regions */
-	case VIRTIO_MMIO_CONFIG_GENERATION: return 0; /* our config space never changes */
+	case VIRTIO_MMIO_CONFIG_GENERATION: return 0;	   /* our config space never changes */
 	default: return 0;
 	}
 }
@@ -203,8 +203,11 @@ static int bind_eventfds(struct virtio_mmio *t)
 		if (t->q[i].notify_fd < 0)
 			return neg_errno();
 		struct kvm_ioeventfd ev = {
-			.datamatch = i, .addr = t->base + VIRTIO_MMIO_QUEUE_NOTIFY, .len = 4,
-			.fd = t->q[i].notify_fd, .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+			.datamatch = i,
+			.addr = t->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+			.len = 4,
+			.fd = t->q[i].notify_fd,
+			.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
 		};
 		/* Without it the notify is an MMIO exit that kicks the same fd. */
 		t->q[i].ioeventfd = ioctl(t->vm_fd, KVM_IOEVENTFD, &ev) == 0;
@@ -222,12 +225,11 @@ int virtio_mmio_init(struct virtio_mmio *t, struct kvm_vm *vm, uint64_t base, ui
 		t->q[i].notify_fd = -1;
 	t->ops = ops;
 	if (!ops || ops->nqueues == 0 || ops->nqueues > VIRTIO_MMIO_MAX_QUEUES ||
-	    !(ops->features & VIRTIO_F_VERSION_1) ||
-	    ops->config_len > VIRTIO_MMIO_SIZE - VIRTIO_MMIO_CONFIG)
+	    !(ops->features & VIRTIO_F_VERSION_1) || ops->config_len > VIRTIO_MMIO_SIZE - VIRTIO_MMIO_CONFIG)
 		return -EINVAL;
 	/* IRQ 0 is the PIT and 2 the cascade; the IOAPIC has 24 pins. */
-	if ((base & 0xfff) || base < vm->mem_size || base > 0xffffffffull - VIRTIO_MMIO_SIZE ||
-	    irq == 0 || irq == 2 || irq > 23)
+	if ((base & 0xfff) || base < vm->mem_size || base > 0xffffffffull - VIRTIO_MMIO_SIZE || irq == 0 ||
+	    irq == 2 || irq > 23)
 		return -EINVAL;
 	t->dev = dev;
 	t->mem = (struct virtq_mem){ vm->mem, vm->mem_size };
@@ -252,7 +254,9 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 		if (t->q[i].notify_fd < 0)
 			continue;
 		struct kvm_ioeventfd ev = {
-			.datamatch = i, .addr = t->base + VIRTIO_MMIO_QUEUE_NOTIFY, .len = 4,
+			.datamatch = i,
+			.addr = t->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+			.len = 4,
 			.fd = t->q[i].notify_fd,
 			.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | KVM_IOEVENTFD_FLAG_DEASSIGN,
 		};
@@ -263,7 +267,8 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 		t->q[i].notify_fd = -1;
 	}
 	if (t->irq_fd >= 0) {
-		struct kvm_irqfd irqfd = { .fd = (uint32_t)t->irq_fd, .gsi = t->irq,
+		struct kvm_irqfd irqfd = { .fd = (uint32_t)t->irq_fd,
+					   .gsi = t->irq,
 					   .flags = KVM_IRQFD_FLAG_DEASSIGN };
 		if (t->vm_fd >= 0)
 			(void)ioctl(t->vm_fd, KVM_IRQFD, &irqfd);
@@ -314,9 +319,14 @@ void virtio_mmio_save(const struct virtio_mmio *t, struct virtio_mmio_state *st)
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
 		const struct virtio_mmio_queue *q = &t->q[i];
 		st->q[i] = (struct virtio_mmio_qstate){
-			.desc = q->vq.desc, .avail = q->vq.avail, .used = q->vq.used,
-			.num = q->vq.num, .last_avail = q->vq.last_avail, .used_idx = q->vq.used_idx,
-			.ready = q->ready, .broken = q->broken,
+			.desc = q->vq.desc,
+			.avail = q->vq.avail,
+			.used = q->vq.used,
+			.num = q->vq.num,
+			.last_avail = q->vq.last_avail,
+			.used_idx = q->vq.used_idx,
+			.ready = q->ready,
+			.broken = q->broken,
 		};
 	}
 }
@@ -330,16 +340,15 @@ static bool queue_state_ok(const struct virtio_mmio *t, unsigned i, const struct
 	struct virtq vq = { .num = q->num, .desc = q->desc, .avail = q->avail, .used = q->used };
 	/* Only a validated ring goes live (write_queue_reg); the device's
 	 * indices may run at most a queue ahead of what it gave back. */
-	return !q->ready || (virtq_validate(&t->mem, &vq) == 0 &&
-			     (uint16_t)(q->last_avail - q->used_idx) <= q->num);
+	return !q->ready ||
+	       (virtq_validate(&t->mem, &vq) == 0 && (uint16_t)(q->last_avail - q->used_idx) <= q->num);
 }
 
 int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st)
 {
 	/* Status is a byte; the driver may have written bits we do not name. */
 	if (st->nqueues != t->ops->nqueues || (st->status & ~0xffu) ||
-	    (st->isr & ~(VIRTIO_INT_USED | VIRTIO_INT_CONFIG)) ||
-	    (st->driver_features & ~t->ops->features))
+	    (st->isr & ~(VIRTIO_INT_USED | VIRTIO_INT_CONFIG)) || (st->driver_features & ~t->ops->features))
 		return -EBADMSG;
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
 		if (!queue_state_ok(t, i, &st->q[i]))
@@ -352,8 +361,11 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *s
 	t->driver_features = st->driver_features;
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
 		const struct virtio_mmio_qstate *q = &st->q[i];
-		t->q[i].vq = (struct virtq){ .num = q->num, .desc = q->desc, .avail = q->avail,
-					     .used = q->used, .last_avail = q->last_avail,
+		t->q[i].vq = (struct virtq){ .num = q->num,
+					     .desc = q->desc,
+					     .avail = q->avail,
+					     .used = q->used,
+					     .last_avail = q->last_avail,
 					     .used_idx = q->used_idx };
 		t->q[i].ready = q->ready;
 		t->q[i].broken = q->broken;

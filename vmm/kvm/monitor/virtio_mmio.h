@@ -1,5 +1,5 @@
 /* virtio-mmio transport, version 2 registers (virtio 1.2 §4.2.2), for one
- * device in a 4 KiB window of the 32-bit MMIO hole (DESIGN §3, kvm).
+ * device in a 4 KiB window of the 32-bit MMIO hole (docs/design.md §3, kvm).
  *
  * Linux finds it through the kernel command line word
  * `virtio_mmio.device=4K@0xBASE:IRQ` (virtio_mmio_cmdline builds it).
@@ -41,8 +41,8 @@ struct virtio_mmio_ops {
 struct virtio_mmio_queue {
 	struct virtq vq;
 	bool ready;
-	bool broken;   /* the driver broke the ring; unused until reset */
-	int notify_fd; /* eventfd: the driver notified this queue */
+	bool broken;	/* the driver broke the ring; unused until reset */
+	int notify_fd;	/* eventfd: the driver notified this queue */
 	bool ioeventfd; /* notify_fd is bound with KVM_IOEVENTFD */
 };
 
@@ -53,18 +53,18 @@ struct virtio_mmio {
 	int vm_fd;
 	uint64_t base;
 	uint32_t irq;
-	int irq_fd;              /* eventfd bound with KVM_IRQFD */
-	bool ioeventfd;          /* every queue's notify is bound with KVM_IOEVENTFD */
+	int irq_fd;	/* eventfd bound with KVM_IRQFD */
+	bool ioeventfd; /* every queue's notify is bound with KVM_IOEVENTFD */
 	pthread_mutex_t lock;
 	bool lock_ok;
 	uint32_t status, dev_feat_sel, drv_feat_sel, queue_sel, isr;
 	uint64_t driver_features;
 	struct virtio_mmio_queue q[VIRTIO_MMIO_MAX_QUEUES];
 	uint8_t status_log[VIRTIO_MMIO_STATUS_LOG]; /* status values written, in order */
-	unsigned nstatus;        /* total writes; the log keeps the first ones */
-	uint64_t irqs;           /* irqfd signals */
-	uint64_t mmio_notifies;  /* QueueNotify writes that exited to us */
-	int irq_err;             /* first failed irqfd write */
+	unsigned nstatus;			    /* total writes; the log keeps the first ones */
+	uint64_t irqs;				    /* irqfd signals */
+	uint64_t mmio_notifies;			    /* QueueNotify writes that exited to us */
+	int irq_err;				    /* first failed irqfd write */
 };
 
 /* Transport state for snapshots: fixed layout, no pointers or fds. The

@@ -1,5 +1,5 @@
 /* Split virtqueues (virtio 1.2 §2.7) seen from the device side, over guest
- * RAM that the guest may have filled with anything (DESIGN §3, kvm; §6:
+ * RAM that the guest may have filled with anything (docs/design.md §3, kvm; §6:
  * never crash or hang on hostile input).
  *
  * Every ring and descriptor address is checked against the RAM window
@@ -30,17 +30,17 @@ struct virtq_mem {
 
 /* One queue as the driver configured it through the transport. */
 struct virtq {
-	uint16_t num;             /* power of two, 1..VIRTQ_NUM_MAX */
+	uint16_t num;		    /* power of two, 1..VIRTQ_NUM_MAX */
 	uint64_t desc, avail, used; /* guest-physical ring addresses */
-	uint16_t last_avail;      /* next available entry we will take */
-	uint16_t used_idx;        /* our copy of used->idx */
+	uint16_t last_avail;	    /* next available entry we will take */
+	uint16_t used_idx;	    /* our copy of used->idx */
 };
 
 /* A popped descriptor chain: readable segments first, then writable ones,
  * each already translated to host pointers inside the RAM window. */
 struct virtq_chain {
 	uint16_t head;
-	uint16_t nread, nwrite;   /* iov[0..nread) readable, then nwrite writable */
+	uint16_t nread, nwrite; /* iov[0..nread) readable, then nwrite writable */
 	uint64_t read_len, write_len;
 	struct iovec iov[VIRTQ_NUM_MAX];
 };

@@ -17,9 +17,9 @@
 
 /* Just below 4 GiB, where real firmware keeps them and where no RAM or
  * device of ours ever goes (Intel needs both for real-mode emulation). */
-#define TSS_ADDR          0xfffbd000ull
+#define TSS_ADDR 0xfffbd000ull
 #define IDENTITY_MAP_ADDR 0xfffbc000ull
-#define KICK_PERIOD_NS    10000000L /* re-kick: the first signal may land before KVM_RUN */
+#define KICK_PERIOD_NS 10000000L /* re-kick: the first signal may land before KVM_RUN */
 
 static int kick_signal(void)
 {
@@ -38,8 +38,8 @@ static int neg_errno(void)
 
 static int check_caps(int kvm_fd)
 {
-	static const int needed[] = { KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_IRQFD,
-				      KVM_CAP_IOEVENTFD, KVM_CAP_USER_MEMORY };
+	static const int needed[] = { KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_IRQFD, KVM_CAP_IOEVENTFD,
+				      KVM_CAP_USER_MEMORY };
 	if (ioctl(kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
 		return -ENOTSUP;
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
@@ -137,7 +137,9 @@ static int create_vm(struct kvm_vm *vm, const char *dev, uint64_t mem_size, int 
 	if (rc)
 		return rc;
 	struct kvm_userspace_memory_region region = {
-		.slot = 0, .guest_phys_addr = 0, .memory_size = mem_size,
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = mem_size,
 		.userspace_addr = (uint64_t)(uintptr_t)vm->mem,
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
@@ -215,8 +217,8 @@ void *kvm_vm_gpa(struct kvm_vm *vm, uint64_t gpa, uint64_t len)
 	return vm->mem + gpa;
 }
 
-int kvm_vm_add_dev(struct kvm_vm *vm, enum kvm_io_space space, uint64_t base, uint64_t len,
-		   kvm_io_fn fn, void *opaque)
+int kvm_vm_add_dev(struct kvm_vm *vm, enum kvm_io_space space, uint64_t base, uint64_t len, kvm_io_fn fn,
+		   void *opaque)
 {
 	if (!fn || len == 0 || base + len < base)
 		return -EINVAL;
@@ -233,8 +235,8 @@ int kvm_vm_add_dev(struct kvm_vm *vm, enum kvm_io_space space, uint64_t base, ui
 
 /* Accesses no device claims behave like an empty bus: reads float to all
  * ones, writes vanish. Linux probes legacy ports that we do not model. */
-static int dispatch(struct kvm_vm *vm, enum kvm_io_space space, uint64_t addr, uint8_t *data,
-		    uint32_t len, bool is_write)
+static int dispatch(struct kvm_vm *vm, enum kvm_io_space space, uint64_t addr, uint8_t *data, uint32_t len,
+		    bool is_write)
 {
 	for (int i = 0; i < vm->ndevs; i++) {
 		const struct kvm_io_dev *d = &vm->devs[i];
@@ -274,15 +276,13 @@ static int handle_exit(struct kvm_vm *vm)
 {
 	struct kvm_run *r = vm->run;
 	switch (r->exit_reason) {
-	case KVM_EXIT_IO:
-		return handle_pio(vm);
+	case KVM_EXIT_IO: return handle_pio(vm);
 	case KVM_EXIT_MMIO:
 		if (r->mmio.len == 0 || r->mmio.len > sizeof(r->mmio.data))
 			return -EFAULT;
 		return dispatch(vm, KVM_IO_MMIO, r->mmio.phys_addr, r->mmio.data, r->mmio.len,
 				r->mmio.is_write);
-	case KVM_EXIT_INTR:
-		return 0;
+	case KVM_EXIT_INTR: return 0;
 	default:
 		/* Shutdown (triple fault), internal error (emulation failure),
 		 * failed entry, or an exit we never asked for: the guest is gone. */

@@ -1,6 +1,6 @@
 /* A KVM virtual machine with one vCPU: /dev/kvm, guest RAM, the in-kernel
  * irqchip and PIT, and a run loop that hands port I/O and MMIO exits to
- * registered devices (DESIGN §3, kvm). Part of the kvm monitor, which
+ * registered devices (docs/design.md §3, kvm). Part of the kvm monitor, which
  * machine.h reaches through machine_kvm.h.
  *
  * Guest RAM is one slot at guest-physical 0 (below the 32-bit MMIO hole, so
@@ -13,9 +13,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define KVM_VM_MEM_MAX     0xc0000000ull /* RAM stops where the MMIO hole starts */
-#define KVM_VM_MAX_DEVS    16
-#define KVM_DEBUG_EXIT_PORT 0x501        /* guest outb(status): "done with status" */
+#define KVM_VM_MEM_MAX 0xc0000000ull /* RAM stops where the MMIO hole starts */
+#define KVM_VM_MAX_DEVS 16
+#define KVM_DEBUG_EXIT_PORT 0x501 /* guest outb(status): "done with status" */
 
 /* A device's access handler. `data` holds `len` (1..8) bytes: filled by the
  * handler on a read, given by the guest on a write. `addr` is relative to the
@@ -33,18 +33,18 @@ struct kvm_io_dev {
 
 struct kvm_vm {
 	int kvm_fd, vm_fd, vcpu_fd;
-	int mem_fd;          /* memfd behind RAM of a booted VM; -1 for a restored one */
+	int mem_fd;	     /* memfd behind RAM of a booted VM; -1 for a restored one */
 	struct kvm_run *run; /* the vCPU's shared exit page */
 	size_t run_size;
-	uint8_t *mem;        /* guest RAM, guest-physical 0 */
+	uint8_t *mem; /* guest RAM, guest-physical 0 */
 	uint64_t mem_size;
 	struct kvm_io_dev devs[KVM_VM_MAX_DEVS];
 	int ndevs;
-	bool stopped;        /* the guest wrote KVM_DEBUG_EXIT_PORT */
+	bool stopped; /* the guest wrote KVM_DEBUG_EXIT_PORT */
 	int exit_status;
-	uint64_t exits;      /* exits seen by the run loop, for diagnostics */
+	uint64_t exits; /* exits seen by the run loop, for diagnostics */
 	/* kvm_vm_pause from another thread: the request, and whom to kick. */
-	int pause_req, in_run;       /* accessed with __atomic builtins */
+	int pause_req, in_run; /* accessed with __atomic builtins */
 	pthread_t run_thread;
 };
 
@@ -67,8 +67,8 @@ void kvm_vm_close(struct kvm_vm *vm);
 /* Host pointer to guest-physical [gpa, gpa+len), or NULL when out of RAM. */
 void *kvm_vm_gpa(struct kvm_vm *vm, uint64_t gpa, uint64_t len);
 
-int kvm_vm_add_dev(struct kvm_vm *vm, enum kvm_io_space space, uint64_t base, uint64_t len,
-		   kvm_io_fn fn, void *opaque);
+int kvm_vm_add_dev(struct kvm_vm *vm, enum kvm_io_space space, uint64_t base, uint64_t len, kvm_io_fn fn,
+		   void *opaque);
 
 /* Runs the vCPU until the guest writes its status to KVM_DEBUG_EXIT_PORT
  * (returns 0, status in vm->exit_status), a device fails, the guest dies
