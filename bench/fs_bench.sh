@@ -7,8 +7,12 @@
 #   - root/: sequential write then read of SIZE_MB, next to sshfs on a local
 #     sftp-server over the same kind of storage (tmpfs on both sides)
 #   - commands/s with 1, 2, 4, 8 machines
+#   - tree walks in root/: `ls -l` of a 10 000-entry directory and `find`
+#     over 100 000 files, next to sshfs and the host's own tmpfs
 # Usage: bench/fs_bench.sh [BUILDDIR]  (needs root, sshfs, openssh-sftp-server)
-# Env: N (samples, 200), SIZE_MB (256), SECS (seconds per commands/s run, 5).
+# Env: N (samples, 200), SIZE_MB (256), SECS (seconds per commands/s run, 5),
+# REPS (runs of each transfer and walk, 5), SECTIONS (a subset of
+# "lat xfer cmds walk", all by default).
 set -euo pipefail
 B=${1:-build}
 VMPOOLFS=${VMPOOLFS:-$B/fs/vmpoolfs}
@@ -19,6 +23,8 @@ SECS=${SECS:-5}
 SFTP_SERVER=${SFTP_SERVER:-/usr/lib/openssh/sftp-server}
 FS_LAT=${FS_LAT:-$B/bench/fs_lat}
 REPS=${REPS:-5}
+SECTIONS=${SECTIONS:-lat xfer cmds walk}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 work=$(mktemp -d /tmp/fs_bench.XXXXXX)
 mnts=()
@@ -28,6 +34,7 @@ cleanup() {
 		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done
 	umount "$work/sftpdata" 2>/dev/null || true
+	umount "$work/hostfs" 2>/dev/null || true
 	sleep 0.5
 	rm -rf "$work"
 }
@@ -62,9 +69,23 @@ wait_idle() { # wait until the pool has a warm machine and nothing in flight
 echo "# vmpoolfs tree benchmarks, $(date -u +%Y-%m-%d), $(uname -r), $(nproc) cores"
 echo
 
-# ---- mkdir: hit and miss ------------------------------------------------
 V=$work/vp
 mount_vp "$V" "min=1"
+
+# sshfs talks to a local sftp-server through a stand-in for ssh; both sides
+# store their files in tmpfs (the guest's upper layer is tmpfs).
+sshfs_up() {
+	[ -e "$work/fake-ssh" ] && return 0
+	mkdir -p "$work/sftpdata" "$work/ssh"
+	mount -t tmpfs -o size=$((SIZE_MB * 2))m tmpfs "$work/sftpdata"
+	printf '#!/bin/sh\nexec %s\n' "$SFTP_SERVER" > "$work/fake-ssh"
+	chmod +x "$work/fake-ssh"
+	sshfs -o "ssh_command=$work/fake-ssh" "localhost:$work/sftpdata" "$work/ssh"
+	mnts+=("$work/ssh")
+}
+
+if want lat; then
+# ---- mkdir: hit and miss ------------------------------------------------
 : > "$work/hit"
 for i in $(seq 1 "$N"); do
 	wait_idle "$V"
@@ -126,16 +147,11 @@ echo "| \`echo true > cmd; read code < exit\` (no fork) | $(pct "$work/rt2") |"
 read -r _ lat50 lat95 < <("$FS_LAT" "$V" "$N" rt)
 echo "| round trip as syscalls (open/write/close cmd, open/read/close exit) | $lat50 ms | $lat95 ms |"
 echo
+fi
 
+if want xfer; then
 # ---- root/ sequential transfer, next to sshfs ------------------------------
-# sshfs talks to a local sftp-server through a stand-in for ssh; both sides
-# store the file in tmpfs (the guest's upper layer is tmpfs).
-mkdir -p "$work/sftpdata" "$work/ssh"
-mount -t tmpfs -o size=$((SIZE_MB * 2))m tmpfs "$work/sftpdata"
-printf '#!/bin/sh\nexec %s\n' "$SFTP_SERVER" > "$work/fake-ssh"
-chmod +x "$work/fake-ssh"
-sshfs -o "ssh_command=$work/fake-ssh" "localhost:$work/sftpdata" "$work/ssh"
-mnts+=("$work/ssh")
+sshfs_up
 
 xfer() { # xfer FILE → "write_MBps read_MBps"
 	local f=$1 t0 t1 t2 t3
@@ -174,7 +190,9 @@ echo "|---|---|---|---|"
 row "write (conv=fsync)" 2
 row "read (caches dropped)" 3
 echo
+fi
 
+if want cmds; then
 # ---- commands/s with 1, 2, 4, 8 machines ------------------------------------
 loop() { # loop NAME END_US → count
 	local c=0 m=$V/pool/$1
@@ -198,3 +216,63 @@ for k in 1 2 4 8; do
 	for i in $(seq 1 "$k"); do rmdir "$V/pool/c$i"; done
 	wait_idle "$V"
 done
+echo
+fi
+
+if want walk; then
+# ---- tree walks: ls -l of 10 000 entries, find over 100 000 files ----------
+# The same tree (ls/ with 10 000 empty files; tree/ with 100 directories of
+# 1 000) in a guest's root/, on sshfs (host tmpfs behind a local
+# sftp-server) and on a host tmpfs walked directly. Kernel caches are
+# dropped before every run, so each walk looks every name up again through
+# its filesystem; sshfs keeps its own directory and attribute caches (20 s)
+# in its process, which drop_caches does not empty.
+sshfs_up
+mkdir -p "$work/hostfs"
+mount -t tmpfs tmpfs "$work/hostfs"
+mktree='mkdir -p "$R/ls" && cd "$R/ls" && seq 1 10000 | xargs touch &&
+	for d in $(seq 1 100); do mkdir -p "$R/tree/d$d" && (cd "$R/tree/d$d" && seq 1 1000 | xargs touch); done'
+mkdir "$V/pool/w"
+echo "R=/walk; $mktree" > "$V/pool/w/cmd"
+[ "$(cat "$V/pool/w/exit")" = 0 ] || { cat "$V/pool/w/stderr" >&2; exit 1; }
+R=$work/sftpdata/walk sh -c "$mktree"
+R=$work/hostfs/walk sh -c "$mktree"
+walk1() { # walk1 KIND DIR → "KIND ls_us find_us"
+	local t0 t1 t2 t3 n
+	echo 3 > /proc/sys/vm/drop_caches
+	t0=$(us)
+	n=$(ls -l "$2/ls" | wc -l)
+	t1=$(us)
+	[ "$n" = 10001 ] || echo "$1: ls -l gave $n lines" >&2
+	echo 3 > /proc/sys/vm/drop_caches
+	t2=$(us)
+	n=$(find "$2/tree" | wc -l)
+	t3=$(us)
+	[ "$n" = 100101 ] || echo "$1: find gave $n lines" >&2
+	echo "$1 $((t1 - t0)) $((t3 - t2))"
+}
+# Alternating, as for transfers: the three see the same moments of the host.
+: > "$work/walk"
+for rep in $(seq 1 "$REPS"); do
+	walk1 vp "$V/pool/w/root/walk" >> "$work/walk"
+	walk1 ss "$work/ssh/walk" >> "$work/walk"
+	walk1 tm "$work/hostfs/walk" >> "$work/walk"
+done
+wstat() { # wstat KIND COLUMN → "best median" in ms
+	awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$work/walk" | sort -n |
+		awk '{ a[NR] = $1 } END { printf "%.1f %.1f\n", a[1] / 1000, a[int((NR + 1) / 2)] / 1000 }'
+}
+wrow() { # wrow NAME COLUMN
+	read -r vb vm < <(wstat vp "$2")
+	read -r sb sm < <(wstat ss "$2")
+	read -r tb tm < <(wstat tm "$2")
+	awk -v n="$1" -v vb="$vb" -v vm="$vm" -v sb="$sb" -v sm="$sm" -v tb="$tb" -v tm="$tm" 'BEGIN {
+		printf "| %s | %.1f / %.1f ms | %.1f / %.1f ms | %.1f / %.1f ms | %.2fx / %.2fx | %.2fx / %.2fx |\n",
+			n, vb, vm, sb, sm, tb, tm, sb / vb, sm / vm, vb / tb, vm / tm }'
+}
+echo "| root/ walks, kernel caches dropped, best / median of $REPS | vmpoolfs | sshfs (local sftp-server) | host tmpfs | sshfs time / ours | ours / host tmpfs |"
+echo "|---|---|---|---|---|---|"
+wrow "\`ls -l\` of 10 000 entries" 2
+wrow "\`find\` over 100 000 files (100 dirs)" 3
+rmdir "$V/pool/w"
+fi

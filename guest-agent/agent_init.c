@@ -112,7 +112,13 @@ void agent_pid1_setup(bool vm)
 	 * this instance's ptmx is the way in. */
 	link_if_absent("pts/ptmx", "/dev/ptmx");
 	do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	/* In the ns backend /tmp stays a directory of the overlay (1777 in the
+	 * image), so what a command writes there counts against -o disk= and
+	 * fails with ENOSPC past it: a tmpfs here had no size and took up to
+	 * half the host's memory (12 GB seen by `df /tmp` on a 24 GB host).
+	 * A VM's root is its initramfs, which has no bound of its own. */
+	if (vm)
+		do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	do_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	link_if_absent("/proc/self/fd", "/dev/fd");
 	link_if_absent("/proc/self/fd/0", "/dev/stdin");
