@@ -45,7 +45,11 @@ void rpi_as_caller(const struct root_proxy *rp, fuse_req_t req)
 		return;
 	}
 	/* libfuse reads them from /proc/PID/task/TID/status: only for
-	 * callers that are not root. None if the caller is gone. */
+	 * callers that are not root. None if the caller is gone. Measured
+	 * with this and the agent's switch: 1000 creates through root/ take
+	 * 715 ms for such a caller against 607 ms for root (unchanged from
+	 * before); reads and writes carry no caller, so dd of 100 MiB is
+	 * the same for both (~0.55 s in, ~0.1 s out). */
 	gid_t host[VP_MAX_GROUPS];
 	int n = fuse_req_getgroups(req, (int)VP_MAX_GROUPS, host);
 	if (n < 0)
