@@ -19,6 +19,50 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+/* Host ids are guest ids one to one below this; the ns backend maps
+ * 65536 ids into a guest (vmm/ns), so above it there is no guest id to
+ * act as. Such a caller is served as the overflow id (nobody/nogroup),
+ * as the kernel shows unmapped ids, and its other groups are dropped:
+ * it gets what the guest grants everyone, never another user's access. */
+#define RP_MAPPED_IDS 65536u
+#define RP_OVERFLOW_ID 65534u
+
+static uint32_t guest_id(uint32_t host)
+{
+	return host < RP_MAPPED_IDS ? host : RP_OVERFLOW_ID;
+}
+
+void rpi_as_caller(const struct root_proxy *rp, fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	/* Root, and the daemon's own user (who owns every machine; without
+	 * allow_other the only caller), act as guest root as they always
+	 * did: nothing more to find out per request. */
+	if (!ctx || ctx->uid == 0 || ctx->uid == rp->own_uid) {
+		vp_fs_clear_caller();
+		return;
+	}
+	/* libfuse reads them from /proc/PID/task/TID/status: only for
+	 * callers that are not root. None if the caller is gone. Measured
+	 * with this and the agent's switch: 1000 creates through root/ take
+	 * 715 ms for such a caller against 607 ms for root (unchanged from
+	 * before); reads and writes carry no caller, so dd of 100 MiB is
+	 * the same for both (~0.55 s in, ~0.1 s out). */
+	gid_t host[VP_MAX_GROUPS];
+	int n = fuse_req_getgroups(req, (int)VP_MAX_GROUPS, host);
+	if (n < 0)
+		n = 0;
+	if (n > (int)VP_MAX_GROUPS)
+		n = (int)VP_MAX_GROUPS;
+	uint32_t groups[VP_MAX_GROUPS];
+	size_t ng = 0;
+	for (int i = 0; i < n; i++)
+		if (host[i] < RP_MAPPED_IDS)
+			groups[ng++] = host[i];
+	vp_fs_set_caller(guest_id(ctx->uid), guest_id(ctx->gid), groups, ng);
+}
 
 int rp_new(struct vp_client *client, uint64_t ino_base, struct root_proxy **out)
 {
@@ -30,6 +74,7 @@ int rp_new(struct vp_client *client, uint64_t ino_base, struct root_proxy **out)
 		return -ENOMEM;
 	rp->client = client;
 	rp->ino_base = ino_base;
+	rp->own_uid = geteuid();
 	int err = rpi_nodes_init(rp);
 	if (err) {
 		free(rp);

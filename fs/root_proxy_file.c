@@ -67,7 +67,9 @@ void rp_open(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fuse_
 		/* An O_TRUNC open must not be overtaken by writes answered
 		 * before it, and any open should see them (close-to-open). */
 		rpi_wb_wait_node(rp, node);
+		rpi_as_caller(rp, req);
 		err = vp_fs_open(rp->client, node, open_flags(fi->flags, false), &fh);
+		vp_fs_clear_caller();
 	}
 	if (err) {
 		rpi_reply_err(req, err);
@@ -103,8 +105,11 @@ void rp_create(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const c
 	int err = rpi_node_of(rp, parent, &p);
 	if (!err)
 		err = rpi_check_name(name);
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_create(rp->client, p, name, open_flags(fi->flags, true), mode, &fh, &ve);
+		vp_fs_clear_caller();
+	}
 	if (err) {
 		rpi_reply_err(req, err);
 		return;

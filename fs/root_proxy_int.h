@@ -40,6 +40,7 @@
 struct root_proxy {
 	struct vp_client *client;
 	uint64_t ino_base;
+	uid_t own_uid; /* the daemon's: served as guest root, like uid 0 */
 
 	struct vp_mutex nodes_lock;
 	struct u64map nodes GUARDED_BY(nodes_lock); /* struct rp_node by guest node id */
@@ -81,6 +82,9 @@ int rpi_node_of(const struct root_proxy *rp, fuse_ino_t ino, uint64_t *node);
 void rpi_attr_to_stat(const struct root_proxy *rp, uint64_t node, const struct vp_attr *a, struct stat *st);
 /* 0, or -EINVAL/-ENAMETOOLONG for a name that is not one path component. */
 int rpi_check_name(const char *name);
+/* The requests this thread sends next carry req's caller, mapped to guest
+ * ids (root_proxy.c); vp_fs_clear_caller() right after them. */
+void rpi_as_caller(const struct root_proxy *rp, fuse_req_t req);
 
 /* Takes over the lookup the agent counted for ve, found as parent/name,
  * and fills e. On failure the lookup has been given back. */

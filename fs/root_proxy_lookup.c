@@ -39,8 +39,11 @@ void rp_lookup(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const c
 	int err = rpi_node_of(rp, parent, &p);
 	if (!err)
 		err = rpi_check_name(name);
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_lookup(rp->client, p, name, &ve);
+		vp_fs_clear_caller();
+	}
 	/* ENOENT goes back as an error, not as a negative entry with a
 	 * timeout, so the name is looked up again next time. */
 	rpi_reply_entry(rp, req, err, p, name, &ve);
@@ -119,8 +122,11 @@ void rp_opendir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fu
 {
 	uint64_t node, fh;
 	int err = rpi_node_of(rp, ino, &node);
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_opendir(rp->client, node, &fh);
+		vp_fs_clear_caller();
+	}
 	if (err) {
 		rpi_reply_err(req, err);
 		return;

@@ -17,8 +17,11 @@ void rp_mknod(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const ch
 		err = rpi_check_name(name);
 	if (!err && rdev > UINT32_MAX)
 		err = -EOVERFLOW; /* the protocol carries a 32-bit rdev */
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_mknod(rp->client, p, name, mode, (uint32_t)rdev, &ve);
+		vp_fs_clear_caller();
+	}
 	rpi_reply_entry(rp, req, err, p, name, &ve);
 }
 
@@ -29,8 +32,11 @@ void rp_mkdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const ch
 	int err = rpi_node_of(rp, parent, &p);
 	if (!err)
 		err = rpi_check_name(name);
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_mkdir(rp->client, p, name, mode, &ve);
+		vp_fs_clear_caller();
+	}
 	rpi_reply_entry(rp, req, err, p, name, &ve);
 }
 
@@ -43,8 +49,11 @@ void rp_symlink(struct root_proxy *rp, fuse_req_t req, const char *link, fuse_in
 		err = rpi_check_name(name);
 	if (!err && strnlen(link, VP_MAX_PATH) >= VP_MAX_PATH)
 		err = -ENAMETOOLONG;
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_symlink(rp->client, p, name, link, &ve);
+		vp_fs_clear_caller();
+	}
 	rpi_reply_entry(rp, req, err, p, name, &ve);
 }
 
@@ -57,8 +66,11 @@ void rp_link(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, fuse_ino_t n
 		err = rpi_node_of(rp, newparent, &p);
 	if (!err)
 		err = rpi_check_name(newname);
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_link(rp->client, node, p, newname, &ve);
+		vp_fs_clear_caller();
+	}
 	rpi_reply_entry(rp, req, err, p, newname, &ve);
 }
 
@@ -70,8 +82,11 @@ static void remove_name(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent
 	int err = rpi_node_of(rp, parent, &p);
 	if (!err)
 		err = rpi_check_name(name);
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = call(rp->client, p, name);
+		vp_fs_clear_caller();
+	}
 	rpi_reply_err(req, err);
 }
 
@@ -124,8 +139,11 @@ void rp_rename(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const c
 		err = rpi_check_name(newname);
 	/* RENAME_NOREPLACE / EXCHANGE / WHITEOUT go through: the agent uses
 	 * renameat2, and the guest kernel judges what its fs supports. */
-	if (!err)
+	if (!err) {
+		rpi_as_caller(rp, req);
 		err = vp_fs_rename(rp->client, p, name, np, newname, flags);
+		vp_fs_clear_caller();
+	}
 	if (!err)
 		note_rename(rp, p, name, np, newname, flags);
 	rpi_reply_err(req, err);
@@ -187,7 +205,9 @@ void rp_setattr(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct st
 	/* FUSE_SET_ATTR_CTIME (sent along with other changes) has no
 	 * counterpart: ctime follows any change in the guest by itself. */
 	struct vp_attr a;
+	rpi_as_caller(rp, req);
 	err = vp_fs_setattr(rp->client, &s, &a);
+	vp_fs_clear_caller();
 	if (err) {
 		rpi_reply_err(req, err);
 		return;

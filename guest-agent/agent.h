@@ -154,6 +154,8 @@ struct agent_handle {
 	uint64_t dir_off;     /* where the DIR stream stands */
 };
 
+#define AGENT_MAX_OWN_GROUPS 64u
+
 struct agent_fs {
 	pthread_mutex_t lock; /* the tables, the LRU and every node's and handle's counts and links */
 	struct u64map nodes, inos, handles;
@@ -161,6 +163,11 @@ struct agent_fs {
 	struct list_node lru;		 /* nodes holding an fd, most recently used first */
 	unsigned node_fds, max_node_fds; /* nodes holding an fd (the root aside) */
 	unsigned nhandles, max_handles;
+	/* The agent's own ids, which each thread returns to after a request
+	 * served as its caller (agent_fs_cred.c). */
+	uint32_t own_uid, own_gid;
+	unsigned own_ngroups;
+	gid_t own_groups[AGENT_MAX_OWN_GROUPS];
 };
 
 int agent_fs_new(const char *root, struct agent_fs **out);
@@ -190,6 +197,16 @@ int agent_handle_close(struct agent_fs *fs, uint64_t fh);
 /* Runs one VP_FS_* request (not FORGET) and sends its reply. May block
  * (a FIFO open/read) for as long as the file does. */
 void agent_fs_serve(struct agent_fs *fs, struct agent_chan *c, const struct agent_msg *m);
+
+/* ---- requests as their caller (agent_fs_cred.c) ------------------------ */
+
+/* Records the agent's own ids (agent_fs_new). */
+void agent_cred_init(struct agent_fs *fs);
+/* Makes the calling thread act as c for one request: 0 for guest root
+ * (nothing changed), 1 when switched (then agent_cred_leave after the
+ * request), or -EPERM when the guest cannot act as c (nothing changed). */
+int agent_cred_enter(const struct agent_fs *fs, const struct vp_cred *c);
+void agent_cred_leave(const struct agent_fs *fs);
 
 /* ---- big reads without copies (agent_fs_splice.c) --------------------- */
 

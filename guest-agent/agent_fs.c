@@ -712,7 +712,14 @@ void agent_fs_serve(struct agent_fs *fs, struct agent_chan *c, const struct agen
 	case VP_FS_FSYNC:
 	case VP_FS_CLOSE:
 	case VP_FS_READDIR: r = serve_handle(fs, m, &rp); break;
-	default: r = serve_node(fs, m, &rp);
+	default: {
+		/* Requests on handles carry no caller (checked at open); those
+		 * on nodes run as theirs. */
+		int as = agent_cred_enter(fs, m->h.type == VP_FS_SETATTR ? &m->u.setattr.cred : &m->u.fs.cred);
+		r = as < 0 ? as : serve_node(fs, m, &rp);
+		if (as > 0)
+			agent_cred_leave(fs);
+	}
 	}
 	if (r < 0)
 		agent_send_error(c, m->h.id, r, vp_type_name(m->h.type));

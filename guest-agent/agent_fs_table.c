@@ -98,6 +98,7 @@ int agent_fs_new(const char *root, struct agent_fs **out)
 	list_init(&n->lru);
 	fs->max_node_fds = fd_bound("VMPOOL_AGENT_NODE_FDS", AGENT_NODE_FDS, 4);
 	fs->max_handles = fd_bound("VMPOOL_AGENT_HANDLES", AGENT_HANDLES, 2);
+	agent_cred_init(fs);
 	n->id = VP_ROOT_NODE;
 	n->dev = st.st_dev;
 	n->ino = st.st_ino;

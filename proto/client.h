@@ -82,6 +82,16 @@ int vp_exec_signal_timeout(struct vp_client *c, uint32_t exec_id, int signo, int
 int vp_exec_signal_nowait(struct vp_client *c, uint32_t exec_id, int signo, int wait_ms);
 
 /* Files (guest-side nodes and handles; see proto.h). */
+
+/* The guest ids that the calling thread's next file requests on nodes
+ * carry (docs/protocol.md, "Credentials"), until it sets others; NULL or
+ * uid 0: guest root, every thread's default. Per thread, like the agent's
+ * fsuid it becomes, so one FUSE worker's caller never leaks into another's
+ * request; the root/ proxy sets it around each request and clears it. At
+ * most VP_MAX_GROUPS groups are kept (the rest dropped, like NFS's
+ * AUTH_SYS keeps 16). */
+void vp_fs_set_caller(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups);
+void vp_fs_clear_caller(void);
 int vp_fs_lookup(struct vp_client *c, uint64_t parent, const char *name, struct vp_entry *out);
 void vp_fs_forget(struct vp_client *c, uint64_t node, uint64_t nlookup); /* one-way */
 int vp_fs_getattr(struct vp_client *c, uint64_t node, struct vp_attr *out);

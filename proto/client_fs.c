@@ -22,11 +22,49 @@ static int name_arg(const char *name, struct vp_bytes *out)
 	return 0;
 }
 
+/* The calling thread's caller (client.h): a thread-local, since the
+ * proxy's FUSE workers each serve their own caller and the typed calls
+ * below stay as they were for every other user (tests, guestdir walks). */
+static _Thread_local struct {
+	uint32_t uid, gid, ngroups;
+	uint8_t groups[VP_MAX_GROUPS * 4u]; /* as the wire carries them */
+} caller;
+
+void vp_fs_set_caller(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups)
+{
+	caller.uid = uid;
+	caller.gid = gid;
+	caller.ngroups = 0;
+	if (uid == 0)
+		return; /* guest root: the agent needs no groups */
+	for (size_t i = 0; i < ngroups && caller.ngroups < VP_MAX_GROUPS; i++) {
+		uint8_t *p = caller.groups + 4u * caller.ngroups++;
+		for (unsigned k = 0; k < 4; k++)
+			p[k] = (uint8_t)(groups[i] >> (8 * k));
+	}
+}
+
+void vp_fs_clear_caller(void)
+{
+	vp_fs_set_caller(0, 0, NULL, 0);
+}
+
+static struct vp_cred caller_cred(void)
+{
+	return (struct vp_cred){
+		.uid = caller.uid,
+		.gid = caller.gid,
+		.groups = { caller.groups, caller.ngroups * 4u },
+	};
+}
+
 static int fs_call(struct vp_client *c, uint16_t type, const struct vp_fs_req *m, struct client_reply *r)
 {
 	struct vp_buf b;
 	client_frame_begin(&b);
-	vp_enc_fs_req(&b, type, m);
+	struct vp_fs_req q = *m;
+	q.cred = caller_cred();
+	vp_enc_fs_req(&b, type, &q);
 	return client_call(c, type, &b, NULL, 0, r);
 }
 
@@ -107,7 +145,9 @@ int vp_fs_setattr(struct vp_client *c, const struct vp_setattr *req, struct vp_a
 {
 	struct vp_buf b;
 	client_frame_begin(&b);
-	vp_enc_setattr(&b, req);
+	struct vp_setattr q = *req;
+	q.cred = caller_cred();
+	vp_enc_setattr(&b, &q);
 	struct client_reply r;
 	return attr_reply(client_call(c, VP_FS_SETATTR, &b, NULL, 0, &r), &r, out);
 }

@@ -29,6 +29,7 @@
 #define VP_MAX_ENV 256u
 #define VP_OUTPUT_WINDOW (1u << 20) /* unacknowledged output bytes per exec */
 #define VP_ROOT_NODE 1u		    /* node id of the guest's "/" */
+#define VP_MAX_GROUPS 32u	    /* supplementary groups a file request carries */
 
 /* Message types: the list and what each carries is proto_msgs.h. */
 enum vp_type {
@@ -186,6 +187,15 @@ struct vp_entry {
 	struct vp_attr attr;
 };
 
+/* Who asks: the guest ids the agent performs a file request as
+ * (docs/protocol.md, "Credentials"). uid 0 is guest root, served as the
+ * agent itself is; any other uid switches the serving thread's fsuid,
+ * fsgid and groups for that one request. */
+struct vp_cred {
+	uint32_t uid, gid;
+	struct vp_bytes groups; /* u32 little-endian each, at most VP_MAX_GROUPS */
+};
+
 /* Requests on a node or a handle share one struct; unused fields are 0. */
 struct vp_fs_req {
 	uint64_t node;	       /* node, or parent for name operations */
@@ -200,6 +210,7 @@ struct vp_fs_req {
 	struct vp_bytes name;  /* LOOKUP, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, CREATE */
 	struct vp_bytes name2; /* RENAME, LINK newname; SYMLINK target */
 	struct vp_bytes data;  /* WRITE */
+	struct vp_cred cred;   /* every request on a node (not FORGET), last */
 };
 
 #define VP_SET_MODE 0x01u
@@ -218,6 +229,7 @@ struct vp_setattr {
 	uint64_t size;
 	int64_t atime_sec, mtime_sec;
 	uint32_t atime_nsec, mtime_nsec;
+	struct vp_cred cred;
 };
 
 struct vp_dirent {

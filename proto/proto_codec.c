@@ -294,6 +294,12 @@ void vp_enc_entry(struct vp_buf *b, const struct vp_entry *m)
 	PROTO_SELF_CHECK(b, s, vp_dec_entry, struct vp_entry);
 }
 
+/* The caller's ids go last, on every request the guest kernel checks
+ * permissions or sets owners for: those on a node or a name. Handle
+ * requests (READ, WRITE, ...) were checked when the handle was opened,
+ * as POSIX does, so the data path carries nothing more. */
+#define CRED_FIELDS(T) F_INT(T, cred.uid), F_INT(T, cred.gid), F_U32S(T, cred.groups, VP_MAX_GROUPS)
+
 #define VP_SET_ALL 0xffu
 
 #define SETATTR(m) F_INT(struct vp_setattr, m)
@@ -309,6 +315,7 @@ static const struct proto_field setattr_fields[] = {
 	SETATTR(mtime_sec),
 	SETATTR(atime_nsec),
 	SETATTR(mtime_nsec),
+	CRED_FIELDS(struct vp_setattr),
 	F_END,
 };
 #undef SETATTR
@@ -421,20 +428,21 @@ void vp_enc_direntplus(struct vp_buf *b, const struct vp_direntplus *m)
 #define R_NEWNAME F_NAME(struct vp_fs_req, name2)
 #define R_TARGET F_TEXT(struct vp_fs_req, name2, VP_MAX_PATH)
 #define R_DATA F_BYTES(struct vp_fs_req, data, VP_MAX_DATA)
-
+#define R_CRED CRED_FIELDS(struct vp_fs_req)
 static const struct proto_field *fs_layout(uint16_t type)
 {
-	static const struct proto_field node_only[] = { R_NODE, F_END };
-	static const struct proto_field node_name[] = { R_NODE, R_NAME, F_END };
+	static const struct proto_field node_only[] = { R_NODE, R_CRED, F_END };
+	static const struct proto_field node_name[] = { R_NODE, R_NAME, R_CRED, F_END };
 	static const struct proto_field fh_only[] = { R_FH, F_END };
 	static const struct proto_field forget[] = { R_NODE, R_NLOOKUP, F_END };
-	static const struct proto_field mknod[] = { R_NODE, R_MODE, R_RDEV, R_NAME, F_END };
-	static const struct proto_field mkdir[] = { R_NODE, R_MODE, R_NAME, F_END };
-	static const struct proto_field symlink[] = { R_NODE, R_NAME, R_TARGET, F_END };
-	static const struct proto_field rename[] = { R_NODE, R_NODE2, R_FLAGS, R_NAME, R_NEWNAME, F_END };
-	static const struct proto_field link[] = { R_NODE, R_NODE2, R_NEWNAME, F_END };
-	static const struct proto_field open[] = { R_NODE, R_FLAGS, F_END };
-	static const struct proto_field create[] = { R_NODE, R_FLAGS, R_MODE, R_NAME, F_END };
+	static const struct proto_field mknod[] = { R_NODE, R_MODE, R_RDEV, R_NAME, R_CRED, F_END };
+	static const struct proto_field mkdir[] = { R_NODE, R_MODE, R_NAME, R_CRED, F_END };
+	static const struct proto_field symlink[] = { R_NODE, R_NAME, R_TARGET, R_CRED, F_END };
+	static const struct proto_field rename[] = { R_NODE,	R_NODE2, R_FLAGS, R_NAME,
+						     R_NEWNAME, R_CRED,	 F_END };
+	static const struct proto_field link[] = { R_NODE, R_NODE2, R_NEWNAME, R_CRED, F_END };
+	static const struct proto_field open[] = { R_NODE, R_FLAGS, R_CRED, F_END };
+	static const struct proto_field create[] = { R_NODE, R_FLAGS, R_MODE, R_NAME, R_CRED, F_END };
 	static const struct proto_field read[] = { R_FH, R_OFFSET, R_SIZE, F_END };
 	static const struct proto_field write[] = { R_FH, R_OFFSET, R_DATA, F_END };
 	static const struct proto_field fsync[] = { R_FH, R_DATASYNC, F_END };

@@ -67,6 +67,8 @@ void proto_get_fields(struct vp_reader *r, void *m, const struct proto_field *f)
 			proto_check(r, r->err || !proto_has_nul(b));
 		else if (f->kind == K_NAME)
 			proto_check(r, r->err || name_ok(b));
+		else if (f->kind == K_U32S)
+			proto_check(r, r->err || b->len % 4u == 0);
 	}
 }
 

@@ -41,6 +41,7 @@ enum proto_field_kind {
 	K_BYTES,   /* struct vp_bytes: u32 length ≤ max, then the bytes */
 	K_TEXT,	   /* likewise, with no NUL byte */
 	K_NAME,	   /* one path component: not empty, ".", ".."; no '/', NUL */
+	K_U32S,	   /* struct vp_bytes of little-endian u32s: ≤ max of them */
 };
 
 struct proto_field {
@@ -63,6 +64,7 @@ typedef bool proto_fields_ok_fn(const void *m);
 #define F_BYTES(T, m, max) FIELD(T, m, K_BYTES, max)
 #define F_TEXT(T, m, max) FIELD(T, m, K_TEXT, max)
 #define F_NAME(T, m) FIELD(T, m, K_NAME, VP_MAX_NAME)
+#define F_U32S(T, m, max) FIELD(T, m, K_U32S, (max)*4u)
 #define F_END                  \
 	{                      \
 		0, K_END, 0, 0 \

@@ -1393,6 +1393,74 @@ static void t_fs_confined(struct conn *c)
 	forget(c, s.node, 1);
 }
 
+/* Requests that carry a caller run as that caller's fsuid, fsgid and
+ * groups: the guest kernel checks and owns, then the thread is root
+ * again (a root request after them still creates root's files). */
+static void t_fs_creds(struct conn *c)
+{
+	static const uint8_t g1000[] = { 0xe8, 0x03, 0, 0 };
+	const struct vp_cred user = { 1000, 1000, { g1000, 4 } };
+	struct vp_entry pub, e;
+	struct vp_attr a;
+	struct vp_fs_req q = { .node = VP_ROOT_NODE, .mode = 0777, .name = B("pub") };
+	if (!CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &pub) == 0, "MKDIR pub"))
+		return;
+	if (geteuid() != 0) {
+		q = (struct vp_fs_req){ .node = pub.node, .name = B("x"), .mode = 0755, .cred = user };
+		CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &e) == -EPERM,
+		       "an agent that cannot switch ids refuses other callers (EPERM)");
+		return;
+	}
+	struct vp_setattr sa = { .node = pub.node, .valid = VP_SET_MODE, .mode = 01777 };
+	CHECKF(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 01777, "pub is 1777");
+
+	struct frame *f = NULL;
+	q = (struct vp_fs_req){ .node = pub.node,
+				.flags = O_RDWR,
+				.mode = 0644,
+				.name = B("mine"),
+				.cred = user };
+	if (CHECKF(fs_req(c, VP_FS_CREATE, &q, VP_FS_CREATED, &f) == 0, "CREATE as 1000"))
+		frame_free(f);
+	struct vp_entry mine, roots;
+	CHECKF(lookup(c, pub.node, "mine", &mine) == 0 && mine.attr.uid == 1000 && mine.attr.gid == 1000,
+	       "its file is 1000:1000 (%u:%u)", mine.attr.uid, mine.attr.gid);
+	CHECKF(fs_entry(c, VP_FS_MKNOD,
+			&(struct vp_fs_req){ .node = pub.node, .mode = S_IFREG | 0644, .name = B("roots") },
+			&roots) == 0 &&
+		       roots.attr.uid == 0,
+	       "root's file is root's");
+
+	q = (struct vp_fs_req){ .node = roots.node, .flags = O_WRONLY, .cred = user };
+	f = NULL;
+	CHECKF(fs_req(c, VP_FS_OPEN, &q, VP_FS_HANDLE, &f) == -EACCES,
+	       "OPEN root's 0644 for writing → EACCES");
+	if (f)
+		frame_free(f);
+	q = (struct vp_fs_req){ .node = pub.node, .name = B("roots"), .cred = user };
+	CHECKF(fs_simple(c, VP_FS_UNLINK, &q) == -EPERM, "UNLINK root's file in a sticky dir → EPERM");
+	sa = (struct vp_setattr){ .node = roots.node, .valid = VP_SET_ATIME | VP_SET_MTIME, .cred = user };
+	CHECKF(setattr(c, &sa, &a) == -EPERM, "explicit times on root's file → EPERM");
+	sa = (struct vp_setattr){ .node = mine.node, .valid = VP_SET_UID, .uid = 0, .cred = user };
+	CHECKF(setattr(c, &sa, &a) == -EPERM, "chown to root → EPERM");
+	sa = (struct vp_setattr){ .node = mine.node, .valid = VP_SET_GID, .gid = 2000 };
+	CHECKF(setattr(c, &sa, &a) == 0 && a.gid == 2000, "root gives it group 2000");
+	sa = (struct vp_setattr){ .node = mine.node, .valid = VP_SET_MODE, .mode = 02644, .cred = user };
+	CHECKF(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 0644,
+	       "chmod g+s by a non-member drops the bit (%o)", a.mode & 07777);
+	sa = (struct vp_setattr){ .node = mine.node, .valid = VP_SET_GID, .gid = 1000, .cred = user };
+	CHECKF(setattr(c, &sa, &a) == 0 && a.gid == 1000, "chgrp to its own group");
+	sa = (struct vp_setattr){ .node = mine.node, .valid = VP_SET_MODE, .mode = 02644, .cred = user };
+	CHECKF(setattr(c, &sa, &a) == 0 && (a.mode & 07777) == 02644, "then g+s stays (%o)", a.mode & 07777);
+
+	/* Back to root on the same threads. */
+	q = (struct vp_fs_req){ .node = pub.node, .mode = 0755, .name = B("after") };
+	CHECKF(fs_entry(c, VP_FS_MKDIR, &q, &e) == 0 && e.attr.uid == 0 && e.attr.gid == 0,
+	       "a root request after them is root's (%u:%u)", e.attr.uid, e.attr.gid);
+	q = (struct vp_fs_req){ .node = pub.node, .name = B("roots") };
+	CHECKF(fs_simple(c, VP_FS_UNLINK, &q) == 0, "root unlinks in the sticky dir");
+}
+
 static void t_fs_big(struct conn *c)
 {
 	enum { CHUNK = 1 << 20, N = 50 };
@@ -1791,6 +1859,7 @@ int main(void)
 		{ "file operations", t_fs_basic },
 		{ "mknod, readdir paging, blocking fifo", t_fs_mknod_readdir },
 		{ "confined to the root", t_fs_confined },
+		{ "requests as their caller's ids", t_fs_creds },
 		{ "50 MiB file", t_fs_big },
 		{ "long exec vs file requests", t_exec_concurrent },
 	};

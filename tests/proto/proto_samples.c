@@ -27,11 +27,17 @@ struct vp_fs_req sample_fs(uint16_t type)
 {
 	struct vp_fs_req m = { 0 };
 	m.node = 42;
+	/* A caller on every request that carries one (the codec ignores it
+	 * on the others): uid 1000, gid 100, groups 100 and 27. */
+	m.cred = (struct vp_cred){ 1000, 100, { (const uint8_t *)"\x64\0\0\0\x1b\0\0\0", 8 } };
 	switch (type) {
 	case VP_FS_LOOKUP:
 	case VP_FS_UNLINK:
 	case VP_FS_RMDIR: m.name = B("file.txt"); break;
-	case VP_FS_FORGET: m.nlookup = 3; break;
+	case VP_FS_FORGET:
+		m.nlookup = 3;
+		m.cred = (struct vp_cred){ 0 };
+		break;
 	case VP_FS_MKNOD:
 		m.mode = 010644;
 		m.rdev = 7;
@@ -62,6 +68,7 @@ struct vp_fs_req sample_fs(uint16_t type)
 		m.name = B("new");
 		break;
 	case VP_FS_READDIRPLUS:
+		m.cred = (struct vp_cred){ 0 };
 		m.fh = 7;
 		m.offset = 5;
 		m.size = 4096;
@@ -69,23 +76,27 @@ struct vp_fs_req sample_fs(uint16_t type)
 	case VP_FS_READ:
 	case VP_FS_READDIR:
 		m.node = 0;
+		m.cred = (struct vp_cred){ 0 };
 		m.fh = 7;
 		m.offset = 1ull << 33;
 		m.size = VP_MAX_DATA;
 		break;
 	case VP_FS_WRITE:
 		m.node = 0;
+		m.cred = (struct vp_cred){ 0 };
 		m.fh = 7;
 		m.offset = 12;
 		m.data = B("hello\0world");
 		break;
 	case VP_FS_FSYNC:
 		m.node = 0;
+		m.cred = (struct vp_cred){ 0 };
 		m.fh = 8;
 		m.flags = 1;
 		break;
 	case VP_FS_CLOSE:
 		m.node = 0;
+		m.cred = (struct vp_cred){ 0 };
 		m.fh = 9;
 		break;
 	}
@@ -116,6 +127,7 @@ const struct vp_setattr sample_setattr = {
 	.mtime_sec = -4,
 	.atime_nsec = 5,
 	.mtime_nsec = 6,
+	.cred = { 1000, 100, { (const uint8_t *)"\x64\0\0\0", 4 } },
 };
 const struct vp_statfs sample_statfs = {
 	.blocks = 1000,

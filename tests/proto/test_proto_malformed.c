@@ -79,6 +79,9 @@ static int dec_check_raw(uint16_t type, uint64_t node, const void *name, uint32_
 	vp_buf_init(&b);
 	vp_put_u64(&b, node);
 	vp_put_str(&b, name, nlen);
+	vp_put_u32(&b, 0); /* the caller: guest root, no groups */
+	vp_put_u32(&b, 0);
+	vp_put_u32(&b, 0);
 	int e = vp_validate(type, b.data, b.len);
 	vp_buf_free(&b);
 	return e;
@@ -102,6 +105,27 @@ static void test_names(void)
 	CHECK_EQ(dec_check_raw(VP_FS_UNLINK, 1, "..", 2), -EBADMSG);
 	CHECK_EQ(dec_check_raw(VP_FS_RMDIR, 1, "x/", 2), -EBADMSG);
 	CHECK_EQ(dec_check_raw(VP_FS_LOOKUP, 0, "ok", 2), -EBADMSG); /* node 0 does not exist */
+	/* The caller's groups: whole u32s, at most VP_MAX_GROUPS. */
+	{
+		struct vp_buf b;
+		vp_buf_init(&b);
+		uint32_t g[VP_MAX_GROUPS + 1] = { 0 };
+		const uint32_t lens[] = { 0, 4, VP_MAX_GROUPS * 4u, 3, VP_MAX_GROUPS * 4u + 4u };
+		const int want[] = { 0, 0, 0, -EBADMSG, -EBADMSG };
+		for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+			vp_buf_reset(&b);
+			vp_put_u64(&b, 1);
+			vp_put_u32(&b, 1000);
+			vp_put_u32(&b, 1000);
+			vp_put_str(&b, g, lens[i]);
+			CHECK_EQ(vp_validate(VP_FS_GETATTR, b.data, b.len), want[i]);
+		}
+		struct vp_fs_req m = { .node = 1, .cred = { 1, 1, { (const uint8_t *)g, 6 } } };
+		vp_buf_reset(&b);
+		vp_enc_fs_req(&b, VP_FS_GETATTR, &m);
+		CHECK_EQ(b.err, -EINVAL); /* the encoder refuses what the decoder would */
+		vp_buf_free(&b);
+	}
 	/* A length prefix larger than the payload. */
 	uint8_t lie[] = { 1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 'a' };
 	CHECK_EQ(vp_validate(VP_FS_LOOKUP, lie, sizeof lie), -EBADMSG);

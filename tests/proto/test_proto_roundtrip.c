@@ -177,22 +177,28 @@ static void test_roundtrip_fs(void)
 		bool same = d.node == m.node && d.node2 == m.node2 && d.fh == m.fh && d.offset == m.offset &&
 			    d.nlookup == m.nlookup && d.size == m.size && d.flags == m.flags &&
 			    d.mode == m.mode && d.rdev == m.rdev && bytes_eq(d.name, m.name) &&
-			    bytes_eq(d.name2, m.name2) && bytes_eq(d.data, m.data);
+			    bytes_eq(d.name2, m.name2) && bytes_eq(d.data, m.data) &&
+			    d.cred.uid == m.cred.uid && d.cred.gid == m.cred.gid &&
+			    bytes_eq(d.cred.groups, m.cred.groups);
 		if (!same)
 			printf("#   %s differs after round trip\n", vp_type_name(t));
 		CHECK(same);
 	}
-	/* Field order is the documented one: LOOKUP = u64 parent, str name. */
+	/* Field order is the documented one: LOOKUP = u64 parent, str name,
+	 * then the caller: u32 uid, u32 gid, groups as a string of u32s. */
 	vp_buf_reset(&b);
-	vp_enc_fs_req(&b, VP_FS_LOOKUP, &(struct vp_fs_req){ .node = 0x0102, .name = B("ab") });
-	static const uint8_t lookup[] = { 2, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 'a', 'b' };
+	static const uint8_t gid7[] = { 7, 0, 0, 0 };
+	vp_enc_fs_req(&b, VP_FS_LOOKUP,
+		      &(struct vp_fs_req){ .node = 0x0102, .name = B("ab"), .cred = { 5, 6, { gid7, 4 } } });
+	static const uint8_t lookup[] = { 2, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 'a', 'b', 5,
+					  0, 0, 0, 6, 0, 0, 0, 4, 0, 0, 0, 7, 0,   0,	0 };
 	CHECK(b.len == sizeof lookup && memcmp(b.data, lookup, sizeof lookup) == 0);
 	/* RENAME = u64 parent, u64 newparent, u32 flags, str name, str newname. */
 	vp_buf_reset(&b);
 	vp_enc_fs_req(&b, VP_FS_RENAME,
 		      &(struct vp_fs_req){ .node = 1, .node2 = 2, .flags = 3, .name = B("x"), .name2 = B("y") });
-	static const uint8_t rename[] = { 1, 0, 0, 0, 0, 0, 0, 0, 2, 0,	  0, 0, 0, 0, 0,
-					  0, 3, 0, 0, 0, 1, 0, 0, 0, 'x', 1, 0, 0, 0, 'y' };
+	static const uint8_t rename[] = { 1, 0, 0, 0,	0, 0, 0, 0, 2,	 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1,
+					  0, 0, 0, 'x', 1, 0, 0, 0, 'y', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	CHECK(b.len == sizeof rename && memcmp(b.data, rename, sizeof rename) == 0);
 	/* SETATTR is its own struct. */
 	struct vp_fs_req d;
@@ -203,12 +209,13 @@ static void test_roundtrip_fs(void)
 
 	vp_buf_reset(&b);
 	vp_enc_setattr(&b, &sample_setattr);
-	CHECK_EQ(b.len, 64);
+	CHECK_EQ(b.len, 64 + 12 + sample_setattr.cred.groups.len);
 	struct vp_setattr sa;
 	CHECK_EQ(vp_dec_setattr(b.data, b.len, &sa), 0);
 	CHECK(sa.node == 5 && sa.fh == 6 && sa.valid == sample_setattr.valid && sa.mode == 0755 &&
 	      sa.uid == 1 && sa.gid == 2 && sa.size == 77 && sa.atime_sec == 3 && sa.mtime_sec == -4 &&
-	      sa.atime_nsec == 5 && sa.mtime_nsec == 6);
+	      sa.atime_nsec == 5 && sa.mtime_nsec == 6 && sa.cred.uid == 1000 && sa.cred.gid == 100 &&
+	      bytes_eq(sa.cred.groups, sample_setattr.cred.groups));
 
 	vp_buf_reset(&b);
 	vp_enc_attr(&b, &sample_attr);
