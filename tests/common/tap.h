@@ -19,11 +19,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
-static struct {
+struct tap_state {
 	int points, failed_points;
 	bool planned;
 	atomic_int failed_checks;
-} tap_;
+};
+/* One per program, also when a test's files each include this header: a
+ * weak definition, which the linker merges into one object. A check that
+ * fails in any file then fails the test running at the time. */
+__attribute__((weak)) struct tap_state tap_;
 
 static inline void tap_plan(int n)
 {
@@ -107,6 +111,25 @@ static inline int tap_main(const struct tap_test *t, size_t n)
 {
 	tap_plan((int)n);
 	tap_run_all(t, n);
+	return tap_done();
+}
+
+/* Tests spread over several files of one program: each file exports its
+ * table as a part (TAP_PART), and main runs the parts in order. */
+struct tap_part {
+	const struct tap_test *tests;
+	size_t n;
+};
+#define TAP_PART(part, table) const struct tap_part part = { table, sizeof table / sizeof table[0] }
+
+static inline int tap_main_parts(const struct tap_part *const *parts, size_t np)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < np; i++)
+		n += parts[i]->n;
+	tap_plan((int)n);
+	for (size_t i = 0; i < np; i++)
+		tap_run_all(parts[i]->tests, parts[i]->n);
 	return tap_done();
 }
 

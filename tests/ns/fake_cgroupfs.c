@@ -416,5 +416,3 @@ void fake_stop(struct fake *fk)
 	free(fk->n);
 	pthread_mutex_destroy(&fk->mu);
 }
-
-TEST_CHECKS(ns_cgfake_fs_part);

@@ -73,28 +73,7 @@ const char *in_fake(const struct env *e, const char *dir);
 
 /* ---- parts ---- */
 
-/* tap.h keeps its counts in each file that includes it, so a file of tests
- * hands test_ns_cgroup_fake.c its table and a reader of its own failed
- * checks (TEST_CHECKS: a file with checks but no tests); a test passes when
- * no check failed in any part while it ran. */
-struct test_part {
-	const struct tap_test *tests;
-	size_t n;
-	int (*failed_checks)(void);
-};
-
-#define TEST_CHECKS_(part)                    \
-	static int part##_failed_checks(void) \
-	{                                     \
-		return tap_mark();            \
-	}
-#define TEST_PART(part, table) \
-	TEST_CHECKS_(part)     \
-	const struct test_part part = { table, sizeof table / sizeof table[0], part##_failed_checks }
-#define TEST_CHECKS(part)  \
-	TEST_CHECKS_(part) \
-	const struct test_part part = { NULL, 0, part##_failed_checks }
-
-extern const struct test_part ns_cgfake_fs_part, ns_cgfake_v2_part, ns_cgfake_hybrid_part;
+/* The files of tests, each a part (tests/common/tap.h, TAP_PART). */
+extern const struct tap_part ns_cgfake_v2_part, ns_cgfake_hybrid_part;
 
 #endif

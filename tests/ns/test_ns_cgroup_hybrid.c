@@ -50,4 +50,4 @@ static const struct tap_test tests[] = {
 	{ "hybrid v1 + cgroup2: v1 is picked, with its cpu hierarchy", test_hybrid_picks_v1 },
 };
 
-TEST_PART(ns_cgfake_hybrid_part, tests);
+TAP_PART(ns_cgfake_hybrid_part, tests);

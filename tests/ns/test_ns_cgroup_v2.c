@@ -239,4 +239,4 @@ static const struct tap_test tests[] = {
 	{ "v2: stale parents of dead daemons removed, live ones kept", test_v2_stale_parents },
 };
 
-TEST_PART(ns_cgfake_v2_part, tests);
+TAP_PART(ns_cgfake_v2_part, tests);

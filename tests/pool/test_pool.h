@@ -107,22 +107,7 @@ static inline void release_sync(struct pool *p, void *m)
 
 /* ---- parts ---- */
 
-/* tap.h keeps its counts in each file that includes it, so a file of tests
- * hands test_pool.c its table and a reader of its own failed checks; a test
- * passes when no check failed in any part while it ran. */
-struct test_part {
-	const struct tap_test *tests;
-	size_t n;
-	int (*failed_checks)(void);
-};
-
-#define TEST_PART(part, table)                \
-	static int part##_failed_checks(void) \
-	{                                     \
-		return tap_mark();            \
-	}                                     \
-	const struct test_part part = { table, sizeof table / sizeof table[0], part##_failed_checks }
-
-extern const struct test_part pool_create_part, pool_evict_part, pool_reset_part, pool_load_part;
+/* The files of tests, each a part (tests/common/tap.h, TAP_PART). */
+extern const struct tap_part pool_create_part, pool_evict_part, pool_reset_part, pool_load_part;
 
 #endif

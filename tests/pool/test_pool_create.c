@@ -249,4 +249,4 @@ static const struct tap_test tests[] = {
 	{ "create failure rolls back in_use", t_create_failure },
 };
 
-TEST_PART(pool_create_part, tests);
+TAP_PART(pool_create_part, tests);

@@ -225,4 +225,4 @@ static const struct tap_test tests[] = {
 	{ "reset failure evicts", t_reset_failure },
 };
 
-TEST_PART(pool_evict_part, tests);
+TAP_PART(pool_evict_part, tests);

@@ -208,4 +208,4 @@ static const struct tap_test tests[] = {
 	{ "backend with only create and destroy", t_minimal_ops },
 };
 
-TEST_PART(pool_load_part, tests);
+TAP_PART(pool_load_part, tests);

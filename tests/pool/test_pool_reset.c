@@ -206,4 +206,4 @@ static const struct tap_test tests[] = {
 	{ "max_machines gives EAGAIN", t_max_machines },
 };
 
-TEST_PART(pool_reset_part, tests);
+TAP_PART(pool_reset_part, tests);

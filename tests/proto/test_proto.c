@@ -38,36 +38,15 @@ static int write_corpus(const char *dir)
 	return 0;
 }
 
-/* Every part's failed checks, and this file's. */
-static int failed_checks(const struct test_part *const *parts, size_t n)
-{
-	int k = tap_mark();
-	for (size_t i = 0; i < n; i++)
-		k += parts[i]->failed_checks();
-	return k;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
 		return write_corpus(argv[2]);
 	alarm(60); /* a hang is a failure */
-	static const struct test_part *const parts[] = {
+	static const struct tap_part *const parts[] = {
 		&proto_roundtrip_part,
 		&proto_malformed_part,
 		&proto_frame_io_part,
 	};
-	size_t np = sizeof parts / sizeof parts[0], n = 0;
-	for (size_t i = 0; i < np; i++)
-		n += parts[i]->n;
-	tap_plan((int)n);
-	for (size_t i = 0; i < np; i++)
-		for (size_t j = 0; j < parts[i]->n; j++) {
-			const struct tap_test *t = &parts[i]->tests[j];
-			int mark = failed_checks(parts, np);
-			t->fn();
-			tap_ok(failed_checks(parts, np) == mark, "%s", t->name);
-		}
-	int rc = tap_done();
-	return rc ? rc : failed_checks(parts, np) ? 1 : 0;
+	return tap_main_parts(parts, sizeof parts / sizeof parts[0]);
 }

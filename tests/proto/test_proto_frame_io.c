@@ -202,4 +202,4 @@ static const struct tap_test tests[] = {
 	{ "peer closes during a big write", test_frame_write_peer_closes },
 };
 
-TEST_PART(proto_frame_io_part, tests);
+TAP_PART(proto_frame_io_part, tests);

@@ -377,4 +377,4 @@ static const struct tap_test tests[] = {
 	{ "buffer and reader", test_buf_reader },
 };
 
-TEST_PART(proto_malformed_part, tests);
+TAP_PART(proto_malformed_part, tests);

@@ -326,4 +326,4 @@ static const struct tap_test tests[] = {
 	{ "frame encode", test_frame_encode },
 };
 
-TEST_PART(proto_roundtrip_part, tests);
+TAP_PART(proto_roundtrip_part, tests);
