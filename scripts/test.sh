@@ -2,7 +2,8 @@
 # Sets up, builds (plain and ASan+UBSan) and runs every test: the unit and
 # integration tests (meson test) in both builds, every fuzz target for a
 # bounded time, and the bats suites on a real mount of each build's
-# daemon; then a TSan build (build-tsan: unit tests and stress.bats) and a
+# daemon (whole-system suites in tests/system once, on the plain one); then
+# a TSan build (build-tsan: unit tests and stress.bats) and a
 # clang-19 -Wthread-safety compile of the tree (build-clang). Ends with the line
 # "N passed, N failed, N skipped" and a non-zero status if anything failed.
 set -uo pipefail
@@ -12,6 +13,14 @@ scripts/setup.sh --sanitize || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0 skipped=0
 failures=()
+# Each stage's wall time, printed at the end: the suite must stay well
+# inside CI's budget, and this says where the minutes go.
+timings=() stage_name="" stage_start=$SECONDS
+stage() { # stage NAME: closes the previous stage's timer, prints the header
+	[ -z "$stage_name" ] || timings+=("$(printf '%5ds  %s' $((SECONDS - stage_start)) "$stage_name")")
+	stage_name=$1 stage_start=$SECONDS
+	[ -z "$1" ] || echo "== $1"
+}
 count_meson() { # count_meson BUILDDIR LABEL
 	local log=$1/meson-logs/testlog.json line res name
 	[ -f "$log" ] || { failed=$((failed + 1)); failures+=("$2: no test log"); return; }
@@ -27,11 +36,37 @@ for l in open(sys.argv[1]):
 }
 
 for b in build build-asan; do
-	echo "== meson test ($b)"
+	stage "meson test ($b)"
 	rm -f "$b/meson-logs/testlog.json"
 	meson test -C "$b" --print-errorlogs --num-processes 1
 	count_meson "$b" "$b"
 done
+
+# Two builds need no test to finish first, so they run in the background,
+# one job each (ninja -j1), while the single-threaded fuzzers and the bats
+# suites leave the second core mostly idle:
+# - build-tsan, for the TSan stage below;
+# - build-clang: every C file compiled with clang-19 -Wthread-safety
+#   -Wthread-safety-beta -Werror, so a lock annotated with
+#   lib/thread_safety.h that is taken without release, or a REQUIRES
+#   function called without its lock, fails. Objects only: linking and the
+#   image add nothing to it.
+export VMPOOL_DEB_CACHE=${VMPOOL_DEB_CACHE:-$root/.cache/debs} # as setup.sh: one download for every build
+bg_logs=$(mktemp -d)
+(
+	{ [ -f build-tsan/build.ninja ] || meson setup build-tsan -Dsanitize=thread; } &&
+		ninja -j1 -C build-tsan
+) >"$bg_logs/tsan.log" 2>&1 &
+tsan_build_pid=$!
+(
+	# A build-clang set up by an older script used clang 14: start it afresh.
+	[ ! -f build-clang/build.ninja ] || grep -q 'clang-19' build-clang/build.ninja || rm -rf build-clang
+	{ [ -f build-clang/build.ninja ] ||
+		CC=clang-19 meson setup build-clang -Dc_args='-Wthread-safety -Wthread-safety-beta'; } &&
+		mapfile -t objs < <(ninja -C build-clang -t targets rule c_COMPILER) &&
+		ninja -j1 -C build-clang "${objs[@]}"
+) >"$bg_logs/clang.log" 2>&1 &
+clang_build_pid=$!
 
 # Each fuzz target runs briefly from its seed corpus (copied, so the
 # corpus in the tree does not grow) and counts as one pass or fail. The
@@ -54,7 +89,7 @@ if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true 
 fi
 for t in "${fuzz_targets[@]}"; do
 	read -r name bin seeds secs tmo <<<"$t"
-	echo "== fuzz: $name ($secs s)"
+	stage "fuzz: $name ($secs s)"
 	fuzz_ok=0
 	if [ $fuzz_built = 1 ] && ninja -C build-fuzz "$bin" >/dev/null; then
 		corpus=$(mktemp -d)
@@ -94,11 +129,19 @@ count_bats() { # count_bats LABEL SUITE...: runs bats (under ${run_prefix[@]}), 
 }
 run_prefix=(env)
 for b in build build-asan; do
-	echo "== bats ($b)"
+	stage "bats ($b)"
 	export VMPOOLFS=$root/$b/fs/vmpoolfs VMPOOL_IMAGE=$root/$b/image BUILD=$root/$b
 	export RP_HARNESS=$root/$b/tests/fs/rp_harness
 	[ -e "${suites[0]}" ] || break
 	count_bats "$b" "${suites[@]}"
+	if [ "$b" = build ]; then
+		# Whole-system suites (image builds, install, packaging, service)
+		# run once, on the plain build: they test what is installed and
+		# built around the daemon, not its memory safety.
+		stage "bats system ($b)"
+		system_suites=(tests/system/*.bats)
+		[ ! -e "${system_suites[0]}" ] || count_bats "$b system" "${system_suites[@]}"
+	fi
 done
 
 # ThreadSanitizer (about 1.5 min): the unit tests and the stress suite,
@@ -106,14 +149,13 @@ done
 # are mostly one user at a time and already run twice above. A report
 # fails a unit test (TSan exits 66) and the stress test (vp_exited_clean).
 # tests/tsan.supp holds what is not ours to fix, each entry with its why.
-echo "== TSan (build-tsan): meson test, stress.bats"
-export VMPOOL_DEB_CACHE=${VMPOOL_DEB_CACHE:-$root/.cache/debs} # as setup.sh: one download for every build
+stage "TSan (build-tsan): meson test, stress.bats"
 tsan_ok=0
-if { [ -f build-tsan/build.ninja ] || meson setup build-tsan -Dsanitize=thread >/dev/null; } &&
-	ninja -C build-tsan >/dev/null; then
+if wait "$tsan_build_pid"; then
 	tsan_ok=1
 else
 	failed=$((failed + 1)); failures+=("build-tsan: build failed")
+	tail -n 30 "$bg_logs/tsan.log"
 fi
 if [ $tsan_ok = 1 ]; then
 	# TSan maps its shadow memory at fixed addresses; with a high
@@ -131,11 +173,7 @@ if [ $tsan_ok = 1 ]; then
 	run_prefix=(env)
 fi
 
-# Clang's thread-safety analysis (about 1 min): every C file compiled with
-# clang-19 -Wthread-safety -Wthread-safety-beta -Werror, so a lock annotated with lib/thread_safety.h
-# that is taken without release, or a REQUIRES function called without its
-# lock, fails here. Objects only: linking and the image add nothing to it.
-echo "== format (.clang-format)"
+stage "format (.clang-format)"
 # The tree is formatted by .clang-format (clang-format 14, Debian 12's);
 # scripts/format-check.sh lists any file that drifted.
 if scripts/format-check.sh; then
@@ -144,19 +182,18 @@ else
 	failed=$((failed + 1)); failures+=("format-check: run git ls-files '*.c' '*.h' | xargs clang-format -i")
 fi
 
-echo "== clang -Wthread-safety (build-clang)"
-# A build-clang set up by an older script used clang 14: start it afresh.
-[ ! -f build-clang/build.ninja ] || grep -q 'clang-19' build-clang/build.ninja || rm -rf build-clang
-if { [ -f build-clang/build.ninja ] ||
-	CC=clang-19 meson setup build-clang -Dc_args='-Wthread-safety -Wthread-safety-beta' >/dev/null; } &&
-	mapfile -t objs < <(ninja -C build-clang -t targets rule c_COMPILER) &&
-	ninja -C build-clang "${objs[@]}" >/dev/null; then
+stage "clang -Wthread-safety (build-clang)"
+if wait "$clang_build_pid"; then
 	passed=$((passed + 1))
 else
 	failed=$((failed + 1)); failures+=("build-clang: -Wthread-safety compile")
+	tail -n 30 "$bg_logs/clang.log"
 fi
+rm -rf "$bg_logs"
 
+stage ""
 echo
+printf '%s\n' "${timings[@]}"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
