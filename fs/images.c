@@ -374,7 +374,7 @@ int images_each(struct images *ims, int (*fn)(void *ctx, const char *name, uint3
 /* ---- pools ------------------------------------------------------------------- */
 
 /* pool.conf beside the image: min=, max=, idle= over the mount's. */
-static int read_pool_conf(const struct image *img, struct pool_config *pc, char *why, size_t cap)
+int image_read_pool_conf(const struct image *img, struct pool_config *pc, char *why, size_t cap)
 {
 	char path[PATH_MAX], line[256];
 	snprintf(path, sizeof path, "%s/pool.conf", img->dir);
@@ -425,7 +425,7 @@ int image_open_pool(struct image *img, char *why, size_t cap)
 	if (have || gone)
 		goto out;
 	struct pool_config pc = ims->pool_cfg;
-	if (!img->is_default && (err = read_pool_conf(img, &pc, why, cap)))
+	if (!img->is_default && (err = image_read_pool_conf(img, &pc, why, cap)))
 		goto out;
 	struct machine_config mc = ims->mc;
 	mc.image_dir = img->dir;

@@ -72,7 +72,9 @@ int image_format_config(struct image *img, char **out, size_t *len)
 	struct pool_config pc = open ? img->pool_cfg : img->ims->pool_cfg;
 	int machines = img->machines, children = img->children;
 	vp_mutex_unlock(&img->ims->lock);
-	char parent[PATH_MAX];
+	char parent[PATH_MAX], why[300];
+	if (!open && !img->is_default)
+		(void)image_read_pool_conf(img, &pc, why, sizeof why); /* what the first mkdir will use */
 	if (images_read_parent(img->dir, parent, sizeof parent) < 0)
 		parent[0] = '\0';
 	char *buf = NULL;

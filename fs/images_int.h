@@ -56,6 +56,8 @@ struct image *images_image_new(struct images *ims, const char *name, const char 
 void images_rescan(struct images *ims);
 /* dir/parent's one line into out ("" when there is none). */
 int images_read_parent(const char *dir, char *out, size_t cap);
+/* pool.conf beside the image over pc (min=, max=, idle=); -EINVAL with why. */
+int image_read_pool_conf(const struct image *img, struct pool_config *pc, char *why, size_t cap);
 /* Opens img's backend and pool unless open (under img->open_lock). */
 int image_open_pool(struct image *img, char *why, size_t cap);
 

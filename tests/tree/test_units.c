@@ -185,7 +185,7 @@ static void test_ctl(void)
 	TAP_OK(parse("env A", &c) == -EINVAL);
 	TAP_OK(parse("cwd /tmp/x y", &c) == 0 && c.kind == CTL_CWD && c.arglen == 8);
 	TAP_OK(parse("cwd rel", &c) == -EINVAL);
-	TAP_OK(parse("snapshot deps-1.0_a", &c) == 0 && c.kind == CTL_SNAPSHOT && c.arglen == 11);
+	TAP_OK(parse("snapshot deps-1.0_a", &c) == 0 && c.kind == CTL_SNAPSHOT && c.arglen == 10);
 	TAP_OK(parse("snapshot ../x", &c) == -EINVAL);
 	TAP_OK(parse("snapshot a/b", &c) == -EINVAL);
 	TAP_OK(parse("snapshot .x", &c) == -EINVAL);
