@@ -212,8 +212,33 @@ void images_rescan(struct images *ims)
 			done[i] = progress = true;
 		}
 	}
-	/* A parent cycle never joins; it could not boot anyway. */
+	/* A parent cycle never joins; it could not boot anyway. Images whose
+	 * directory went away behind our back (the builder's rm) leave the
+	 * registry once nothing uses them. */
+	struct list_node gone;
+	list_init(&gone);
+	for (struct list_node *it = ims->list.next, *nx; it != &ims->list; it = nx) {
+		nx = it->next;
+		struct image *img = container_of(it, struct image, link);
+		bool listed = false;
+		for (size_t i = 0; i < n && !listed; i++)
+			listed = strcmp(found[i].name, img->name) == 0;
+		if (listed || img->pending || img->is_default || img->machines > 0 || img->children > 0 ||
+		    access(img->dir, F_OK) == 0)
+			continue;
+		img->removed = true;
+		if (img->parent)
+			img->parent->children--;
+		list_del(&img->link);
+		list_add_tail(&gone, &img->link);
+	}
 	vp_mutex_unlock(&ims->lock);
+	while (!list_empty(&gone)) {
+		struct image *img = container_of(gone.next, struct image, link);
+		list_del(&img->link);
+		list_init(&img->link);
+		image_put(img); /* the list's; open files keep theirs (ESTALE by id) */
+	}
 	free(done);
 	free(found);
 }

@@ -140,6 +140,20 @@ release_all() {
 	[[ "$output" == *"No such file"* ]]
 }
 
+@test "an image the builder adds or removes on disk appears and goes" {
+	cp -a "$IMGS/one" "$IMGS/.tmp-three.x"
+	mv "$IMGS/.tmp-three.x" "$IMGS/three"
+	[ -d "$MNT/images/three/pool" ]
+	mkdir "$MNT/images/three/pool/t"
+	vp_run "$MNT/images/three/pool/t" 'true'
+	rmdir "$MNT/images/three/pool/t"
+	rm -rf "$IMGS/three"
+	run ls "$MNT/images"
+	[[ "$output" != *three* ]]
+	# the kernel may keep the entry for its 1 s cache
+	wait_for "[ ! -e '$MNT/images/three' ]"
+}
+
 @test "images and snapshots survive a restart" {
 	vp_mount2 "images=$IMGS"
 	[ -d "$MNT2/images/snap1" ]
