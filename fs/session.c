@@ -823,12 +823,15 @@ static void watch_one(struct session *s, uint64_t now)
 	bool running = s->state == ST_RUNNING && s->exec_id_valid;
 	uint64_t ran = now - s->started_mono_ms;
 	uint32_t tmo = s->run_timeout_ms;
+	/* A snapshot freezes the machine for its copy (a large layer can
+	 * take longer than the ping bound): not a hung agent. */
+	bool frozen = s->snapshotting;
 	vp_mutex_unlock(&s->lock);
 	char why[160] = "";
 	uint32_t grace = o->ping_ms ? o->ping_ms : TIMEOUT_GRACE_MS;
 	if (dead || !c) {
 		/* nothing to watch */
-	} else if (o->ping_ms && vp_client_probe(c, (int)o->ping_ms) == -ETIMEDOUT) {
+	} else if (o->ping_ms && !frozen && vp_client_probe(c, (int)o->ping_ms) == -ETIMEDOUT) {
 		snprintf(why, sizeof why, "agent did not answer for %.3g s", o->ping_ms / 1000.0);
 	} else if (running && tmo && ran >= (uint64_t)tmo + grace) {
 		snprintf(why, sizeof why, "command timeout (%.3g s) not enforced by the agent within %.3g s",
