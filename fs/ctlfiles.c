@@ -13,6 +13,7 @@
 
 #include "ctlparse.h"
 #include "handles.h"
+#include "images.h"
 #include "info.h"
 #include "lib/clock.h"
 #include "proto/proto.h"
@@ -31,9 +32,10 @@ static int cmd_open(struct vfh *fh)
 	return fh->writer ? session_can_start(fh->s) : 0;
 }
 
-static int cmd_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+static int cmd_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
 {
 	(void)fs;
+	(void)img;
 	vp_mutex_lock(&s->lock);
 	*len = s->cmd_len;
 	*txt = malloc(*len ? *len : 1);
@@ -234,9 +236,10 @@ static void put_stat(FILE *f, const struct session *s) REQUIRES(&s->lock)
 		put_output_lost(f, s);
 }
 
-static int stat_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+static int stat_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
 {
 	(void)fs;
+	(void)img;
 	(void)session_check_alive(s); /* an idle guest that died says so here */
 	session_refresh_oom_kills(s);
 	char *buf = NULL;
@@ -279,9 +282,10 @@ static void stdin_release(struct vfh *fh)
 /* A ctl line may carry a path and an env word: bounded like them. */
 #define CTL_PENDING_MAX (VP_MAX_PATH + 64 + 32 * 1024)
 
-static int ctl_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+static int ctl_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
 {
 	(void)fs;
+	(void)img;
 	vp_mutex_lock(&s->lock);
 	int r = settings_format(&s->settings, txt, len);
 	vp_mutex_unlock(&s->lock);
@@ -336,6 +340,10 @@ static int ctl_lines(struct vfh *fh, bool all)
 			break;
 		if (c.kind == CTL_KILL) {
 			err = session_kill(s, c.signo);
+		} else if (c.kind == CTL_SNAPSHOT) {
+			char name[80];
+			snprintf(name, sizeof name, "%.*s", (int)c.arglen, c.arg);
+			err = session_snapshot(s, name);
 		} else if (c.kind == CTL_CWD && (err = check_cwd(s, &c)) < 0) {
 			/* refused: says why in the log, the write gets the errno */
 		} else if (c.kind != CTL_NONE) {
@@ -415,9 +423,10 @@ static int read_small_file(const char *path, char **out, size_t *len)
 
 /* The machine's log (console or agent stderr; machine_log_path) as it is
  * now; -ESTALE after rmdir. */
-static int log_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+static int log_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
 {
 	(void)fs;
+	(void)img;
 	struct machine *m = session_machine_hold(s);
 	if (!m)
 		return -ESTALE;
@@ -451,16 +460,24 @@ static uint64_t log_size(struct session *s)
 
 /* ---- MNT/stats, MNT/config ---------------------------------------------- */
 
-static int stats_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+/* img NULL: the mount's own (its default image, and the mount's totals). */
+static int stats_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
 {
 	(void)s;
-	return info_format_stats(fs, txt, len);
+	return img ? image_format_stats(img, txt, len) : info_format_stats(fs, txt, len);
 }
 
-static int config_read(struct vpfs *fs, struct session *s, char **txt, size_t *len)
+static int config_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
 {
 	(void)s;
-	return info_format_config(fs, txt, len);
+	return img ? image_format_config(img, txt, len) : info_format_config(fs, txt, len);
+}
+
+static int manifest_read(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len)
+{
+	(void)fs;
+	(void)s;
+	return image_read_manifest(img, txt, len);
 }
 
 /* ---- the tables -------------------------------------------------------------- */
@@ -469,6 +486,18 @@ static const struct vfile mnt_rows[] = {
 	{ .name = "pool", .file = INO_POOL, .kind = VF_DIR, .mode = S_IFDIR | 0755 },
 	{ .name = "stats", .file = INO_STATS, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = stats_read },
 	{ .name = "config", .file = INO_CONFIG, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = config_read },
+	{ .name = "images", .file = INO_IMAGES, .kind = VF_DIR, .mode = S_IFDIR | 0755 },
+};
+
+static const struct vfile img_rows[] = {
+	{ .name = "pool", .file = IF_POOL, .kind = VF_DIR, .mode = S_IFDIR | 0755 },
+	{ .name = "stats", .file = IF_STATS, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = stats_read },
+	{ .name = "config", .file = IF_CONFIG, .kind = VF_TEXT, .mode = S_IFREG | 0444, .read = config_read },
+	{ .name = "manifest",
+	  .file = IF_MANIFEST,
+	  .kind = VF_TEXT,
+	  .mode = S_IFREG | 0444,
+	  .read = manifest_read },
 };
 
 static const struct vfile ses_rows[] = {
@@ -526,6 +555,7 @@ static const struct vfile ses_rows[] = {
 
 const struct vf_dir vf_mnt_dir = { mnt_rows, sizeof(mnt_rows) / sizeof(mnt_rows[0]) };
 const struct vf_dir vf_ses_dir = { ses_rows, sizeof(ses_rows) / sizeof(ses_rows[0]) };
+const struct vf_dir vf_img_dir = { img_rows, sizeof(img_rows) / sizeof(img_rows[0]) };
 
 const struct vfile *vf_lookup(const struct vf_dir *d, const char *name)
 {
@@ -547,11 +577,12 @@ const struct vfile *vf_of_ino(fuse_ino_t ino)
 {
 	if (ino_is_rp(ino))
 		return NULL;
-	const struct vfile *vf = vf_at(ino_serial(ino) ? &vf_ses_dir : &vf_mnt_dir, ino_file(ino));
+	const struct vf_dir *d = ino_img_id(ino) ? &vf_img_dir : ino_serial(ino) ? &vf_ses_dir : &vf_mnt_dir;
+	const struct vfile *vf = vf_at(d, ino_file(ino));
 	return vf && (vf->kind == VF_DIR || vf->kind == VF_PROXY) ? NULL : vf;
 }
 
-uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s)
+uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s, struct image *img)
 {
 	if (vf->size)
 		return s ? vf->size(s) : 0;
@@ -561,7 +592,7 @@ uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s)
 	 * and a size kept up to date would have to follow every counter. */
 	char *txt = NULL;
 	size_t n = 0;
-	if (vf->read(fs, s, &txt, &n) < 0)
+	if (vf->read(fs, s, img, &txt, &n) < 0)
 		n = 0;
 	free(txt);
 	return n;

@@ -5,10 +5,12 @@
  * rows and nothing else, so adding a file is one row plus its read
  * function.
  *
- * Two directories have rows: the mount's own (pool/, stats, config; serial
- * 0, so a row's number is its inode) and pool/NAME's (a session's files,
- * inode ino_make(serial, number)), whose last row, root/, is the machine's
- * root proxy instead of a file of ours. pool/ lists the sessions. */
+ * Three directories have rows: the mount's own (pool/, stats, config,
+ * images/; serial 0, so a row's number is its inode), pool/NAME's (a
+ * session's files, inode ino_make(serial, number)), whose last row, root/,
+ * is the machine's root proxy instead of a file of ours, and images/IMG/'s
+ * (pool/, stats, config, manifest; inode ino_img(id, number)). A pool/
+ * lists its sessions, images/ the images (images.h). */
 #ifndef VPFS_CTLFILES_H
 #define VPFS_CTLFILES_H
 
@@ -23,9 +25,11 @@
 /* Numbers of pool/NAME and its files: the low bits of their inodes.
  * SF_ROOT is no inode of ours: root/ has the proxy's. */
 enum sfile { SF_DIR = 0, SF_CMD, SF_STDOUT, SF_STDERR, SF_STAT, SF_EXIT, SF_STDIN, SF_CTL, SF_LOG, SF_ROOT };
+/* Numbers of images/IMG/ and its files. */
+enum ifile { IF_DIR = 0, IF_POOL, IF_STATS, IF_CONFIG, IF_MANIFEST };
 
 enum vf_kind {
-	VF_DIR,	   /* a directory of ours (pool/) */
+	VF_DIR,	   /* a directory of ours (pool/, images/) */
 	VF_PROXY,  /* root/: the subtree of the session's root proxy */
 	VF_TEXT,   /* reads give read's text, taken at open and again by
 	            * every read from offset 0 (a rewind sees it fresh) */
@@ -48,6 +52,7 @@ enum {
 };
 
 struct session;
+struct image;
 struct vfh;
 
 struct vfile {
@@ -62,8 +67,8 @@ struct vfile {
 	 * 0 or -errno refuses the open. NULL: nothing more to check. */
 	int (*open)(struct vfh *fh);
 	/* VF_TEXT: the text a reader gets, malloc'ed; s is NULL for the
-	 * mount's files. */
-	int (*read)(struct vpfs *fs, struct session *s, char **txt, size_t *len);
+	 * mount's and images/IMG/'s files, img NULL but for images/IMG/'s. */
+	int (*read)(struct vpfs *fs, struct session *s, struct image *img, char **txt, size_t *len);
 	/* One write(2), under fh->io; 0 or -errno. NULL: not writable. */
 	int (*write)(struct vfh *fh, const char *buf, size_t len);
 	/* Every close(2) of the handle (`pid` closes it), under fh->io; its
@@ -82,6 +87,7 @@ struct vf_dir {
 
 extern const struct vf_dir vf_mnt_dir; /* MNT */
 extern const struct vf_dir vf_ses_dir; /* pool/NAME */
+extern const struct vf_dir vf_img_dir; /* images/IMG */
 
 /* The row called name, or with number file; NULL when there is none. */
 const struct vfile *vf_lookup(const struct vf_dir *d, const char *name);
@@ -89,8 +95,8 @@ const struct vfile *vf_at(const struct vf_dir *d, unsigned file);
 /* The row of a control-tree inode that is a file of ours (not a
  * directory, not root/); NULL for anything else. */
 const struct vfile *vf_of_ino(fuse_ino_t ino);
-/* st_size of the file vf of s (NULL for the mount's files): `ls -l` and
- * stat(1) show what a read would give now. */
-uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s);
+/* st_size of the file vf of s (NULL for the mount's files) or of img
+ * (images/IMG/'s): `ls -l` and stat(1) show what a read would give now. */
+uint64_t vf_size(const struct vfile *vf, struct vpfs *fs, struct session *s, struct image *img);
 
 #endif

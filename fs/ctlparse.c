@@ -212,6 +212,22 @@ int ctl_parse_line(const char *line, size_t len, struct ctl_cmd *out)
 		out->arglen = al;
 		return 0;
 	}
+	if (word_is(w, wl, "snapshot")) {
+		/* an image NAME (images.h): [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
+		if (al == 0 || al > 64)
+			return -EINVAL;
+		for (size_t k = 0; k < al; k++) {
+			char c = arg[k];
+			bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				     (c >= '0' && c <= '9');
+			if (!alnum && (k == 0 || (c != '.' && c != '_' && c != '-')))
+				return -EINVAL;
+		}
+		out->kind = CTL_SNAPSHOT;
+		out->arg = arg;
+		out->arglen = al;
+		return 0;
+	}
 	if (word_is(w, wl, "cwd")) {
 		if (al == 0 || arg[0] != '/' || al >= VP_MAX_PATH)
 			return -EINVAL;

@@ -1,5 +1,6 @@
 /* The words of pool/NAME/ctl and the per-machine exec settings they change
- * (docs/design.md §1: kill [SIG], timeout SEC, env K=V, cwd PATH). Pure functions,
+ * (docs/design.md §1: kill [SIG], timeout SEC, env K=V, cwd PATH,
+ * snapshot NAME). Pure functions,
  * no FUSE, so they are unit-tested on their own. */
 #ifndef VPFS_CTLPARSE_H
 #define VPFS_CTLPARSE_H
@@ -21,12 +22,12 @@ int settings_copy(struct exec_settings *dst, const struct exec_settings *src);
 /* The text shown when ctl is read; malloc'ed, caller frees. */
 int settings_format(const struct exec_settings *s, char **out, size_t *len);
 
-enum ctl_kind { CTL_NONE = 0, CTL_KILL, CTL_TIMEOUT, CTL_ENV, CTL_CWD };
+enum ctl_kind { CTL_NONE = 0, CTL_KILL, CTL_TIMEOUT, CTL_ENV, CTL_CWD, CTL_SNAPSHOT };
 struct ctl_cmd {
 	enum ctl_kind kind;
 	int signo;	     /* CTL_KILL */
 	uint32_t timeout_ms; /* CTL_TIMEOUT */
-	const char *arg;     /* CTL_ENV "K=V", CTL_CWD path: points into the line */
+	const char *arg;     /* CTL_ENV "K=V", CTL_CWD path, CTL_SNAPSHOT image NAME: points into the line */
 	size_t arglen;
 };
 /* One line without its newline. CTL_NONE for a blank line; -EINVAL for an

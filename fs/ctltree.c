@@ -11,6 +11,7 @@
 
 #include "ctlfiles.h"
 #include "fs/root_proxy.h"
+#include "images.h"
 #include "ino.h"
 #include "proto/proto.h"
 #include "session.h"
@@ -70,7 +71,7 @@ static void session_attr(struct session *s, const struct vfile *vf, struct stat 
 		st->st_nlink = 3; /* ., .., root/ */
 	} else {
 		base_attr(s->fs, st, ino_make(s->serial, vf->file), vf->mode);
-		st->st_size = (off_t)vf_size(vf, s->fs, s);
+		st->st_size = (off_t)vf_size(vf, s->fs, s, NULL);
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	vp_mutex_lock(&s->lock);
@@ -95,16 +96,42 @@ static int mnt_attr(struct vpfs *fs, fuse_ino_t ino, struct stat *st)
 	const struct vfile *vf = vf_at(&vf_mnt_dir, ino_file(ino));
 	if (!vf)
 		return -ENOENT;
-	base_attr(fs, st, ino, vf->kind == VF_DIR && fs->opts.allow_other ? SHARED_POOL_MODE : vf->mode);
-	if (vf->kind == VF_DIR) { /* pool/: one link per machine */
+	base_attr(fs, st, ino, ino == INO_POOL && fs->opts.allow_other ? SHARED_POOL_MODE : vf->mode);
+	if (ino == INO_POOL) { /* one link per machine (of every pool/: an upper bound) */
 		vp_mutex_lock(&fs->lock);
 		st->st_nlink = 2 + fs->nlive;
 		vp_mutex_unlock(&fs->lock);
-	} else {
-		st->st_size = (off_t)vf_size(vf, fs, NULL);
+	} else if (vf->kind != VF_DIR) {
+		st->st_size = (off_t)vf_size(vf, fs, NULL, NULL);
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	return 0;
+}
+
+/* images/IMG/ and its files; -ESTALE once the image is removed. */
+static int img_attr(struct vpfs *fs, fuse_ino_t ino, struct stat *st)
+{
+	struct image *img = images_by_id(fs->images, (uint32_t)ino_img_id(ino));
+	if (!img)
+		return -ESTALE;
+	int r = 0;
+	if (ino_file(ino) == IF_DIR) {
+		base_attr(fs, st, ino, DIR_MODE);
+		st->st_nlink = 3; /* ., .., pool/ */
+	} else {
+		const struct vfile *vf = vf_at(&vf_img_dir, ino_file(ino));
+		if (!vf) {
+			r = -ENOENT;
+		} else if (vf->kind == VF_DIR) {
+			base_attr(fs, st, ino, fs->opts.allow_other ? SHARED_POOL_MODE : DIR_MODE);
+		} else {
+			base_attr(fs, st, ino, vf->mode);
+			st->st_size = (off_t)vf_size(vf, fs, NULL, img);
+			st->st_blocks = (st->st_size + 511) / 512;
+		}
+	}
+	image_put(img);
+	return r;
 }
 
 /* Any inode of ours; `any`: also a file of a released session that open
@@ -115,6 +142,8 @@ static int get_attr(struct vpfs *fs, fuse_ino_t ino, bool any, struct stat *st)
 	uint64_t serial = ino_serial(ino);
 	if (serial == 0)
 		return mnt_attr(fs, ino, st);
+	if (ino_img_id(ino))
+		return img_attr(fs, ino, st);
 	const struct vfile *vf = NULL;
 	if (ino_file(ino) != SF_DIR && !(vf = vf_of_ino(ino)))
 		return -ENOENT;
@@ -222,58 +251,110 @@ static void lookup_in_session(struct vpfs *fs, fuse_req_t req, uint64_t serial, 
 	session_unref(s);
 }
 
-void ct_lookup(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
+/* A machine's directory in the pool/ directory `dir`. */
+static void lookup_machine(struct vpfs *fs, fuse_req_t req, fuse_ino_t dir, const char *name)
 {
 	struct stat st;
+	if (strlen(name) > NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	struct session *s = session_by_name(fs, dir, name);
+	if (!s) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int r = ct_may_use(fs, fuse_req_ctx(req), s->serial);
+	if (r == 0)
+		session_attr(s, NULL, &st);
+	session_unref(s);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_machine_entry(fs, req, &st);
+}
+
+static void reply_attr_entry(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	int r = get_attr(fs, ino, false, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &st);
+}
+
+void ct_lookup(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	uint64_t img_id = ino_img_id(parent);
 	if (parent == INO_ROOT) {
 		const struct vfile *vf = vf_lookup(&vf_mnt_dir, name);
-		if (!vf) {
+		if (!vf)
 			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		mnt_attr(fs, ino_make(0, vf->file), &st);
-		reply_entry(req, &st);
-	} else if (parent == INO_POOL) {
-		if (strlen(name) > NAME_MAX) {
-			fuse_reply_err(req, ENAMETOOLONG);
-			return;
-		}
-		struct session *s = session_by_name(fs, name);
-		if (!s) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		int r = ct_may_use(fs, fuse_req_ctx(req), s->serial);
-		if (r == 0)
-			session_attr(s, NULL, &st);
-		session_unref(s);
-		if (r < 0)
-			fuse_reply_err(req, -r);
 		else
-			reply_machine_entry(fs, req, &st);
-	} else if (ino_serial(parent) != 0 && ino_file(parent) == SF_DIR) {
+			reply_attr_entry(fs, req, ino_make(0, vf->file));
+	} else if (parent == INO_POOL || (img_id && ino_file(parent) == IF_POOL)) {
+		lookup_machine(fs, req, parent, name);
+	} else if (parent == INO_IMAGES) {
+		struct image *img = images_get(fs->images, name);
+		if (!img) {
+			fuse_reply_err(req, strlen(name) > NAME_MAX ? ENAMETOOLONG : ENOENT);
+			return;
+		}
+		fuse_ino_t ino = ino_img(image_id(img), IF_DIR);
+		image_put(img);
+		reply_attr_entry(fs, req, ino);
+	} else if (img_id && ino_file(parent) == IF_DIR) {
+		const struct vfile *vf = vf_lookup(&vf_img_dir, name);
+		if (!vf)
+			fuse_reply_err(req, ENOENT);
+		else
+			reply_attr_entry(fs, req, ino_img(img_id, vf->file));
+	} else if (ino_session(parent) != 0 && ino_file(parent) == SF_DIR) {
 		lookup_in_session(fs, req, ino_serial(parent), name);
 	} else {
 		fuse_reply_err(req, ENOTDIR);
 	}
 }
 
+/* The image whose pool/ directory `dir` is (a reference); NULL when dir
+ * is none (*err: EPERM) or the image is gone (ESTALE). */
+static struct image *pool_dir_image(struct vpfs *fs, fuse_ino_t dir, int *err)
+{
+	struct image *img = NULL;
+	*err = EPERM;
+	if (dir == INO_POOL) {
+		img = images_default(fs->images);
+		image_ref(img);
+	} else if (ino_img_id(dir) && ino_file(dir) == IF_POOL) {
+		*err = ESTALE;
+		img = images_by_id(fs->images, (uint32_t)ino_img_id(dir));
+	}
+	return img;
+}
+
 void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	if (parent != INO_POOL) {
-		fuse_reply_err(req, EPERM); /* only pool/NAME can be made */
+	int e;
+	struct image *img = pool_dir_image(fs, parent, &e);
+	if (!img) {
+		fuse_reply_err(req, e); /* only a pool/'s NAME can be made */
 		return;
 	}
 	struct session *s;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	int r = session_create(fs, name, &s);
+	int r = session_create(fs, img, parent, name, &s);
+	const char *iname = parent == INO_POOL ? "" : image_name(img);
+	image_put(img);
 	if (r < 0) {
 		if (r == -EAGAIN)
 			fprintf(stderr,
-				"vmpoolfs: mkdir pool/%s: no machine can be made now (max_machines=%u)\n",
-				name, fs->opts.pool.max_machines);
+				"vmpoolfs: mkdir %s%spool/%s: no machine can be made now (max_machines=%u)\n",
+				iname[0] ? "images/" : "", iname[0] ? iname : "", name,
+				fs->opts.pool.max_machines);
 		else if (r != -EEXIST)
-			fprintf(stderr, "vmpoolfs: mkdir pool/%s: %s\n", name, strerror(-r));
+			fprintf(stderr, "vmpoolfs: mkdir %s%s%spool/%s: %s\n", iname[0] ? "images/" : "",
+				iname, iname[0] ? "/" : "", name, strerror(-r));
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -289,7 +370,12 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 
 void ct_rmdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	if (parent != INO_POOL) {
+	if (parent == INO_IMAGES) { /* an image: refused while in use */
+		int r = images_remove(fs->images, name);
+		fuse_reply_err(req, r < 0 ? -r : 0);
+		return;
+	}
+	if (parent != INO_POOL && !(ino_img_id(parent) && ino_file(parent) == IF_POOL)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -297,7 +383,7 @@ void ct_rmdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 	 * Another user's rmdir is refused at its LOOKUP already; this holds
 	 * the rule where the removal is decided, whatever the kernel cached. */
 	struct session *s;
-	if (fs->opts.allow_other && (s = session_by_name(fs, name))) {
+	if (fs->opts.allow_other && (s = session_by_name(fs, parent, name))) {
 		vp_mutex_lock(&s->lock);
 		uid_t owner = s->uid;
 		vp_mutex_unlock(&s->lock);
@@ -307,7 +393,7 @@ void ct_rmdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 			return;
 		}
 	}
-	int r = session_remove(fs, name);
+	int r = session_remove(fs, parent, name);
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
 
@@ -372,6 +458,33 @@ static int snap_rows(struct dirsnap *d, const struct vf_dir *dir, uint64_t seria
 	return r;
 }
 
+static int snap_image(void *ctx, const char *name, uint32_t id)
+{
+	return snap_add(ctx, name, ino_img(id, IF_DIR), S_IFDIR);
+}
+
+/* images/IMG/ (file IF_DIR) or its pool/. */
+static int snap_img_dir(struct vpfs *fs, fuse_ino_t ino, struct dirsnap *d)
+{
+	uint64_t id = ino_img_id(ino);
+	struct image *img = images_by_id(fs->images, (uint32_t)id);
+	if (!img)
+		return -ESTALE;
+	image_put(img);
+	int r;
+	if (ino_file(ino) == IF_DIR) {
+		r = snap_add(d, "..", INO_IMAGES, S_IFDIR);
+		for (size_t i = 0; i < vf_img_dir.n && !r; i++)
+			r = snap_add(d, vf_img_dir.rows[i].name, ino_img(id, vf_img_dir.rows[i].file),
+				     vf_img_dir.rows[i].mode);
+		return r;
+	}
+	if (ino_file(ino) != IF_POOL)
+		return -ENOTDIR;
+	r = snap_add(d, "..", ino_img(id, IF_DIR), S_IFDIR);
+	return r ? r : session_each_named(fs, ino, snap_session, d);
+}
+
 static int snap_dir(struct vpfs *fs, fuse_ino_t ino, struct dirsnap *d)
 {
 	int r = snap_add(d, ".", ino, S_IFDIR);
@@ -383,14 +496,20 @@ static int snap_dir(struct vpfs *fs, fuse_ino_t ino, struct dirsnap *d)
 	}
 	if (ino == INO_POOL) {
 		r = snap_add(d, "..", INO_ROOT, S_IFDIR);
-		return r ? r : session_each_named(fs, snap_session, d);
+		return r ? r : session_each_named(fs, INO_POOL, snap_session, d);
 	}
+	if (ino == INO_IMAGES) {
+		r = snap_add(d, "..", INO_ROOT, S_IFDIR);
+		return r ? r : images_each(fs->images, snap_image, d);
+	}
+	if (ino_img_id(ino))
+		return snap_img_dir(fs, ino, d);
 	if (ino_serial(ino) == 0 || ino_file(ino) != SF_DIR)
 		return -ENOTDIR;
 	struct session *s = session_by_serial(fs, ino_serial(ino));
 	if (!s)
 		return -ESTALE;
-	r = snap_add(d, "..", INO_POOL, S_IFDIR);
+	r = snap_add(d, "..", s->dir, S_IFDIR);
 	if (!r)
 		r = snap_rows(d, &vf_ses_dir, s->serial);
 	session_unref(s);

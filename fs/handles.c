@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "images.h"
 #include "notify.h"
 #include "waiters.h"
 
@@ -45,6 +46,7 @@ static struct vfh *vfh_new(struct vpfs *fs, struct session *s, const struct vfil
 static void vfh_free(struct vpfs *fs, struct vfh *fh)
 {
 	struct session *s = fh->s;
+	struct image *img = fh->img;
 	struct vp_mutex *lock;
 	(void)fh_list(fs, s, &lock);
 	vp_mutex_lock(lock);
@@ -59,6 +61,7 @@ static void vfh_free(struct vpfs *fs, struct vfh *fh)
 	free(fh);
 	if (s)
 		session_unref(s);
+	image_put(img);
 }
 
 int vfh_append(struct vfh *fh, const char *p, size_t n)
@@ -85,7 +88,7 @@ static int take_text(struct vpfs *fs, struct vfh *fh)
 		return 0;
 	char *txt = NULL;
 	size_t len = 0;
-	int r = fh->vf->read(fs, fh->s, &txt, &len);
+	int r = fh->vf->read(fs, fh->s, fh->img, &txt, &len);
 	if (r < 0)
 		return r;
 	free(fh->buf);
@@ -114,8 +117,10 @@ void vfh_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_
 		return;
 	}
 	struct session *s = NULL;
-	uint64_t serial = ino_serial(ino);
-	if (serial != 0 && !(s = session_by_serial(fs, serial))) {
+	struct image *img = NULL;
+	uint64_t serial = ino_session(ino), img_id = ino_img_id(ino);
+	if ((serial != 0 && !(s = session_by_serial(fs, serial))) ||
+	    (img_id != 0 && !(img = images_by_id(fs->images, (uint32_t)img_id)))) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
@@ -128,6 +133,10 @@ void vfh_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_
 		err = -ENOMEM;
 	if (s)
 		session_unref(s); /* the handle has its own */
+	if (fh)
+		fh->img = img; /* the handle takes our reference */
+	else
+		image_put(img);
 	if (err) {
 		fuse_reply_err(req, -err);
 		return;

@@ -19,7 +19,8 @@
 struct vfh {
 	/* Constant after open. */
 	const struct vfile *vf;
-	struct session *s;   /* NULL for the mount's files */
+	struct session *s;   /* NULL for the mount's files and images/IMG/'s */
+	struct image *img;   /* images/IMG/'s files: a reference; else NULL */
 	bool reader, writer; /* the access it was opened for */
 	bool self;	     /* stat opened for writing by the notify thread */
 	pid_t opener;	     /* thread that opened it: its close starts cmd */

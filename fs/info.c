@@ -71,6 +71,7 @@ int info_format_config(struct vpfs *fs, char **out, size_t *len)
 	fprintf(f, "mem=%llu\n", (unsigned long long)o->mc.mem_bytes);
 	fprintf(f, "disk=%llu\n", (unsigned long long)o->mc.disk_bytes);
 	fprintf(f, "image=%s\n", o->image);
+	fprintf(f, "images=%s\n", o->images_dir ? o->images_dir : "");
 	fprintf(f, "spill=%zu\n", o->spill_threshold);
 	fprintf(f, "output_max=%llu\n", (unsigned long long)o->output_max);
 	fprintf(f, "cpus=%u.%03u\n", o->mc.cpu_milli / 1000u, o->mc.cpu_milli % 1000u);

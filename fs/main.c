@@ -2,8 +2,8 @@
  * tree.c. Order matters on the way down: the loop ends, every machine is
  * released and every parked request answered while the device is still
  * open, the mount goes (which also fails any self-operation of the notify
- * thread that nobody serves any more), then the notify thread, the pool
- * (which destroys the machines) and the backend. */
+ * thread that nobody serves any more), then the notify thread, the pools
+ * (which destroy the machines) and the backends (images.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "handles.h"
+#include "images.h"
 #include "loop.h"
 #include "mountcheck.h"
 #include "notify.h"
@@ -129,23 +130,26 @@ int main(int argc, char **argv)
 		}
 	}
 	char why[512];
-	r = machine_backend_open_why(&fs.opts.mc, &fs.backend, why, sizeof why);
+	const struct images_cfg icfg = {
+		.dir = fs.opts.images_dir,
+		.default_image = fs.opts.image,
+		.mc = &fs.opts.mc,
+		.pool = &fs.opts.pool,
+	};
+	r = images_open(&icfg, &fs.images, why, sizeof why);
 	if (r < 0) {
-		fprintf(stderr, "vmpoolfs: cannot open a machine backend (image %s): %s%s%s\n", fs.opts.image,
+		fprintf(stderr, "vmpoolfs: cannot open the default image %s: %s%s%s\n", fs.opts.image,
 			strerror(-r), why[0] ? ": " : "", why);
 		goto out_session;
 	}
+	fs.backend = image_backend(images_default(fs.images));
+	fs.pool = image_pool(images_default(fs.images));
 	fprintf(stderr, "vmpoolfs: backend %s: %s\n", machine_backend_name(fs.backend),
 		machine_backend_reason(fs.backend));
-	r = pool_new(&fs.opts.pool, &machine_pool_ops, fs.backend, &fs.pool);
-	if (r < 0) {
-		fprintf(stderr, "vmpoolfs: cannot start the pool: %s\n", strerror(-r));
-		goto out_backend;
-	}
 	r = notifier_start(&fs, &fs.notify);
 	if (r < 0) {
 		fprintf(stderr, "vmpoolfs: cannot start the notify thread: %s\n", strerror(-r));
-		goto out_pool;
+		goto out_images;
 	}
 	r = session_watch_start(&fs);
 	if (r < 0) {
@@ -175,15 +179,13 @@ out_notify:
 	notifier_stop(fs.notify);
 	session_release_all(&fs); /* nothing left after a normal run */
 	vfh_drop_all(&fs);
-out_pool:
-	pool_free(fs.pool);
+out_images:
+	images_close(fs.images); /* every pool, then every backend */
 	notifier_free(fs.notify);
 	vp_mutex_lock(&fs.lock);
 	if (fs.sessions.count)
 		fprintf(stderr, "vmpoolfs: sessions still referenced at exit\n");
 	vp_mutex_unlock(&fs.lock);
-out_backend:
-	machine_backend_close(fs.backend);
 out_session:
 	fuse_session_destroy(fs.se);
 out_args:

@@ -15,12 +15,18 @@
 #define VMPOOL_DEFAULT_IMAGE "/usr/share/vmpoolfs/image"
 #endif
 
+/* The state directory's images (docs/usage.md, the images directory). */
+#ifndef VMPOOL_IMAGES_DIR
+#define VMPOOL_IMAGES_DIR "/var/lib/vmpoolfs/images"
+#endif
+
 #define DEFAULT_SPILL (4u << 20)
 #define DEFAULT_THREADS 64
 #define DEFAULT_PING_MS 5000
 
 struct raw {
-	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *spill, *threads;
+	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *images, *spill,
+		*threads;
 	char *output_max, *cpus, *pids, *nofile, *ping, *machine_calls;
 	int help, version;
 	int allow_other;
@@ -42,6 +48,7 @@ static const struct fuse_opt spec[] = {
 	OPT("mem=%s", mem),
 	OPT("disk=%s", disk),
 	OPT("image=%s", image),
+	OPT("images=%s", images),
 	OPT("spill=%s", spill),
 	OPT("threads=%s", threads),
 	OPT("output_max=%s", output_max),
@@ -82,7 +89,8 @@ static void usage(const char *prog)
 	       "    -o timeout=SEC         default command timeout (0 = none)\n"
 	       "    -o mem=SIZE            memory per machine, e.g. 512M (2G)\n"
 	       "    -o disk=SIZE           writable layer per machine (1G)\n"
-	       "    -o image=DIR           guest image (%s)\n"
+	       "    -o image=NAME|DIR      default image: a NAME in images=, or a directory (%s)\n"
+	       "    -o images=DIR          images directory, each one MNT/images/NAME (%s)\n"
 	       "    -o spill=SIZE          output kept in memory per stream before spilling to disk (4M)\n"
 	       "    -o threads=N           maximum FUSE worker threads (%d)\n"
 	       "    -o output_max=SIZE     stdout+stderr kept per machine and command, at most disk= "
@@ -95,7 +103,7 @@ static void usage(const char *prog)
 	       "    -o machine_calls=N     FUSE workers one machine's guest calls may hold (threads/4)\n"
 	       "    -o allow_other         other host users may use the mount; each machine is its\n"
 	       "                           maker's (mode 0700), pool/ is like /tmp (docs/usage.md)\n\n",
-	       prog, VMPOOL_DEFAULT_IMAGE, DEFAULT_THREADS);
+	       prog, VMPOOL_DEFAULT_IMAGE, VMPOOL_IMAGES_DIR, DEFAULT_THREADS);
 }
 
 int opts_parse_size(const char *s, uint64_t *out)
@@ -162,7 +170,8 @@ static int bad(const char *key, const char *val, const char *why)
 static void free_raw(struct raw *r)
 {
 	free(r->min), free(r->max), free(r->idle), free(r->max_machines), free(r->backend);
-	free(r->timeout), free(r->mem), free(r->disk), free(r->image), free(r->spill), free(r->threads);
+	free(r->timeout), free(r->mem), free(r->disk), free(r->image), free(r->images), free(r->spill),
+		free(r->threads);
 	free(r->ping), free(r->machine_calls);
 	free(r->output_max), free(r->cpus), free(r->pids), free(r->nofile);
 }
@@ -263,6 +272,12 @@ static int apply(struct raw *r, struct vpfs_opts *o)
 		o->image = r->image;
 		r->image = NULL;
 	}
+	if (r->images) {
+		if (!*r->images)
+			return bad("images", r->images, "a directory");
+		o->images_dir = r->images;
+		r->images = NULL;
+	}
 	/* The output budget is part of the machine's disk budget: what a
 	 * command prints may not cost the host more than the files it writes. */
 	if (!o->output_max)
@@ -326,6 +341,8 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 		fprintf(stderr, "vmpoolfs: no mountpoint given (see --help)\n");
 		err = -EINVAL;
 	}
+	if (err == 0 && !o->images_dir && !(o->images_dir = strdup(VMPOOL_IMAGES_DIR)))
+		err = -ENOMEM;
 	if (err == 0 && !o->image) {
 		const char *env = getenv("VMPOOL_IMAGE");
 		o->image = strdup(env && *env ? env : VMPOOL_DEFAULT_IMAGE);
@@ -354,4 +371,6 @@ void opts_free(struct vpfs_opts *o)
 {
 	free(o->image);
 	o->image = NULL;
+	free(o->images_dir);
+	o->images_dir = NULL;
 }

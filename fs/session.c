@@ -13,6 +13,7 @@
 
 #include "ctlfiles.h"
 #include "fs/root_proxy.h"
+#include "images.h"
 #include "ino.h"
 #include "lib/clock.h"
 #include "notify.h"
@@ -41,6 +42,7 @@ static void session_destroy(struct session *s)
 	settings_free(&s->settings);
 	free(s->cmd);
 	free(s->name);
+	image_put(s->img);
 	vp_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -77,11 +79,11 @@ static int call_timeout_ms(const struct vpfs *fs)
 /* ---- name table ------------------------------------------------------ */
 
 /* Under fs->lock. */
-static struct session *find_live(struct vpfs *fs, const char *name) REQUIRES(&fs->lock)
+static struct session *find_live(struct vpfs *fs, fuse_ino_t dir, const char *name) REQUIRES(&fs->lock)
 {
 	list_for_each (&fs->live, it) {
 		struct session *s = container_of(it, struct session, live_link);
-		if (strcmp(s->name, name) == 0)
+		if (s->dir == dir && strcmp(s->name, name) == 0)
 			return s;
 	}
 	return NULL;
@@ -96,10 +98,10 @@ static void unlink_live(struct vpfs *fs, struct session *s) REQUIRES(&fs->lock)
 	}
 }
 
-struct session *session_by_name(struct vpfs *fs, const char *name)
+struct session *session_by_name(struct vpfs *fs, fuse_ino_t dir, const char *name)
 {
 	vp_mutex_lock(&fs->lock);
-	struct session *s = find_live(fs, name);
+	struct session *s = find_live(fs, dir, name);
 	if (s && s->ready)
 		session_ref(s);
 	else
@@ -133,20 +135,21 @@ struct session *session_by_serial_any(struct vpfs *fs, uint64_t serial)
 	return by_serial(fs, serial, true);
 }
 
-int session_each_named(struct vpfs *fs, int (*fn)(void *ctx, const struct session *s), void *ctx)
+int session_each_named(struct vpfs *fs, fuse_ino_t dir, int (*fn)(void *ctx, const struct session *s),
+		       void *ctx)
 {
 	int r = 0;
 	vp_mutex_lock(&fs->lock);
 	list_for_each (&fs->live, it) {
 		const struct session *s = container_of(it, struct session, live_link);
-		if (s->ready && (r = fn(ctx, s)) != 0)
+		if (s->ready && s->dir == dir && (r = fn(ctx, s)) != 0)
 			break;
 	}
 	vp_mutex_unlock(&fs->lock);
 	return r;
 }
 
-int session_create(struct vpfs *fs, const char *name, struct session **out)
+int session_create(struct vpfs *fs, struct image *img, fuse_ino_t dir, const char *name, struct session **out)
 {
 	/* FUSE passes names up to 1024 bytes; a directory name is NAME_MAX. */
 	if (strlen(name) > NAME_MAX)
@@ -159,6 +162,7 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 		return -ENOMEM;
 	}
 	s->fs = fs;
+	s->dir = dir;
 	s->refs = 1; /* the name table */
 	list_init(&s->live_link);
 	list_init(&s->waiters);
@@ -178,9 +182,9 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 	int err = 0;
 	if (fs->shutting_down)
 		err = -ESHUTDOWN;
-	else if (find_live(fs, name))
+	else if (find_live(fs, dir, name))
 		err = -EEXIST;
-	else if (fs->next_serial > INO_SERIAL_MAX)
+	else if (fs->next_serial > INO_SESSION_MAX)
 		err = -ENOSPC;
 	if (err) {
 		vp_mutex_unlock(&fs->lock);
@@ -199,12 +203,19 @@ int session_create(struct vpfs *fs, const char *name, struct session **out)
 
 	void *m = NULL;
 	struct root_proxy *rp = NULL;
-	err = pool_acquire(fs->pool, &m);
+	image_ref(img);
+	s->img = img;
+	/* Counted in the image from here (rmdir of it: EBUSY) until the
+	 * machine is back in its pool. */
+	err = image_machine_get(img, &s->pool);
+	if (err == 0 && (err = pool_acquire(s->pool, &m)) < 0)
+		image_machine_put(img);
 	if (err == 0) {
 		vp_client_set_timeout(machine_client(m), call_timeout_ms(fs));
 		err = rp_new(machine_client(m), ino_rp_base(s->serial), &rp);
 		if (err < 0) {
-			pool_release(fs->pool, m);
+			pool_release(s->pool, m);
+			image_machine_put(img);
 			m = NULL;
 		}
 	}
@@ -273,7 +284,8 @@ void session_machine_put(struct session *s)
 		/* The proxy forgets through the client, so it goes first; the pool
 		 * resets (or, if dead, evicts and replaces) in the background. */
 		rp_free(rp);
-		pool_release(s->fs->pool, m);
+		pool_release(s->pool, m);
+		image_machine_put(s->img);
 	}
 }
 
@@ -299,10 +311,10 @@ static void release_session(struct session *s)
 	session_machine_put(s);
 }
 
-int session_remove(struct vpfs *fs, const char *name)
+int session_remove(struct vpfs *fs, fuse_ino_t dir, const char *name)
 {
 	vp_mutex_lock(&fs->lock);
-	struct session *s = find_live(fs, name);
+	struct session *s = find_live(fs, dir, name);
 	if (!s || !s->ready) {
 		vp_mutex_unlock(&fs->lock);
 		return -ENOENT;
@@ -465,7 +477,7 @@ int session_can_start(struct session *s)
 	vp_mutex_lock(&s->lock);
 	if (s->released || !s->m)
 		r = -ESTALE;
-	else if (s->state == ST_RUNNING || s->settling)
+	else if (s->state == ST_RUNNING || s->settling || s->snapshotting)
 		r = -EBUSY;
 	else if (s->dead)
 		r = -EIO;
@@ -561,7 +573,7 @@ static int start_command(struct session *s, const char *text, size_t len)
 	vp_mutex_lock(&s->lock);
 	if (s->released || !s->m)
 		r = -ESTALE;
-	else if (s->state == ST_RUNNING || s->settling)
+	else if (s->state == ST_RUNNING || s->settling || s->snapshotting)
 		r = -EBUSY; /* lost a race with another writer */
 	else if (s->dead)
 		r = -EIO;
@@ -811,12 +823,15 @@ static void watch_one(struct session *s, uint64_t now)
 	bool running = s->state == ST_RUNNING && s->exec_id_valid;
 	uint64_t ran = now - s->started_mono_ms;
 	uint32_t tmo = s->run_timeout_ms;
+	/* A snapshot freezes the machine for its copy (a large layer can
+	 * take longer than the ping bound): not a hung agent. */
+	bool frozen = s->snapshotting;
 	vp_mutex_unlock(&s->lock);
 	char why[160] = "";
 	uint32_t grace = o->ping_ms ? o->ping_ms : TIMEOUT_GRACE_MS;
 	if (dead || !c) {
 		/* nothing to watch */
-	} else if (o->ping_ms && vp_client_probe(c, (int)o->ping_ms) == -ETIMEDOUT) {
+	} else if (o->ping_ms && !frozen && vp_client_probe(c, (int)o->ping_ms) == -ETIMEDOUT) {
 		snprintf(why, sizeof why, "agent did not answer for %.3g s", o->ping_ms / 1000.0);
 	} else if (running && tmo && ran >= (uint64_t)tmo + grace) {
 		snprintf(why, sizeof why, "command timeout (%.3g s) not enforced by the agent within %.3g s",

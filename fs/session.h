@@ -33,7 +33,10 @@ struct session {
 	struct vpfs *fs;
 	char *name;
 	uint64_t serial;
-	int refs; /* atomic */
+	struct image *img; /* the image it came from (a reference) */
+	struct pool *pool; /* img's */
+	fuse_ino_t dir;	   /* the pool/ directory it is named in: MNT/pool or images/IMG/pool */
+	int refs;	   /* atomic */
 
 	/* Under fs->lock. */
 	struct list_node live_link;   /* in fs->live while named */
@@ -60,10 +63,11 @@ struct session {
 	bool cut GUARDED_BY(lock);		  /* rmdir came while the command ran: its
 	                            * output ends with EIO, not EOF (waiters.c) */
 	enum cmd_state state GUARDED_BY(lock);
-	uint64_t gen GUARDED_BY(lock);	/* commands started */
-	int pending GUARDED_BY(lock);	/* cmd handles holding text that is about to run */
-	bool settling GUARDED_BY(lock); /* ended, root/ caches not dropped yet: still "running" */
-	char *cmd GUARDED_BY(lock);	/* last command text (as written) */
+	uint64_t gen GUARDED_BY(lock);	    /* commands started */
+	int pending GUARDED_BY(lock);	    /* cmd handles holding text that is about to run */
+	bool settling GUARDED_BY(lock);	    /* ended, root/ caches not dropped yet: still "running" */
+	bool snapshotting GUARDED_BY(lock); /* ctl snapshot copying: no command may start */
+	char *cmd GUARDED_BY(lock);	    /* last command text (as written) */
 	size_t cmd_len GUARDED_BY(lock);
 	uint32_t exec_id GUARDED_BY(lock), pid GUARDED_BY(lock);
 	bool exec_id_valid GUARDED_BY(lock);
@@ -93,20 +97,28 @@ struct session {
 void session_ref(struct session *s);
 void session_unref(struct session *s);
 
-/* mkdir: reserve NAME (-EEXIST), acquire a machine, start its proxy. */
-int session_create(struct vpfs *fs, const char *name, struct session **out);
+/* mkdir DIR/NAME (dir: the pool/ directory's inode, img its image):
+ * reserve NAME in dir (-EEXIST), acquire a machine from img's pool
+ * (opened on first use), start its proxy. */
+int session_create(struct vpfs *fs, struct image *img, fuse_ino_t dir, const char *name, struct session **out);
 /* rmdir: unname, kill the running command, give the machine back once no
  * operation uses it. -ENOENT for an unknown name. */
-int session_remove(struct vpfs *fs, const char *name);
+int session_remove(struct vpfs *fs, fuse_ino_t dir, const char *name);
 /* Lookups; the result carries a reference. */
-struct session *session_by_name(struct vpfs *fs, const char *name);
+struct session *session_by_name(struct vpfs *fs, fuse_ino_t dir, const char *name);
 struct session *session_by_serial(struct vpfs *fs, uint64_t serial);
 /* Also a released session that open handles still keep (getattr of an
  * open file after rmdir, like an unlinked file). */
 struct session *session_by_serial_any(struct vpfs *fs, uint64_t serial);
-/* Calls fn on every named, acquired session under fs->lock (readdir of
- * pool/); stops at the first non-zero result and returns it. */
-int session_each_named(struct vpfs *fs, int (*fn)(void *ctx, const struct session *s), void *ctx);
+/* Calls fn on every named, acquired session of directory dir under
+ * fs->lock (readdir of a pool/); stops at the first non-zero result and
+ * returns it. */
+int session_each_named(struct vpfs *fs, fuse_ino_t dir, int (*fn)(void *ctx, const struct session *s),
+		       void *ctx);
+/* ctl `snapshot NAME`: the machine's state as a new image (images.h).
+ * -EBUSY while a command runs (or is about to); the reason also goes to
+ * the machine's log. */
+int session_snapshot(struct session *s, const char *name);
 
 /* Machine use around a client/proxy call: -ESTALE once released. */
 int session_machine_get(struct session *s);

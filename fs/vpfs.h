@@ -20,7 +20,8 @@ struct vpfs_opts {
 	struct pool_config pool;
 	struct machine_config mc; /* mc.image_dir points at image */
 	uint32_t timeout_ms;	  /* default command timeout, 0 = none */
-	char *image;		  /* owned */
+	char *image;		  /* owned: the default image, a NAME in images_dir or a path */
+	char *images_dir;	  /* owned: IMAGES (-o images=) */
 	size_t spill_threshold;	  /* output bytes kept in memory per stream */
 	uint64_t output_max;	  /* output kept per machine and command, both streams (memory + disk) */
 	unsigned max_threads;	  /* FUSE worker threads */
@@ -38,9 +39,10 @@ struct session_watch;
 struct vpfs {
 	/* Set before the loop starts, constant while it runs. */
 	struct vpfs_opts opts;
-	char *mnt; /* absolute mount path, for self-operations */
-	struct machine_backend *backend;
-	struct pool *pool;
+	char *mnt;			 /* absolute mount path, for self-operations */
+	struct images *images;		 /* every image, each with its backend and pool (images.h) */
+	struct machine_backend *backend; /* the default image's */
+	struct pool *pool;		 /* the default image's */
 	struct fuse_session *se;
 	struct notifier *notify;
 	struct session_watch *watch; /* health pings, host-side timeouts (session.h) */

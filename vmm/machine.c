@@ -184,6 +184,11 @@ const char *machine_log_path(struct machine *m)
 	return m->ops->log_path(m->impl);
 }
 
+int machine_snapshot(struct machine *m, const char *dir)
+{
+	return m->ops->snapshot ? m->ops->snapshot(m->impl, dir) : -EOPNOTSUPP;
+}
+
 void machine_get_info(struct machine *m, struct machine_info *out)
 {
 	m->ops->get_info(m->impl, out);

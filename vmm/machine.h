@@ -20,7 +20,9 @@ enum machine_kind { MACHINE_AUTO = 0, MACHINE_NS, MACHINE_KVM };
 
 struct machine_config {
 	enum machine_kind kind;
-	const char *image_dir;	   /* built image: rootfs/ (tree), vmlinuz, initramfs.cpio.gz */
+	/* built image: rootfs/ (tree), vmlinuz, initramfs.cpio.gz; or a
+	 * snapshot image: `parent` (a NAME beside it, or a path) and layer/ */
+	const char *image_dir;
 	uint64_t mem_bytes;	   /* memory limit per machine (cgroup / guest RAM) */
 	uint64_t disk_bytes;	   /* size of the writable layer (tmpfs upper) */
 	uint32_t pids_max;	   /* cgroup pids limit */
@@ -75,6 +77,14 @@ struct vp_client *machine_client(struct machine *m); /* valid until reset/destro
  * kvm: the serial console (guest kernel log); ns: the agent's stderr.
  * Valid until destroy. */
 const char *machine_log_path(struct machine *m);
+
+/* The machine's state now, written as the own part of a new image into
+ * `dir` (an empty directory that becomes IMAGES/NAME): ns: `layer/`, the
+ * machine's writable layer, copied while its cgroup is frozen, which
+ * machines of the new image stack over their parent's layers. From the
+ * thread holding the machine, with no command running. -EOPNOTSUPP where
+ * the backend has none (kvm). */
+int machine_snapshot(struct machine *m, const char *dir);
 
 struct machine_info {
 	uint32_t id;	    /* unique per backend, for logs */

@@ -7,7 +7,7 @@
  * apply unchanged.
  *
  * `backend` is what open made, `machine` what create made: each backend's
- * own structs, opaque here. Every member is set but `kill`. */
+ * own structs, opaque here. Every member is set but `kill` and `snapshot`. */
 #ifndef VMPOOL_MACHINE_OPS_H
 #define VMPOOL_MACHINE_OPS_H
 
@@ -39,6 +39,9 @@ struct machine_ops {
 	struct vp_client *(*client)(void *machine);
 	const char *(*log_path)(void *machine);
 	void (*get_info)(void *machine, struct machine_info *out);
+	/* machine_snapshot: the machine's state now, as the own part of a new
+	 * image, into `dir` (an empty directory). NULL: -EOPNOTSUPP. */
+	int (*snapshot)(void *machine, const char *dir);
 };
 
 #endif

@@ -14,6 +14,7 @@
 #include "fs/ctlparse.h"
 #include "proto/proto.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -88,6 +89,14 @@ static void check_line(struct exec_settings *s, const char *line, size_t len)
 	case CTL_TIMEOUT:
 		check_seconds(c.timeout_ms);
 		FUZZ_CHECK(settings_apply(s, &c) == 0 && s->timeout_ms == c.timeout_ms);
+		return;
+	case CTL_SNAPSHOT:
+		/* an image NAME: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, no settings change */
+		FUZZ_CHECK(c.arg >= line && c.arg + c.arglen <= line + len);
+		FUZZ_CHECK(c.arglen >= 1 && c.arglen <= 64 && isalnum((unsigned char)c.arg[0]));
+		for (size_t i = 0; i < c.arglen; i++)
+			FUZZ_CHECK(isalnum((unsigned char)c.arg[i]) || strchr("._-", c.arg[i]));
+		FUZZ_CHECK(settings_apply(s, &c) == -EINVAL);
 		return;
 	case CTL_ENV:
 	case CTL_CWD: break;

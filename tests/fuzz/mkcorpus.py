@@ -103,6 +103,8 @@ def main(out):
             "all": b"kill\nkill SIGINT\nkill 9\ntimeout 2.5\nenv A=b\nenv A=c\ncwd /tmp\n\n  \r\n",
             "bad": b"kill FOO\ntimeout 1.\ntimeout 99999999\nenv 1A=x\ncwd rel\nfrob\n",
             "env": b"".join(b"env K%d=%d\n" % (i, i) for i in range(40)),
+            "snapshot": b"snapshot deps-1.0_a\nsnapshot ../x\nsnapshot a/b\nsnapshot .hidden\nsnapshot\n"
+            + b"snapshot " + b"n" * 65 + b"\n",
         },
     }
     for target, files in seeds.items():

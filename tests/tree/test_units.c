@@ -185,6 +185,12 @@ static void test_ctl(void)
 	TAP_OK(parse("env A", &c) == -EINVAL);
 	TAP_OK(parse("cwd /tmp/x y", &c) == 0 && c.kind == CTL_CWD && c.arglen == 8);
 	TAP_OK(parse("cwd rel", &c) == -EINVAL);
+	TAP_OK(parse("snapshot deps-1.0_a", &c) == 0 && c.kind == CTL_SNAPSHOT && c.arglen == 10);
+	TAP_OK(parse("snapshot ../x", &c) == -EINVAL);
+	TAP_OK(parse("snapshot a/b", &c) == -EINVAL);
+	TAP_OK(parse("snapshot .x", &c) == -EINVAL);
+	TAP_OK(parse("snapshot", &c) == -EINVAL);
+	TAP_OK(parse("snapshot a b", &c) == -EINVAL);
 	TAP_OK(parse("  ", &c) == 0 && c.kind == CTL_NONE);
 	TAP_OK(parse("bogus", &c) == -EINVAL);
 	TAP_OK(parse("kill\r", &c) == 0 && c.kind == CTL_KILL);

@@ -3,6 +3,7 @@
  * (ns_cgroup.c) and a client on their channel. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,12 +64,19 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 	if (!b->cfg.ready_timeout_ms)
 		b->cfg.ready_timeout_ms = 10000;
 	atomic_init(&b->next_id, 1);
-	char *rootfs = NULL;
-	if (asprintf(&rootfs, "%s/rootfs", cfg->image_dir) < 0) {
+	/* A snapshot image stacks its layers over its parents' (ns_layers.c);
+	 * the ids are the base rootfs's, the last layer. */
+	char(*lowers)[PATH_MAX] = calloc(NS_MAX_LAYERS, PATH_MAX);
+	int nlowers = 0;
+	if (!lowers) {
 		free(b);
 		return -ENOMEM;
 	}
-	if ((err = ns_host_ids(rootfs, &b->ids)))
+	if ((err = ns_layers_resolve(cfg->image_dir, lowers, NS_MAX_LAYERS, &nlowers))) {
+		ns_host_complain("the image's layers (rootfs/, or layer/ and parent)", err);
+		goto fail;
+	}
+	if ((err = ns_host_ids(lowers[nlowers - 1], &b->ids)))
 		goto fail;
 	if ((err = ns_seccomp_build(&b->sc)))
 		goto fail;
@@ -91,13 +99,14 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 			strerror(-err));
 		b->logs = NULL;
 	}
-	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, cfg->nofile_max, &b->sc, &b->plan)))
+	if ((err = ns_plan_new((const char(*)[PATH_MAX])lowers, nlowers, b->scratch, cfg->disk_bytes,
+			       cfg->nofile_max, &b->sc, &b->plan)))
 		goto fail;
-	free(rootfs);
+	free(lowers);
 	*out = b;
 	return 0;
 fail:
-	free(rootfs);
+	free(lowers);
 	backend_close(b);
 	return err;
 }
@@ -142,6 +151,7 @@ static int machine_start(struct ns_machine *m)
 	snprintf(name, sizeof name, "m%u.%u", m->id, m->gen++);
 	m->sp.pidfd = -1;
 	m->sp.chan_fd = -1;
+	m->sp.upper_fd = -1;
 	const struct ns_cg_limits lim = {
 		.mem_bytes = b->cfg.mem_bytes,
 		.pids_max = b->cfg.pids_max,
@@ -293,6 +303,19 @@ static void machine_get_info_ns(void *machine, struct machine_info *out)
 		ns_cg_oom_kills(&m->cg, &out->oom_kills);
 }
 
+/* The writable layer, frozen while copied (ns_snapshot.c), as the new
+ * image's layer/; its `parent` and manifest are the caller's. */
+static int machine_snapshot_ns(void *machine, const char *dir)
+{
+	struct ns_machine *m = machine;
+	if (m->sp.upper_fd < 0 || !m->client)
+		return -ENOTCONN;
+	char dest[PATH_MAX];
+	if (snprintf(dest, sizeof dest, "%s/layer", dir) >= (int)sizeof dest)
+		return -ENAMETOOLONG;
+	return ns_snapshot_take(&m->cg, m->sp.upper_fd, dest);
+}
+
 static void backend_reason(const void *backend, char *buf, size_t cap)
 {
 	(void)backend; /* the choice says it all */
@@ -322,4 +345,5 @@ const struct machine_ops ns_machine_ops = {
 	.client = machine_client_ns,
 	.log_path = machine_log_path_ns,
 	.get_info = machine_get_info_ns,
+	.snapshot = machine_snapshot_ns,
 };

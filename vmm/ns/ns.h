@@ -9,6 +9,9 @@
  * ns_seccomp.c  the seccomp filter (hand-written BPF, one table of refusals)
  * ns_log.c      the agents' stderr, copied (capped) into per-machine log files
  * ns_host.c     what the backend needs from the host, checked at open
+ * ns_layers.c   an image's layers (snapshot chains) and the hand-over of a
+ *               machine's writable layer to the daemon
+ * ns_snapshot.c a machine's writable layer copied, frozen, into an image
  *
  * All functions return 0 or -errno. */
 #ifndef VMPOOL_NS_H
@@ -16,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -118,14 +122,19 @@ struct ns_plan;
 
 /* cmd_nofile: the commands' RLIMIT_NOFILE (0: the agent's); the agent
  * itself gets MACHINE_AGENT_NOFILE. */
-int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, uint32_t cmd_nofile,
-		const struct ns_seccomp *sc, struct ns_plan **out);
+/* lowers: the overlay's lower layers, topmost first (ns_layers_resolve). */
+int ns_plan_new(const char (*lowers)[PATH_MAX], int nlowers, const char *scratch, uint64_t disk_bytes,
+		uint32_t cmd_nofile, const struct ns_seccomp *sc, struct ns_plan **out);
 void ns_plan_free(struct ns_plan *p);
 
 struct ns_spawned {
 	pid_t pid;   /* the agent on the host */
 	int pidfd;   /* CLOEXEC */
 	int chan_fd; /* host end of the channel, CLOEXEC */
+	/* The machine's overlay upper dir (O_PATH, CLOEXEC): its tmpfs lives
+	 * only in the machine's mount namespace, detached from every tree, so
+	 * this is the daemon's one way to it (snapshots). */
+	int upper_fd;
 };
 struct ns_spawn_opts {
 	uint32_t uid_base, gid_base; /* host ids guest root maps to: "0 base 65536" */
@@ -137,9 +146,34 @@ struct ns_spawn_opts {
  * /init or failed. On failure nothing is left behind. */
 int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struct ns_cgroups *cgs,
 	     const struct ns_cg *cg, int stderr_fd, int timeout_ms, struct ns_spawned *out);
-/* SIGKILL and reap (the pid namespace dies with its PID 1); closes pidfd. */
+/* SIGKILL and reap (the pid namespace dies with its PID 1); closes pidfd
+ * and upper_fd. */
 void ns_spawn_kill(struct ns_spawned *s);
 bool ns_spawn_exited(const struct ns_spawned *s);
+
+/* ---- layers (ns_layers.c) -------------------------------------------- */
+
+#define NS_MAX_LAYERS 16 /* an image and its snapshot ancestors */
+/* The lower layers of the image in image_dir, topmost first: a snapshot
+ * image's layer/, then its parent's (the `parent` file: a NAME beside it
+ * or a path), down to a base image's rootfs/, which is last. -ENOENT when
+ * a link is missing, -ELOOP past max. */
+int ns_layers_resolve(const char *image_dir, char (*out)[PATH_MAX], int max, int *n);
+/* One byte with fd attached (SCM_RIGHTS); the sender is the child between
+ * clone and execve (async-signal-safe). -1 with errno on failure. */
+int ns_layers_send_fd(int sock, int fd);
+/* Its counterpart, not waiting (the byte was sent before execve); the fd
+ * is close-on-exec. */
+int ns_layers_recv_fd(int sock, int *fd);
+
+/* ---- snapshots (ns_snapshot.c) --------------------------------------- */
+
+/* Copies the upper dir (xattrs, whiteouts, owners, hard links kept) to
+ * dest (which must not exist) while c's processes are frozen (v2
+ * cgroup.freeze; v1: moved into a freezer cgroup of their own for the
+ * copy). -EBUSY when they do not freeze in time, -EOPNOTSUPP without a
+ * freezer. */
+int ns_snapshot_take(const struct ns_cg *c, int upper_fd, const char *dest);
 
 /* ---- host checks (ns_host.c) ----------------------------------------- */
 

@@ -40,11 +40,12 @@
 #define HIGH_FD 64   /* parking place while 0..4 are rearranged */
 
 struct ns_plan {
-	char rootfs[PATH_MAX];
+	char lowers[NS_MAX_LAYERS][PATH_MAX]; /* topmost first */
+	int nlowers;
 	char scratch[PATH_MAX];
 	char upper[PATH_MAX], work[PATH_MAX], merged[PATH_MAX], dev[PATH_MAX], proc[PATH_MAX], sys[PATH_MAX];
 	char tmpfs_opts[96];
-	char ovl_tail[2 * PATH_MAX + 64]; /* overlay options after "lowerdir=/proc/self/fd/N" */
+	char ovl_tail[2 * PATH_MAX + 64]; /* overlay options after "lowerdir=/proc/self/fd/N:..." */
 	const struct sock_fprog *seccomp;
 	char *argv[2];
 	char *envp[4];
@@ -110,14 +111,18 @@ struct child_err {
 	int step, err;
 };
 
-int ns_plan_new(const char *rootfs, const char *scratch, uint64_t disk_bytes, uint32_t cmd_nofile,
-		const struct ns_seccomp *sc, struct ns_plan **out)
+int ns_plan_new(const char (*lowers)[PATH_MAX], int nlowers, const char *scratch, uint64_t disk_bytes,
+		uint32_t cmd_nofile, const struct ns_seccomp *sc, struct ns_plan **out)
 {
+	if (nlowers < 1 || nlowers > NS_MAX_LAYERS)
+		return -EINVAL;
 	struct ns_plan *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	int bad = 0;
-	bad |= snprintf(p->rootfs, sizeof p->rootfs, "%s", rootfs) >= (int)sizeof p->rootfs;
+	for (int i = 0; i < nlowers; i++)
+		memcpy(p->lowers[i], lowers[i], PATH_MAX);
+	p->nlowers = nlowers;
 	bad |= snprintf(p->scratch, sizeof p->scratch, "%s", scratch) >= (int)sizeof p->scratch;
 	bad |= snprintf(p->upper, sizeof p->upper, "%s/upper", scratch) >= (int)sizeof p->upper;
 	bad |= snprintf(p->work, sizeof p->work, "%s/work", scratch) >= (int)sizeof p->work;
@@ -175,22 +180,27 @@ static _Noreturn void child_fail(int err_wr, int step, int err)
 			child_fail(a->err_wr, (step), errno); \
 	} while (0)
 
-/* "lowerdir=/proc/self/fd/N" + tail, without stdio. */
-static void build_ovl_opts(char *out, int fd, const char *tail)
+/* "lowerdir=/proc/self/fd/N:/proc/self/fd/M..." + tail, without stdio. */
+static void build_ovl_opts(char *out, const int *fds, int nfds, const char *tail)
 {
-	static const char head[] = "lowerdir=/proc/self/fd/";
-	char digits[12];
-	int n = 0;
-	unsigned v = (unsigned)fd;
-	do {
-		digits[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	size_t o = 0;
-	memcpy(out, head, sizeof head - 1);
-	o = sizeof head - 1;
-	while (n)
-		out[o++] = digits[--n];
+	static const char head[] = "lowerdir=", fdp[] = "/proc/self/fd/";
+	size_t o = sizeof head - 1;
+	memcpy(out, head, o);
+	for (int i = 0; i < nfds; i++) {
+		if (i)
+			out[o++] = ':';
+		memcpy(out + o, fdp, sizeof fdp - 1);
+		o += sizeof fdp - 1;
+		char digits[12];
+		int n = 0;
+		unsigned v = (unsigned)fds[i];
+		do {
+			digits[n++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		while (n)
+			out[o++] = digits[--n];
+	}
 	size_t tl = strlen(tail);
 	memcpy(out + o, tail, tl + 1);
 }
@@ -313,11 +323,12 @@ static _Noreturn void child_main(struct child_args *a)
 	 * setresuid, so open it now; the overlay then takes it by fd. The fd
 	 * must be opened here, in our own mount namespace: overlayfs refuses
 	 * a layer on a mount of another namespace (the parent's fd would be). */
-	int lower = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (lower < 0)
-		child_fail(a->err_wr, ST_OVERLAY, errno);
-	char ovl_opts[sizeof p->ovl_tail + 64];
-	build_ovl_opts(ovl_opts, lower, p->ovl_tail);
+	int lower[NS_MAX_LAYERS];
+	for (int i = 0; i < p->nlowers; i++)
+		if ((lower[i] = open(p->lowers[i], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+			child_fail(a->err_wr, ST_OVERLAY, errno);
+	char ovl_opts[sizeof p->ovl_tail + 32 * NS_MAX_LAYERS];
+	build_ovl_opts(ovl_opts, lower, p->nlowers, p->ovl_tail);
 
 	/* Become the namespace's root (host uid/gid base), and drop the host's
 	 * supplementary groups: gid 0 among them would still grant root's group
@@ -336,7 +347,13 @@ static _Noreturn void child_main(struct child_args *a)
 	TRY(ST_LAYERS, mkdir(p->work, 0755));
 	TRY(ST_LAYERS, mkdir(p->merged, 0755));
 	TRY(ST_OVERLAY, mount("overlay", p->merged, "overlay", 0, ovl_opts));
-	close(lower);
+	for (int i = 0; i < p->nlowers; i++)
+		close(lower[i]);
+	/* The upper dir to the daemon (snapshots), before it is detached. */
+	int up = open(p->upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (up < 0 || ns_layers_send_fd(a->chan, up) < 0)
+		child_fail(a->err_wr, ST_LAYERS, errno);
+	close(up);
 	child_kernfs(a);
 	child_dev(a);
 	child_loopback(a);
@@ -427,6 +444,9 @@ void ns_spawn_kill(struct ns_spawned *s)
 	close(s->pidfd);
 	s->pidfd = -1;
 	s->pid = 0;
+	if (s->upper_fd >= 0)
+		close(s->upper_fd);
+	s->upper_fd = -1;
 }
 
 bool ns_spawn_exited(const struct ns_spawned *s)
@@ -463,6 +483,7 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 	out->pid = 0;
 	out->pidfd = -1;
 	out->chan_fd = -1;
+	out->upper_fd = -1;
 	/* Both ends close-on-exec in the daemon; the child re-creates fd 3
 	 * without the flag, so only the agent inherits the guest end. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -544,6 +565,8 @@ int ns_spawn(const struct ns_plan *p, const struct ns_spawn_opts *o, const struc
 	close(rel[1]);
 	rel[1] = -1;
 	if ((err = wait_exec(errp[0], timeout_ms)))
+		goto fail;
+	if ((err = ns_layers_recv_fd(sv[0], &out->upper_fd)))
 		goto fail;
 	close(errp[0]);
 	out->chan_fd = sv[0];
