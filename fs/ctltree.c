@@ -1,5 +1,6 @@
 /* The control tree's namespace, read from the rows of ctlfiles.h; see
  * ctltree.h. */
+#include "lib/vlog.h"
 #include "ctltree.h"
 
 #include <errno.h>
@@ -269,11 +270,10 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 	int r = session_create(fs, name, &s);
 	if (r < 0) {
 		if (r == -EAGAIN)
-			fprintf(stderr,
-				"vmpoolfs: mkdir pool/%s: no machine can be made now (max_machines=%u)\n",
-				name, fs->opts.pool.max_machines);
+			vlog_warn(&fs->log, "mkdir pool/%s: no machine can be made now (max_machines=%u)",
+				  name, fs->opts.pool.max_machines);
 		else if (r != -EEXIST)
-			fprintf(stderr, "vmpoolfs: mkdir pool/%s: %s\n", name, strerror(-r));
+			vlog_warn(&fs->log, "mkdir pool/%s: %s", name, strerror(-r));
 		fuse_reply_err(req, -r);
 		return;
 	}

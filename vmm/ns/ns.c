@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/vlog.h"
 #include "proto/client.h"
 #include "vmm/machine_ops.h"
 #include "vmm/ns/ns.h"
@@ -87,8 +88,7 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 	/* Logs are for diagnosis: without a writable $TMPDIR the machines
 	 * still work, their agents' stderr goes nowhere and `log` is empty. */
 	if ((err = ns_logs_open(&b->logs))) {
-		fprintf(stderr, "vmpoolfs: ns: no agent logs (runtime directory in $TMPDIR: %s)\n",
-			strerror(-err));
+		vlog_warn(NULL, "ns: no agent logs (runtime directory in $TMPDIR: %s)", strerror(-err));
 		b->logs = NULL;
 	}
 	if ((err = ns_plan_new(rootfs, b->scratch, cfg->disk_bytes, cfg->nofile_max, &b->sc, &b->plan)))
