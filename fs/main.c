@@ -75,9 +75,15 @@ static void daemon_ready(int fd, unsigned char status)
 	close(fd);
 }
 
-/* libfuse's own messages (fuse_log), with its levels, which are syslog's. */
+/* libfuse's own messages (fuse_log), with its levels, which are syslog's.
+ * Its request trace (-d, which implies -f) stays as FUSE users know it:
+ * raw on stderr, as libfuse prints it. */
 static void fuse_log_to_vlog(enum fuse_log_level level, const char *fmt, va_list ap)
 {
+	if (level == FUSE_LOG_DEBUG) {
+		vfprintf(stderr, fmt, ap);
+		return;
+	}
 	vlog_vmsg(NULL, (int)level, fmt, ap);
 }
 

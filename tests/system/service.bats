@@ -211,6 +211,20 @@ wait_for() { # wait_for SECONDS COMMAND...
 	[[ $output == *"too many arguments: 'c'"* ]]
 }
 
+@test "-d: in the foreground, libfuse's request trace on stderr as FUSE prints it" {
+	local mnt=$SV_DIR/dbg
+	mkdir -p "$mnt"
+	"$VMPOOLFS" -d -o "min=0,image=$VMPOOL_IMAGE" "$mnt" >"$SV_DIR/dbg.log" 2>&1 &
+	local pid=$!
+	wait_for 30 test -e "$mnt/config"
+	ls "$mnt" >/dev/null
+	kill -0 "$pid" # -d implies -f: still our child
+	fusermount3 -u "$mnt"
+	wait "$pid"
+	grep -qE '^unique: [0-9]+, opcode: INIT \(26\)' "$SV_DIR/dbg.log"
+	grep -q '^vmpoolfs: mounted on' "$SV_DIR/dbg.log"
+}
+
 # scripts/run.sh in the background with SIGINT at its default (as from a
 # terminal): the banner comes only once the tree is mounted, and Ctrl-C
 # (SIGINT) unmounts and ends it with status 0.
