@@ -114,7 +114,7 @@ wait_for() { # wait_for SECONDS COMMAND...
 	cp "$SV_DIR/dest$SV_PREFIX/bin/vmpoolfs" "$SV_DIR/helper/"
 	run timeout 120 unshare -m --propagation private bash -ec "
 		mount --bind '$SV_DIR/helper' /usr/local/sbin
-		mount -t fuse.vmpoolfs vmpoolfs '$SV_DIR/m1' -o min=0,image='$VMPOOL_IMAGE'
+		mount -t fuse.vmpoolfs vmpoolfs '$SV_DIR/m1' -o defaults,nofail,_netdev,min=0,image='$VMPOOL_IMAGE'
 		grep ' $SV_DIR/m1 fuse.vmpoolfs ' /proc/self/mounts
 		mkdir '$SV_DIR/m1/pool/j'
 		echo 'echo hello from \$(uname -n)' > '$SV_DIR/m1/pool/j/cmd'
