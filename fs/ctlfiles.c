@@ -1,5 +1,6 @@
 /* The rows of the control tree and what each file does; see ctlfiles.h
  * and docs/usage.md for what users see. */
+#include "lib/vlog.h"
 #include "ctlfiles.h"
 #include "guestdir.h"
 
@@ -82,8 +83,8 @@ static int cmd_write(struct vfh *fh, const char *buf, size_t size)
 		fh->pending = false;
 		session_pending(fh->s, -1);
 	}
-	fprintf(stderr, "vmpoolfs: %s: cmd: a write failed (%s): nothing of this open runs\n", fh->s->name,
-		strerror(-r));
+	vlog_warn(&fh->s->fs->log, "%s: cmd: a write failed (%s): nothing of this open runs", fh->s->name,
+		  strerror(-r));
 	return r;
 }
 
@@ -313,8 +314,7 @@ static int check_cwd(struct session *s, const struct ctl_cmd *c)
 	if (r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN)
 		r = -EIO;
 	if (r < 0)
-		fprintf(stderr, "vmpoolfs: %s: ctl: cwd %.*s: %s\n", s->name, (int)c->arglen, c->arg,
-			strerror(-r));
+		vlog_warn(&s->fs->log, "%s: ctl: cwd %.*s: %s", s->name, (int)c->arglen, c->arg, strerror(-r));
 	return r;
 }
 
@@ -333,8 +333,9 @@ static int ctl_lines(struct vfh *fh, bool all)
 		struct ctl_cmd c;
 		err = ctl_parse_line(fh->buf + start, end - start, &c);
 		if (err < 0)
-			fprintf(stderr, "vmpoolfs: %s: ctl: refused '%.*s': %s\n", s->name,
-				(int)(end - start > 200 ? 200 : end - start), fh->buf + start, strerror(-err));
+			vlog_warn(&s->fs->log, "%s: ctl: refused '%.*s': %s", s->name,
+				  (int)(end - start > 200 ? 200 : end - start), fh->buf + start,
+				  strerror(-err));
 		start = nl ? end + 1 : fh->len;
 		if (err < 0)
 			break;

@@ -1,5 +1,6 @@
 /* The control tree's namespace, read from the rows of ctlfiles.h; see
  * ctltree.h. */
+#include "lib/vlog.h"
 #include "ctltree.h"
 
 #include <errno.h>
@@ -348,13 +349,13 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 	image_put(img);
 	if (r < 0) {
 		if (r == -EAGAIN)
-			fprintf(stderr,
-				"vmpoolfs: mkdir %s%spool/%s: no machine can be made now (max_machines=%u)\n",
-				iname[0] ? "images/" : "", iname[0] ? iname : "", name,
-				fs->opts.pool.max_machines);
+			vlog_warn(&fs->log,
+				  "mkdir %s%spool/%s: no machine can be made now (max_machines=%u)",
+				  iname[0] ? "images/" : "", iname[0] ? iname : "", name,
+				  fs->opts.pool.max_machines);
 		else if (r != -EEXIST)
-			fprintf(stderr, "vmpoolfs: mkdir %s%s%spool/%s: %s\n", iname[0] ? "images/" : "",
-				iname, iname[0] ? "/" : "", name, strerror(-r));
+			vlog_warn(&fs->log, "mkdir %s%s%spool/%s: %s", iname[0] ? "images/" : "", iname,
+				  iname[0] ? "/" : "", name, strerror(-r));
 		fuse_reply_err(req, -r);
 		return;
 	}

@@ -5,6 +5,7 @@
  * thread that nobody serves any more), then the notify thread, the pools
  * (which destroy the machines) and the backends (images.h). */
 #include <errno.h>
+#include <fuse_log.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -14,12 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "defimage.h"
 #include "handles.h"
 #include "images.h"
+#include "lib/vlog.h"
 #include "loop.h"
 #include "mountcheck.h"
 #include "notify.h"
 #include "opts.h"
+#include "sdnotify.h"
 #include "vmm/machine_pool.h"
 #include "session.h"
 #include "tree.h"
@@ -72,6 +76,18 @@ static void daemon_ready(int fd, unsigned char status)
 	close(fd);
 }
 
+/* libfuse's own messages (fuse_log), with its levels, which are syslog's.
+ * Its request trace (-d, which implies -f) stays as FUSE users know it:
+ * raw on stderr, as libfuse prints it. */
+static void fuse_log_to_vlog(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	if (level == FUSE_LOG_DEBUG) {
+		vfprintf(stderr, fmt, ap);
+		return;
+	}
+	vlog_vmsg(NULL, (int)level, fmt, ap);
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -90,12 +106,18 @@ int main(int argc, char **argv)
 		fuse_opt_free_args(&args);
 		return r == 1 ? 0 : 2;
 	}
+	/* The log target: stderr (or the journal), and syslog once detached
+	 * (lib/vlog.h). Set here, before any thread. */
+	vlog_init(&fs.log, "vmpoolfs", fs.opts.debug);
+	vlog_set_process(&fs.log);
+	fuse_set_log_func(fuse_log_to_vlog);
 	fs.mnt = realpath(mp, NULL);
 	if (!fs.mnt) {
-		fprintf(stderr, "vmpoolfs: mountpoint %s: %s\n", mp, strerror(errno));
+		vlog_err(&fs.log, "mountpoint %s: %s", mp, strerror(errno));
 		free(mp);
 		opts_free(&fs.opts);
 		fuse_opt_free_args(&args);
+		vlog_close(&fs.log);
 		return 2;
 	}
 	free(mp);
@@ -106,7 +128,7 @@ int main(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR");
 	fs.spill_dir = tmp && *tmp ? tmp : "/tmp";
 	if (u64map_init(&fs.sessions, 64) < 0) {
-		fprintf(stderr, "vmpoolfs: %s\n", strerror(ENOMEM));
+		vlog_err(&fs.log, "%s", strerror(ENOMEM));
 		goto out_args;
 	}
 
@@ -114,7 +136,7 @@ int main(int argc, char **argv)
 	 * rename it): how a later start tells a dead mount of ours from
 	 * anything else. */
 	if (fuse_opt_insert_arg(&args, 1, "-osubtype=" VPFS_FSNAME ",fsname=" VPFS_FSNAME) != 0) {
-		fprintf(stderr, "vmpoolfs: %s\n", strerror(ENOMEM));
+		vlog_err(&fs.log, "%s", strerror(ENOMEM));
 		goto out_args;
 	}
 	fs.se = fuse_session_new(&args, &vpfs_ops, sizeof(vpfs_ops), &fs);
@@ -125,9 +147,16 @@ int main(int argc, char **argv)
 	if (!fs.opts.foreground) {
 		dfd = daemon_start();
 		if (dfd < 0) {
-			fprintf(stderr, "vmpoolfs: cannot daemonize: %s\n", strerror(-dfd));
+			vlog_err(&fs.log, "cannot daemonize: %s", strerror(-dfd));
 			goto out_session;
 		}
+		/* Until mounted, also on the terminal that started us. */
+		vlog_use_syslog(&fs.log, true);
+	}
+	if (fs.opts.image_is_default) {
+		sd_notify_send("STATUS=checking the default image");
+		if (defimage_ensure(&fs.log, fs.opts.image) < 0)
+			goto out_session;
 	}
 	char why[512];
 	const struct images_cfg icfg = {
@@ -138,35 +167,37 @@ int main(int argc, char **argv)
 	};
 	r = images_open(&icfg, &fs.images, why, sizeof why);
 	if (r < 0) {
-		fprintf(stderr, "vmpoolfs: cannot open the default image %s: %s%s%s\n", fs.opts.image,
-			strerror(-r), why[0] ? ": " : "", why);
+		vlog_err(&fs.log, "cannot open the default image %s: %s%s%s", fs.opts.image,
+			 strerror(-r), why[0] ? ": " : "", why);
 		goto out_session;
 	}
 	fs.backend = image_backend(images_default(fs.images));
 	fs.pool = image_pool(images_default(fs.images));
-	fprintf(stderr, "vmpoolfs: backend %s: %s\n", machine_backend_name(fs.backend),
-		machine_backend_reason(fs.backend));
+	vlog_info(&fs.log, "backend %s: %s", machine_backend_name(fs.backend),
+		  machine_backend_reason(fs.backend));
 	r = notifier_start(&fs, &fs.notify);
 	if (r < 0) {
-		fprintf(stderr, "vmpoolfs: cannot start the notify thread: %s\n", strerror(-r));
+		vlog_err(&fs.log, "cannot start the notify thread: %s", strerror(-r));
 		goto out_images;
 	}
 	r = session_watch_start(&fs);
 	if (r < 0) {
-		fprintf(stderr, "vmpoolfs: cannot start the watch thread: %s\n", strerror(-r));
+		vlog_err(&fs.log, "cannot start the watch thread: %s", strerror(-r));
 		goto out_notify;
 	}
 	if (fuse_set_signal_handlers(fs.se) != 0)
 		goto out_notify;
 	if (fuse_session_mount(fs.se, fs.mnt) != 0)
 		goto out_signals;
-	fprintf(stderr, "vmpoolfs: mounted on %s (min=%u max=%u max_machines=%u)\n", fs.mnt,
-		fs.opts.pool.min_size, fs.opts.pool.max_size, fs.opts.pool.max_machines);
+	vlog_info(&fs.log, "mounted on %s (image %s, min=%u max=%u max_machines=%u)", fs.mnt, fs.opts.image,
+		  fs.opts.pool.min_size, fs.opts.pool.max_size, fs.opts.pool.max_machines);
+	sd_notify_send("READY=1\nSTATUS=mounted");
 	daemon_ready(dfd, 0);
 	dfd = -1;
 
 	r = vpfs_loop(fs.se, fs.opts.max_threads);
 	status = r < 0 ? 1 : 0; /* > 0: ended by a signal, a clean stop */
+	sd_notify_send("STOPPING=1");
 
 	session_watch_stop(&fs);
 	session_release_all(&fs);
@@ -184,7 +215,7 @@ out_images:
 	notifier_free(fs.notify);
 	vp_mutex_lock(&fs.lock);
 	if (fs.sessions.count)
-		fprintf(stderr, "vmpoolfs: sessions still referenced at exit\n");
+		vlog_err(&fs.log, "sessions still referenced at exit");
 	vp_mutex_unlock(&fs.lock);
 out_session:
 	fuse_session_destroy(fs.se);
@@ -196,6 +227,8 @@ out_args:
 	u64map_destroy(&fs.sessions);
 	vp_mutex_destroy(&fs.lock);
 	if (status == 0)
-		fprintf(stderr, "vmpoolfs: unmounted, all machines released\n");
+		vlog_info(&fs.log, "unmounted, all machines released");
+	fuse_set_log_func(NULL);
+	vlog_close(&fs.log);
 	return status;
 }

@@ -1,4 +1,5 @@
 /* Crash-only restart (mountcheck.h). */
+#include "lib/vlog.h"
 #include "mountcheck.h"
 
 #include <errno.h>
@@ -148,7 +149,7 @@ int mountcheck_prepare(const char *mnt)
 		struct mount_entry e;
 		int r = mountcheck_find("/proc/self/mountinfo", mnt, &e);
 		if (r < 0) {
-			fprintf(stderr, "vmpoolfs: cannot read the mount table: %s\n", strerror(-r));
+			vlog_err(NULL, "cannot read the mount table: %s", strerror(-r));
 			return r;
 		}
 		if (r == 0)
@@ -158,29 +159,28 @@ int mountcheck_prepare(const char *mnt)
 		if (ours && alive == -ENOTCONN) {
 			r = detach(mnt);
 			if (r < 0) {
-				fprintf(stderr,
-					"vmpoolfs: %s: cannot detach the dead mount of a vmpoolfs that is "
-					"gone: %s "
-					"(try: fusermount3 -u -z %s)\n",
-					mnt, strerror(-r), mnt);
+				vlog_err(NULL,
+					 "%s: cannot detach the dead mount of a vmpoolfs that is "
+					 "gone: %s "
+					 "(try: fusermount3 -u -z %s)",
+					 mnt, strerror(-r), mnt);
 				return r;
 			}
-			fprintf(stderr, "vmpoolfs: %s: detached the dead mount of a vmpoolfs that is gone\n",
-				mnt);
+			vlog_warn(NULL, "%s: detached the dead mount of a vmpoolfs that is gone", mnt);
 			continue;
 		}
 		if (ours)
-			fprintf(stderr,
-				"vmpoolfs: %s is already mounted by a vmpoolfs that %s; not mounting over it "
-				"(unmount it first: fusermount3 -u %s)\n",
-				mnt, alive == -ETIMEDOUT ? "does not answer" : "is running", mnt);
+			vlog_err(NULL,
+				 "%s is already mounted by a vmpoolfs that %s; not mounting over it "
+				 "(unmount it first: fusermount3 -u %s)",
+				 mnt, alive == -ETIMEDOUT ? "does not answer" : "is running", mnt);
 		else
-			fprintf(stderr,
-				"vmpoolfs: %s is already a mount point (%s, source %s%s); not mounting over "
-				"it: it is not a vmpoolfs of ours, unmount it by hand if it should go\n",
-				mnt, e.fstype, e.source, alive == -ENOTCONN ? ", its server is gone" : "");
+			vlog_err(NULL,
+				 "%s is already a mount point (%s, source %s%s); not mounting over "
+				 "it: it is not a vmpoolfs of ours, unmount it by hand if it should go",
+				 mnt, e.fstype, e.source, alive == -ENOTCONN ? ", its server is gone" : "");
 		return -EBUSY;
 	}
-	fprintf(stderr, "vmpoolfs: %s: still mounted after %d detaches\n", mnt, MAX_PASSES);
+	vlog_err(NULL, "%s: still mounted after %d detaches", mnt, MAX_PASSES);
 	return -EBUSY;
 }

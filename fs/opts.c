@@ -10,10 +10,7 @@
 
 #include "budget.h"
 #include "ctlparse.h"
-
-#ifndef VMPOOL_DEFAULT_IMAGE
-#define VMPOOL_DEFAULT_IMAGE "/usr/share/vmpoolfs/image"
-#endif
+#include "defimage.h"
 
 /* The state directory's images (docs/usage.md, the images directory). */
 #ifndef VMPOOL_IMAGES_DIR
@@ -28,8 +25,13 @@ struct raw {
 	char *min, *max, *idle, *max_machines, *backend, *timeout, *mem, *disk, *image, *images, *spill,
 		*threads;
 	char *output_max, *cpus, *pids, *nofile, *ping, *machine_calls;
+	char *max_threads; /* libfuse's name for threads= (one option, two names) */
 	int help, version;
 	int allow_other;
+	/* The words that are not options: MOUNTPOINT, or SOURCE MOUNTPOINT as
+	 * mount.fuse3 passes them (mount -t fuse.vmpoolfs SOURCE MNT). */
+	char *words[2];
+	int nwords;
 };
 
 enum { KEY_ALLOW_OTHER };
@@ -57,6 +59,7 @@ static const struct fuse_opt spec[] = {
 	OPT("nofile=%s", nofile),
 	OPT("ping=%s", ping),
 	OPT("machine_calls=%s", machine_calls),
+	OPT("max_threads=%s", max_threads),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_END,
 };
@@ -66,20 +69,36 @@ static const struct fuse_opt spec[] = {
  * args like everything that is not ours. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
-	(void)arg;
+	struct raw *r = data;
 	(void)outargs;
 	if (key == KEY_ALLOW_OTHER)
-		((struct raw *)data)->allow_other = 1;
+		r->allow_other = 1;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		if (r->nwords == 2) {
+			fprintf(stderr,
+				"vmpoolfs: too many arguments: '%s' (usage: vmpoolfs [SOURCE] MOUNTPOINT "
+				"[options])\n",
+				arg);
+			return -1;
+		}
+		r->words[r->nwords] = strdup(arg);
+		if (!r->words[r->nwords])
+			return -1;
+		r->nwords++;
+		return 0; /* the mountpoint goes back in after parsing */
+	}
 	return 1;
 }
 
-static void usage(const char *prog)
+static void usage(const char *prog, const char *image)
 {
-	printf("usage: %s [options] MOUNTPOINT\n\n"
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT\n\n"
 	       "vmpoolfs: a pool of isolated Linux guests as a file tree.\n"
 	       "  mkdir MNT/pool/NAME       acquire a machine\n"
 	       "  echo CMD > .../cmd        run a command; cat stdout, stderr, exit, stat\n"
-	       "  rmdir MNT/pool/NAME       release it\n\n"
+	       "  rmdir MNT/pool/NAME       release it\n"
+	       "SOURCE is what mount(8) passes (mount -t fuse.vmpoolfs vmpoolfs MNT -o OPTS; fstab:\n"
+	       "vmpoolfs MNT fuse.vmpoolfs OPTS 0 0); it is ignored. See vmpoolfs(8).\n\n"
 	       "vmpoolfs options:\n"
 	       "    -o min=N               idle machines kept warm (1)\n"
 	       "    -o max=N               idle machines retained (16)\n"
@@ -92,7 +111,8 @@ static void usage(const char *prog)
 	       "    -o image=NAME|DIR      default image: a NAME in images=, or a directory (%s)\n"
 	       "    -o images=DIR          images directory, each one MNT/images/NAME (%s)\n"
 	       "    -o spill=SIZE          output kept in memory per stream before spilling to disk (4M)\n"
-	       "    -o threads=N           maximum FUSE worker threads (%d)\n"
+	       "    -o threads=N           maximum FUSE worker threads (%d); libfuse's max_threads=N\n"
+	       "                           is the same option\n"
 	       "    -o output_max=SIZE     stdout+stderr kept per machine and command, at most disk= "
 	       "(disk=)\n"
 	       "    -o cpus=N              CPU time per machine, decimal CPUs, 0 = no limit (1)\n"
@@ -102,8 +122,19 @@ static void usage(const char *prog)
 	       "off)\n"
 	       "    -o machine_calls=N     FUSE workers one machine's guest calls may hold (threads/4)\n"
 	       "    -o allow_other         other host users may use the mount; each machine is its\n"
-	       "                           maker's (mode 0700), pool/ is like /tmp (docs/usage.md)\n\n",
-	       prog, VMPOOL_DEFAULT_IMAGE, VMPOOL_IMAGES_DIR, DEFAULT_THREADS);
+	       "                           maker's (mode 0700), pool/ is like /tmp (docs/usage.md)\n\n"
+	       "General options:\n"
+	       "    -h, --help             this help\n"
+	       "    -V, --version          the version of vmpoolfs and of libfuse\n"
+	       "    -f                     foreground: stay attached, messages on stderr\n"
+	       "                           (without it: detach once mounted, messages to syslog)\n"
+	       "    -d, -o debug           libfuse's request trace on stderr, and debug messages;\n"
+	       "                           implies -f\n"
+	       "    -s                     one FUSE worker thread (threads=1)\n\n"
+	       "Mount options (passed to the kernel; rw, ro, dev, nodev, suid, nosuid, exec,\n"
+	       "noexec, atime, noatime, sync, async and dirsync too):\n",
+	       prog, image, VMPOOL_IMAGES_DIR, DEFAULT_THREADS);
+	fflush(stdout);
 }
 
 int opts_parse_size(const char *s, uint64_t *out)
@@ -173,7 +204,8 @@ static void free_raw(struct raw *r)
 	free(r->timeout), free(r->mem), free(r->disk), free(r->image), free(r->images), free(r->spill),
 		free(r->threads);
 	free(r->ping), free(r->machine_calls);
-	free(r->output_max), free(r->cpus), free(r->pids), free(r->nofile);
+	free(r->output_max), free(r->cpus), free(r->pids), free(r->nofile), free(r->max_threads);
+	free(r->words[0]), free(r->words[1]);
 }
 
 static int apply(struct raw *r, struct vpfs_opts *o)
@@ -250,6 +282,12 @@ static int apply(struct raw *r, struct vpfs_opts *o)
 			return bad("nofile", r->nofile, "open files per process, 64 to 1048576");
 		o->mc.nofile_max = v;
 	}
+	if (r->threads && r->max_threads)
+		return bad("max_threads", r->max_threads, "the same option as threads=: give one");
+	if (r->max_threads) {
+		r->threads = r->max_threads;
+		r->max_threads = NULL;
+	}
 	if (r->threads) {
 		if (parse_u32(r->threads, 100000, &v) || v < 2)
 			return bad("threads", r->threads, "at least 2");
@@ -310,6 +348,11 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 		free_raw(&r);
 		return -EINVAL;
 	}
+	/* SOURCE MOUNTPOINT (mount.fuse3) or MOUNTPOINT: libfuse takes one. */
+	if (r.nwords && fuse_opt_add_arg(args, r.words[r.nwords - 1]) != 0) {
+		free_raw(&r);
+		return -ENOMEM;
+	}
 	struct fuse_cmdline_opts co;
 	memset(&co, 0, sizeof(co));
 	if (fuse_parse_cmdline(args, &co) != 0) {
@@ -317,8 +360,10 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 		return -EINVAL;
 	}
 	if (co.show_help) {
-		usage(args->argv[0]);
-		fuse_cmdline_help();
+		bool buildable;
+		char *img = defimage_choose(&buildable);
+		usage(args->argv[0], img ? img : defimage_installed());
+		free(img);
 		fuse_lowlevel_help();
 		free_raw(&r);
 		free(co.mountpoint);
@@ -332,6 +377,10 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 		free(co.mountpoint);
 		return 1;
 	}
+	if (r.nwords == 2) {
+		o->source = r.words[0];
+		r.words[0] = NULL;
+	}
 	int err = apply(&r, o);
 	o->allow_other = r.allow_other != 0;
 	free_raw(&r);
@@ -344,8 +393,7 @@ int opts_parse(struct fuse_args *args, struct vpfs_opts *o, char **mountpoint)
 	if (err == 0 && !o->images_dir && !(o->images_dir = strdup(VMPOOL_IMAGES_DIR)))
 		err = -ENOMEM;
 	if (err == 0 && !o->image) {
-		const char *env = getenv("VMPOOL_IMAGE");
-		o->image = strdup(env && *env ? env : VMPOOL_DEFAULT_IMAGE);
+		o->image = defimage_choose(&o->image_is_default);
 		if (!o->image)
 			err = -ENOMEM;
 	}
@@ -373,4 +421,6 @@ void opts_free(struct vpfs_opts *o)
 	o->image = NULL;
 	free(o->images_dir);
 	o->images_dir = NULL;
+	free(o->source);
+	o->source = NULL;
 }

@@ -1,4 +1,5 @@
 /* Sessions: an acquired machine and its command state; see session.h. */
+#include "lib/vlog.h"
 #include "session.h"
 
 #include <errno.h>
@@ -369,7 +370,7 @@ static void declare_dead(struct session *s, const char *why)
 	}
 	vp_mutex_unlock(&s->lock);
 	if (first) {
-		fprintf(stderr, "vmpoolfs: %s: %s: killing the machine\n", s->name, why);
+		vlog_warn(&s->fs->log, "%s: %s: killing the machine", s->name, why);
 		machine_kill(m);
 	}
 	session_machine_put(s);
@@ -395,8 +396,8 @@ static void on_output(void *ctx, int stream, const void *data, size_t len)
 	int r = s->out_err[i] ? 0 : outbuf_append(&s->out[i], data, len);
 	if (r < 0) {
 		s->out_err[i] = r;
-		fprintf(stderr, "vmpoolfs: %s: %s output lost: %s\n", s->name, i ? "stderr" : "stdout",
-			r == -EDQUOT ? "output_max reached" : strerror(-r));
+		vlog_warn(&s->fs->log, "%s: %s output lost: %s", s->name, i ? "stderr" : "stdout",
+			  r == -EDQUOT ? "output_max reached" : strerror(-r));
 	}
 	clock_gettime(CLOCK_REALTIME, &s->mtime[i]);
 	vp_mutex_unlock(&s->lock);
@@ -541,7 +542,7 @@ bool session_check_alive(struct session *s)
 	}
 	vp_mutex_unlock(&s->lock);
 	if (now)
-		fprintf(stderr, "vmpoolfs: %s: %s\n", s->name, why);
+		vlog_err(&s->fs->log, "%s: %s", s->name, why);
 	return false;
 }
 

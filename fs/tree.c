@@ -1,6 +1,7 @@
 /* The FUSE operations: each picks its subtree in plain code, the control
  * tree (ctltree.h, handles.h) or, for an inode with INO_RP_BIT (ino.h), the
  * root proxy of that inode's machine (root_proxy.h). */
+#include "lib/vlog.h"
 #include "tree.h"
 
 #include <errno.h>
@@ -105,8 +106,7 @@ static void raise_readahead(const struct vpfs *fs)
 		return;
 	int n = snprintf(v, sizeof v, "%u", RP_READAHEAD / 1024);
 	if (write(fd, v, (size_t)n) != n)
-		fprintf(stderr, "vmpoolfs: %s: %s (root/ reads stay in 128 KiB requests)\n", path,
-			strerror(errno));
+		vlog_warn(&fs->log, "%s: %s (root/ reads stay in 128 KiB requests)", path, strerror(errno));
 	close(fd);
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "lib/list.h"
+#include "lib/vlog.h"
 #include "lib/u64map.h"
 #include "pool/pool.h"
 #include "vmm/machine.h"
@@ -28,6 +29,10 @@ struct vpfs_opts {
 	uint32_t ping_ms;	  /* health bound: an agent silent this long is dead; 0 = off */
 	unsigned machine_calls;	  /* FUSE workers one machine's guest calls may hold at once */
 	bool foreground, debug;
+	/* No -o image and no $VMPOOL_IMAGE: image is the compiled-in default
+	 * (defimage.h), which the daemon may build on its first start. */
+	bool image_is_default;
+	char *source; /* mount.fuse3's source argument ("vmpoolfs"), or NULL; owned */
 	/* -o allow_other (passed on to the mount): other host users reach the
 	 * tree, so each machine belongs to the user who made it (ctltree.h). */
 	bool allow_other;
@@ -48,6 +53,7 @@ struct vpfs {
 	struct session_watch *watch; /* health pings, host-side timeouts (session.h) */
 	const char *spill_dir;
 	struct timespec start_time; /* times of the fixed files */
+	struct vlog log;	    /* where messages go (lib/vlog.h), set in main */
 
 	/* Guards the fields below, and in every session the links to them and
 	 * `ready` (session.h). Taken before a session's lock, never after. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/vlog.h"
 #include "proto/client.h"
 #include "vmm/machine_ops.h"
 #include "vmm/ns/ns.h"
@@ -95,8 +96,7 @@ static int backend_open(const struct machine_config *cfg, void **out, char *why,
 	/* Logs are for diagnosis: without a writable $TMPDIR the machines
 	 * still work, their agents' stderr goes nowhere and `log` is empty. */
 	if ((err = ns_logs_open(&b->logs))) {
-		fprintf(stderr, "vmpoolfs: ns: no agent logs (runtime directory in $TMPDIR: %s)\n",
-			strerror(-err));
+		vlog_warn(NULL, "ns: no agent logs (runtime directory in $TMPDIR: %s)", strerror(-err));
 		b->logs = NULL;
 	}
 	if ((err = ns_plan_new((const char(*)[PATH_MAX])lowers, nlowers, b->scratch, cfg->disk_bytes,

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/vlog.h"
 #include "vmm/ns/ns.h"
 
 /* Guest ids 0..65535 map to [base, base + 65536): the base must leave the
@@ -24,7 +25,7 @@
 
 void ns_host_complain(const char *what, int err)
 {
-	fprintf(stderr, "vmpoolfs: ns backend unavailable: %s (%s)\n", what, strerror(-err));
+	vlog_err(NULL, "ns backend unavailable: %s (%s)", what, strerror(-err));
 }
 
 /* The sysctls say little (Debian's knob only binds unprivileged users, LSMs
@@ -174,7 +175,7 @@ int ns_host_ids(const char *rootfs, struct ns_spawn_opts *ids)
 	}
 	ids->oom_protect = have_cap(CAP_SYS_RESOURCE);
 	if (!ids->oom_protect)
-		fprintf(stderr, "vmpoolfs: ns: no CAP_SYS_RESOURCE here: agents keep oom_score_adj 0 "
-				"(the OOM killer still prefers the largest process, a command)\n");
+		vlog_warn(NULL, "ns: no CAP_SYS_RESOURCE here: agents keep oom_score_adj 0 "
+				"(the OOM killer still prefers the largest process, a command)");
 	return 0;
 }

@@ -33,6 +33,7 @@
 #include <linux/seccomp.h>
 
 #include "lib/clock.h"
+#include "lib/vlog.h"
 #include "vmm/ns/ns.h"
 
 #define CHANNEL_FD 3 /* where the agent finds the channel (VMPOOL_CHANNEL_FD) */
@@ -421,7 +422,7 @@ static int wait_exec(int err_rd, int timeout_ms)
 		const char *what = e.step > 0 && e.step < (int)(sizeof step_names / sizeof step_names[0])
 					   ? step_names[e.step]
 					   : "?";
-		fprintf(stderr, "vmpoolfs: ns: machine setup failed at %s: %s\n", what, strerror(e.err));
+		vlog_err(NULL, "ns: machine setup failed at %s: %s", what, strerror(e.err));
 		return e.err > 0 ? -e.err : -EIO;
 	}
 }
