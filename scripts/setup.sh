@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3
+	debhelper lintian mmdebstrap python3-kubernetes python3-yaml rsync
 	busybox-static cpio gzip bats inotify-tools clang clang-19 sshfs openssh-sftp-server
 	procps psmisc util-linux musl-tools clang-format
 	systemd groff-base man-db file python3 # tests/system/service.bats: verify, man pages, listeners
