@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctlfiles.h"
+#include "handles.h"
 #include "fs/root_proxy.h"
 #include "images.h"
 #include "ino.h"
@@ -81,6 +82,8 @@ static void session_attr(struct session *s, const struct vfile *vf, struct stat 
 		st->st_gid = s->gid;
 	}
 	st->st_ctim = s->ctime;
+	if (vf && vf->out != VF_OUT_NONE) /* a new file per command */
+		st->st_ino = ino_make_gen(s->serial, vf->file, s->gen);
 	st->st_mtim = vf && vf->out != VF_OUT_NONE ? s->mtime[vf->out - VF_OUT_STDOUT] : s->ctime;
 	st->st_atim = st->st_mtim;
 	vp_mutex_unlock(&s->lock);
@@ -152,8 +155,14 @@ static int get_attr(struct vpfs *fs, fuse_ino_t ino, bool any, struct stat *st)
 	if (!s)
 		return -ESTALE;
 	session_attr(s, vf, st);
+	int r = 0;
+	if (vf && vf->out != VF_OUT_NONE && st->st_ino != ino) {
+		/* An earlier command's output, which open files still read. */
+		st->st_ino = ino;
+		r = vfh_old_attr(s, vf->out - VF_OUT_STDOUT, ino_gen(ino), st);
+	}
 	session_unref(s);
-	return 0;
+	return r;
 }
 
 static void reply_entry_for(fuse_req_t req, const struct stat *st, double entry_timeout)
@@ -242,7 +251,8 @@ static void lookup_in_session(struct vpfs *fs, fuse_req_t req, uint64_t serial, 
 		fuse_reply_err(req, ENOENT);
 	} else if (vf->kind != VF_PROXY) {
 		session_attr(s, vf, &st);
-		reply_entry(req, &st);
+		/* stdout/stderr: each lookup finds the current command's file */
+		reply_entry_for(req, &st, vf->out != VF_OUT_NONE ? 0.0 : ENTRY_TIMEOUT);
 	} else if (session_machine_get(s) == 0) {
 		rp_lookup_root(s->rp, req);
 		session_machine_put(s);

@@ -36,8 +36,10 @@ static struct vfh *vfh_new(struct vpfs *fs, struct session *s, const struct vfil
 	struct vp_mutex *lock;
 	struct list_node *head = fh_list(fs, s, &lock);
 	vp_mutex_lock(lock);
-	if (s)
+	if (s) {
 		fh->gen = s->gen;
+		fh->for_next = s->pending > 0;
+	}
 	list_add_head(head, &fh->link);
 	vp_mutex_unlock(lock);
 	return fh;
@@ -53,7 +55,14 @@ static void vfh_free(struct vpfs *fs, struct vfh *fh)
 	list_del(&fh->link);
 	struct fuse_pollhandle *ph = fh->ph;
 	fh->ph = NULL;
+	struct outold *old = fh->old;
+	fh->old = NULL;
+	if (old && --old->refs == 0)
+		outbuf_free(&old->o);
+	else
+		old = NULL;
 	vp_mutex_unlock(lock);
+	free(old);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
 	vp_mutex_destroy(&fh->io);
@@ -125,6 +134,15 @@ void vfh_open(struct vpfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_
 		return;
 	}
 	int err = mode_allows(vf, rd, wr);
+	if (!err && s && vf->out != VF_OUT_NONE) {
+		/* A name cached from before the last command names the output
+		 * it replaced: ESTALE makes the kernel look the name up again
+		 * (one retry of the open), which finds the new file. */
+		vp_mutex_lock(&s->lock);
+		if (ino_gen(ino) != (s->gen & INO_GEN_MASK))
+			err = -ESTALE;
+		vp_mutex_unlock(&s->lock);
+	}
 	if (err == -EACCES && wr && (vf->flags & VF_NOTIFY_WRITE) &&
 	    fuse_req_ctx(req)->pid == notifier_tid(fs->notify))
 		err = 0;
@@ -250,6 +268,55 @@ void vfh_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollhandle 
 	if (ph)
 		fuse_pollhandle_destroy(ph);
 	fuse_reply_poll(req, fh->writer ? (POLLIN | POLLOUT) : POLLIN);
+}
+
+void vfh_retire_outputs(struct session *s)
+{
+	for (int i = 0; i < 2; i++) {
+		struct outold *old = NULL;
+		list_for_each (&s->fhs, it) {
+			struct vfh *fh = container_of(it, struct vfh, link);
+			if (fh->vf->out != (i ? VF_OUT_STDERR : VF_OUT_STDOUT) || fh->old)
+				continue; /* another file, or already on an older output */
+			if (fh->for_next) {
+				fh->for_next = false; /* the command it waited for */
+				continue;
+			}
+			if (!old) {
+				old = calloc(1, sizeof(*old));
+				if (!old)
+					break; /* reads the new output: better than none */
+				old->stream = i;
+				old->gen = s->gen;
+				old->err = s->out_err[i] != 0 || s->state == ST_ERROR;
+				old->mtime = s->mtime[i];
+				outbuf_move(&old->o, &s->out[i]);
+			}
+			old->refs++;
+			fh->old = old;
+		}
+		if (!old)
+			outbuf_reset(&s->out[i]);
+	}
+}
+
+int vfh_old_attr(struct session *s, int stream, uint64_t gen, struct stat *st)
+{
+	int r = -ESTALE;
+	vp_mutex_lock(&s->lock);
+	list_for_each (&s->fhs, it) {
+		struct vfh *fh = container_of(it, struct vfh, link);
+		struct outold *old = fh->old;
+		if (old && old->stream == stream && (old->gen & INO_GEN_MASK) == gen) {
+			st->st_size = (off_t)outbuf_len(&old->o);
+			st->st_blocks = (st->st_size + 511) / 512;
+			st->st_mtim = st->st_atim = old->mtime;
+			r = 0;
+			break;
+		}
+	}
+	vp_mutex_unlock(&s->lock);
+	return r;
 }
 
 void vfh_drop_all(struct vpfs *fs)

@@ -10,11 +10,28 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "ctlfiles.h"
 #include "lib/list.h"
+#include "output.h"
 #include "session.h"
+
+/* The output of an earlier command, kept for the handles of stdout or
+ * stderr that had it open when the next command started (each command's
+ * output is a new file: docs/usage.md, stdout). Complete: read to its end,
+ * then EOF (EIO when output was lost). Under the session's lock; freed
+ * with the last such handle. */
+struct outold {
+	int refs;
+	int stream;   /* 0 stdout, 1 stderr */
+	uint64_t gen; /* the command's number (s->gen then) */
+	bool err;     /* lost output or a dead guest: EIO at the end */
+	struct timespec mtime;
+	struct outbuf o;
+};
 
 struct vfh {
 	/* Constant after open. */
@@ -27,6 +44,10 @@ struct vfh {
 	uint64_t gen;	     /* command generation at open (stdin) */
 	/* Under s->lock. */
 	uint64_t pos; /* end of the last read: poll readiness */
+	/* stdout/stderr: opened while a command was pending (s->pending), so
+	 * it is for that command's output, not the one it replaces. */
+	bool for_next;
+	struct outold *old; /* stdout/stderr: an earlier command's output */
 	struct fuse_pollhandle *ph;
 	/* Under the lock of the list it is on (see above). */
 	struct list_node link;
@@ -50,6 +71,16 @@ void vfh_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollhandle 
 
 /* Appends to fh->buf (under fh->io); 0 or -ENOMEM. */
 int vfh_append(struct vfh *fh, const char *p, size_t n);
+
+/* As a new command starts (session_start, under s->lock, before the
+ * state changes): each handle of stdout/stderr open on the ending
+ * command's output keeps that output (struct outold); the session's
+ * streams start empty either way. */
+void vfh_retire_outputs(struct session *s) REQUIRES(&s->lock);
+/* The size and times of output stream (0 stdout, 1 stderr) of command gen
+ * (its low INO_GEN_BITS) as an open handle keeps it: fstat on a file
+ * whose command was followed by another. -ESTALE when no handle does. */
+int vfh_old_attr(struct session *s, int stream, uint64_t gen, struct stat *st);
 
 /* Shutdown, after session_release_all: the kernel sends no RELEASE once
  * the connection is gone, so free every handle it still had and answer

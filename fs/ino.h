@@ -2,13 +2,16 @@
  * a fuse_ino_t.
  *
  *   bit 63 clear: the control tree,
- *       (serial << INO_FILE_BITS) | file
+ *       (serial << INO_LOW_BITS) | (gen << INO_GEN_SHIFT) | file
  *     serial 0 is the mount's own nodes (file INO_ROOT..INO_IMAGES: MNT,
  *     pool/, stats, config, images/); serial N in 1..INO_SESSION_MAX is a
  *     machine's directory pool/NAME (file 0) and its files (enum sfile,
  *     ctlfiles.h), under MNT/pool/ or an images/IMG/pool/ alike;
  *     serial INO_IMG_BIT | id is the image `id`'s images/IMG/ (file 0)
  *     and its pool/, stats, config, manifest (enum ifile, ctlfiles.h).
+ *     gen is 0 but for stdout and stderr,
+ *     which are a new file (inode) per command: the low INO_GEN_BITS of
+ *     the command's number (docs/usage.md, stdout).
  *   bit 63 set: root/ of session N, owned by its root proxy,
  *       INO_RP_BIT | (N << RP_NODE_BITS) | guest node
  *     (root_proxy.h fixes RP_NODE_BITS, the width of a guest node).
@@ -27,12 +30,16 @@
 #include "fs/root_proxy.h"
 
 #define INO_FILE_BITS 8
+#define INO_GEN_SHIFT INO_FILE_BITS
+#define INO_LOW_BITS 32 /* file and gen: the serial is above them */
+#define INO_GEN_BITS (INO_LOW_BITS - INO_GEN_SHIFT)
+#define INO_GEN_MASK ((UINT64_C(1) << INO_GEN_BITS) - 1)
 #define INO_RP_BIT (UINT64_C(1) << 63)
 /* The serial bits between a guest node and INO_RP_BIT. */
 #define INO_SERIAL_BITS (63 - RP_NODE_BITS)
 #define INO_SERIAL_MAX ((UINT64_C(1) << INO_SERIAL_BITS) - 1)
 
-_Static_assert(INO_FILE_BITS + INO_SERIAL_BITS <= 63, "a control-tree inode must keep bit 63 clear");
+_Static_assert(INO_LOW_BITS + INO_SERIAL_BITS <= 63, "a control-tree inode must keep bit 63 clear");
 _Static_assert(INO_SERIAL_BITS >= 16, "root_proxy.h's RP_NODE_BITS leaves too few serial bits");
 
 /* The mount's own nodes: serial 0, so they are their file numbers. */
@@ -47,7 +54,13 @@ _Static_assert(INO_ROOT == FUSE_ROOT_ID, "MNT is FUSE's root inode");
 
 static inline fuse_ino_t ino_make(uint64_t serial, unsigned file)
 {
-	return (fuse_ino_t)((serial << INO_FILE_BITS) | file);
+	return (fuse_ino_t)((serial << INO_LOW_BITS) | file);
+}
+
+/* A per-command file (stdout, stderr) of command number gen. */
+static inline fuse_ino_t ino_make_gen(uint64_t serial, unsigned file, uint64_t gen)
+{
+	return ino_make(serial, file) | (fuse_ino_t)((gen & INO_GEN_MASK) << INO_GEN_SHIFT);
 }
 
 static inline bool ino_is_rp(fuse_ino_t ino)
@@ -58,12 +71,18 @@ static inline bool ino_is_rp(fuse_ino_t ino)
 /* Control tree: the session serial (0: the mount's own) and the file. */
 static inline uint64_t ino_serial(fuse_ino_t ino)
 {
-	return (uint64_t)ino >> INO_FILE_BITS;
+	return (uint64_t)ino >> INO_LOW_BITS;
 }
 
 static inline unsigned ino_file(fuse_ino_t ino)
 {
 	return (unsigned)(ino & ((1u << INO_FILE_BITS) - 1));
+}
+
+/* The command number's low bits in a per-command file's inode. */
+static inline uint64_t ino_gen(fuse_ino_t ino)
+{
+	return ((uint64_t)ino >> INO_GEN_SHIFT) & INO_GEN_MASK;
 }
 
 /* images/IMG/ and its files: the image id, or 0 for anything else. */

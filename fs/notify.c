@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "fs/root_proxy.h"
+#include "ctlfiles.h"
+#include "ino.h"
 #include "lib/clock.h"
 #include "session.h"
 
@@ -56,7 +58,7 @@ void notifier_post(struct notifier *n, struct session *s, unsigned what)
  * time until the next rate-limited one. */
 static unsigned due_flags(struct session *s, uint64_t now, uint64_t *wait_ms)
 {
-	unsigned due = s->nq_flags & NQ_EXIT;
+	unsigned due = s->nq_flags & (NQ_EXIT | NQ_REPLACED);
 	for (int i = 0; i < 2; i++) {
 		unsigned bit = i ? NQ_TOUCH_ERR : NQ_TOUCH_OUT;
 		if (!(s->nq_flags & bit))
@@ -88,6 +90,19 @@ static void act(struct notifier *n, struct session *s, unsigned what)
 		if (what & NQ_EXIT)
 			session_settled(s);
 		return;
+	}
+	if (what & NQ_REPLACED) {
+		/* The names now lead to the new command's files; the old inodes
+		 * (kept by open files) lose them, so watchers see them deleted.
+		 * ENOENT when a lookup already moved the name on: nothing to do. */
+		vp_mutex_lock(&s->lock);
+		uint64_t gen = s->gen;
+		vp_mutex_unlock(&s->lock);
+		fuse_ino_t dir = ino_make(s->serial, SF_DIR);
+		(void)fuse_lowlevel_notify_delete(fs->se, dir, ino_make_gen(s->serial, SF_STDOUT, gen - 1),
+						  "stdout", 6);
+		(void)fuse_lowlevel_notify_delete(fs->se, dir, ino_make_gen(s->serial, SF_STDERR, gen - 1),
+						  "stderr", 6);
 	}
 	if (what & (NQ_TOUCH_OUT | NQ_TOUCH_ERR)) {
 		static const struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };

@@ -7,7 +7,10 @@
  * MNT/pool/NAME/stat for writing and closes it when a command ends
  * (IN_CLOSE_WRITE), and touches stdout/stderr with utimensat(UTIME_OMIT,
  * UTIME_NOW) when output arrives (IN_MODIFY, at most every NOTIFY_TOUCH_MS
- * per file). Before the stat event it drops the root/ caches of the machine
+ * per file). When a command replaces the previous output (a new inode
+ * for stdout and stderr), it tells the kernel the old names are gone
+ * (fuse_lowlevel_notify_delete: a watcher of the old file gets
+ * IN_DELETE_SELF once nothing holds it). Before the stat event it drops the root/ caches of the machine
  * (rp_invalidate), so a watcher that reacts to the event sees fresh files. */
 #ifndef VPFS_NOTIFY_H
 #define VPFS_NOTIFY_H
@@ -20,7 +23,7 @@
 
 struct session;
 
-enum { NQ_TOUCH_OUT = 1u, NQ_TOUCH_ERR = 2u, NQ_EXIT = 4u };
+enum { NQ_TOUCH_OUT = 1u, NQ_TOUCH_ERR = 2u, NQ_EXIT = 4u, NQ_REPLACED = 8u };
 
 int notifier_start(struct vpfs *fs, struct notifier **out);
 /* Stops taking work and joins the thread; the mount must be gone or still

@@ -58,6 +58,16 @@ void outbuf_reset(struct outbuf *o)
 	o->file_len = 0;
 }
 
+void outbuf_move(struct outbuf *dst, struct outbuf *src)
+{
+	give_back(src);
+	*dst = *src;
+	dst->budget = NULL;
+	struct outbudget *b = src->budget;
+	outbuf_init(src, src->mem_limit, src->spill_dir);
+	src->budget = b;
+}
+
 uint64_t outbuf_len(const struct outbuf *o)
 {
 	return (uint64_t)o->mem_len + o->file_len;

@@ -36,6 +36,11 @@ void outbuf_set_budget(struct outbuf *o, struct outbudget *b);
 void outbuf_free(struct outbuf *o);
 /* Drop everything (a new command starts); keeps a small allocation. */
 void outbuf_reset(struct outbuf *o);
+/* Moves src's content (memory and spill file) into dst, which draws on
+ * no budget from then on: src's budget gets the bytes back, and src is
+ * left empty, on the same budget (a new command starts while open files
+ * still read the old output). outbuf_free(dst) frees it. */
+void outbuf_move(struct outbuf *dst, struct outbuf *src);
 uint64_t outbuf_len(const struct outbuf *o);
 /* 0 or -errno (ENOSPC, EIO from the spill file, ENOMEM; EDQUOT when the
  * budget ran out: the part that fitted was kept). */

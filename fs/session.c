@@ -14,6 +14,7 @@
 
 #include "ctlfiles.h"
 #include "fs/root_proxy.h"
+#include "handles.h"
 #include "images.h"
 #include "ino.h"
 #include "lib/clock.h"
@@ -588,13 +589,12 @@ static int start_command(struct session *s, const char *text, size_t len)
 	free(s->cmd);
 	s->cmd = cmd;
 	s->cmd_len = len;
-	/* A new command truncates the output (like logrotate's copytruncate):
-	 * a follower (`tail -F`) sees st_size drop, says "file truncated" and
-	 * reads the new output from 0; watchers get IN_MODIFY below. */
-	unsigned truncated = (outbuf_len(&s->out[0]) ? NQ_TOUCH_OUT : 0u) |
-			     (outbuf_len(&s->out[1]) ? NQ_TOUCH_ERR : 0u);
-	outbuf_reset(&s->out[0]);
-	outbuf_reset(&s->out[1]);
+	/* Each command's output is a new file (stdout/stderr get a new inode,
+	 * ino.h): `tail -F` sees the name replaced and follows the new one,
+	 * open files keep the old output (handles.c); the notify thread
+	 * drops the old names below. */
+	unsigned replaced = s->gen > 0 ? NQ_REPLACED : 0u;
+	vfh_retire_outputs(s);
 	s->out_err[0] = s->out_err[1] = 0;
 	s->state = ST_RUNNING;
 	uint64_t gen = ++s->gen;
@@ -615,8 +615,8 @@ static int start_command(struct session *s, const char *text, size_t len)
 	struct vp_client *c = s->client;
 	struct machine *m = s->m;
 	vp_mutex_unlock(&s->lock);
-	if (truncated)
-		notifier_post(s->fs->notify, s, truncated);
+	if (replaced)
+		notifier_post(s->fs->notify, s, replaced);
 
 	/* The baseline for stat's oom_kills: the machine's count never goes
 	 * back, so what a command's processes lost to the memory limit is the

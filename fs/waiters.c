@@ -13,11 +13,21 @@ struct answer {
 	size_t len;
 };
 
+static bool read_out(const struct outbuf *o, struct vfh *fh, uint64_t off, size_t size, struct answer *a);
+
 /* Under s->lock. Returns true when req can be answered now (filled in a). */
 static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off, size_t size,
 		       struct answer *a) REQUIRES(&s->lock)
 {
 	memset(a, 0, sizeof(*a));
+	if (kind != SF_EXIT && fh && fh->old) {
+		/* An earlier command's output, complete: never waits. */
+		if (!read_out(&fh->old->o, fh, off, size, a)) {
+			a->err = fh->old->err ? EIO : 0;
+			fh->pos = off;
+		}
+		return true;
+	}
 	if (s->pending > 0 || s->settling)
 		return false; /* a command is about to start (or to be seen ended) */
 	if (kind == SF_EXIT) {
@@ -46,7 +56,23 @@ static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off
 		return true;
 	}
 
-	struct outbuf *o = &s->out[kind == SF_STDERR];
+	if (read_out(&s->out[kind == SF_STDERR], fh, off, size, a))
+		return true;
+	if (s->state == ST_RUNNING)
+		return false;
+	/* At the end of a finished command: EOF, unless the guest died under it,
+	 * output was lost or rmdir killed it, which a reader must not mistake
+	 * for a clean end (`cat stdout > f` would exit 0 with a part). */
+	if (s->state == ST_ERROR || s->out_err[kind == SF_STDERR] || s->cut)
+		a->err = EIO;
+	if (fh)
+		fh->pos = off;
+	return true;
+}
+
+/* Bytes of o at off into a (true), or false at its end. */
+static bool read_out(const struct outbuf *o, struct vfh *fh, uint64_t off, size_t size, struct answer *a)
+{
 	uint64_t len = outbuf_len(o);
 	if (off < len && size > 0) {
 		size_t want = size;
@@ -69,16 +95,7 @@ static bool try_answer(struct session *s, struct vfh *fh, int kind, uint64_t off
 			fh->pos = off + a->len;
 		return true;
 	}
-	if (s->state == ST_RUNNING)
-		return false;
-	/* At the end of a finished command: EOF, unless the guest died under it,
-	 * output was lost or rmdir killed it, which a reader must not mistake
-	 * for a clean end (`cat stdout > f` would exit 0 with a part). */
-	if (s->state == ST_ERROR || s->out_err[kind == SF_STDERR] || s->cut)
-		a->err = EIO;
-	if (fh)
-		fh->pos = off;
-	return true;
+	return false;
 }
 
 static void send_answer(fuse_req_t req, struct answer *a)
@@ -278,7 +295,9 @@ void waiters_poll(struct session *s, fuse_req_t req, struct vfh *fh, struct fuse
 	} else {
 		struct answer a;
 		/* Readable when a read at the handle's position would not block. */
-		if (try_answer(s, NULL, (int)fh->vf->file, fh->pos, 1, &a)) {
+		if (fh->old) {
+			revents = POLLIN;
+		} else if (try_answer(s, NULL, (int)fh->vf->file, fh->pos, 1, &a)) {
 			revents = POLLIN;
 			free(a.data);
 		}

@@ -13,6 +13,10 @@ teardown_file() { vp_unmount; }
 
 setup() { M=$MNT/pool/f; }
 
+# wait_for up to 30 s: tail -F looks at the name again after 5 polls
+# (1 s each) with its open file unchanged.
+wait_long() { wait_for "$1" || wait_for "$1" || wait_for "$1"; }
+
 # Milliseconds since $1 (a date +%s%N).
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
@@ -40,36 +44,61 @@ slow_lines() { echo "for i in \$(seq 1 $1); do echo line\$i; sleep 0.3; done" > 
 	[ ! -s "$VP_DIR/tf.err" ]
 }
 
-@test "tail -F follows across commands: truncated, read again from 0, never exits" {
+@test "tail -F follows across commands: each command's output is a new file" {
 	echo 'for i in $(seq 1 20); do echo old-line-$i; done' > "$M/cmd"
 	cat "$M/exit" >/dev/null
-	timeout 30 tail -F "$M/stdout" > "$VP_DIR/tF" 2> "$VP_DIR/tF.err" &
+	local ino0
+	ino0=$(stat -c %i "$M/stdout")
+	timeout 40 tail -F "$M/stdout" > "$VP_DIR/tF" 2> "$VP_DIR/tF.err" &
 	local tp=$!
 	wait_for "grep -q old-line-20 '$VP_DIR/tF'"
-	# shorter than the old output, so tail's poll sees the size drop
-	echo 'for i in 1 2 3; do echo new$i; sleep 0.4; done' > "$M/cmd"
+	# More than the old output, at once: a truncation could not be seen
+	# within tail's 1 s poll; a new inode is.
+	echo 'for i in $(seq 1 40); do echo new-line-$i; done' > "$M/cmd"
 	cat "$M/exit" >/dev/null
-	wait_for "grep -q new3 '$VP_DIR/tF'"
+	[ "$(stat -c %i "$M/stdout")" != "$ino0" ]
+	wait_long "grep -q new-line-40 '$VP_DIR/tF'"
 	echo 'echo again' > "$M/cmd"
 	cat "$M/exit" >/dev/null
-	wait_for "grep -q again '$VP_DIR/tF'"
+	wait_long "grep -q again '$VP_DIR/tF'"
 	kill -0 "$tp" # still following
 	kill "$tp"
 	cat "$VP_DIR/tF.err"
-	grep -q 'file truncated' "$VP_DIR/tF.err"
-	! grep -q 'seek' "$VP_DIR/tF.err"
-	[ "$(sed -n '/new1/,$p' "$VP_DIR/tF")" = "$(printf 'new1\nnew2\nnew3\nagain')" ]
+	grep -q 'replaced' "$VP_DIR/tF.err"
+	! grep -q 'seek\|truncated' "$VP_DIR/tF.err"
+	# both outputs in order (the last 10 old lines, tail's default), nothing doubled
+	[ "$(cat "$VP_DIR/tF")" = "$( (seq 11 20 | sed 's/^/old-line-/'; seq 1 40 | sed 's/^/new-line-/'; echo again))" ]
 }
 
-@test "a new command raises IN_MODIFY on the output it truncates" {
+@test "an open stdout keeps reading its command's output after the next one starts" {
+	echo 'printf "first output\n"' > "$M/cmd"
+	cat "$M/exit" >/dev/null
+	exec 8< "$M/stdout"
+	local old_ino
+	old_ino=$(stat -L -c %i /dev/fd/8)
+	echo 'printf "second, and a longer output\n"' > "$M/cmd"
+	cat "$M/exit" >/dev/null
+	[ "$(cat "$M/stdout")" = "second, and a longer output" ]
+	# the old file: same inode, its own size, its own text, then EOF
+	[ "$(stat -L -c %i /dev/fd/8)" = "$old_ino" ]
+	[ "$(stat -L -c %s /dev/fd/8)" = 13 ]
+	[ "$(cat <&8)" = "first output" ]
+	[ "$(stat -c %i "$M/stdout")" != "$old_ino" ]
+	exec 8<&-
+}
+
+@test "a new command's stdout is a new inode; the old name is deleted for watchers" {
 	echo 'echo some output' > "$M/cmd"
 	cat "$M/exit" >/dev/null
-	timeout 20 inotifywait -e modify "$M/stdout" > "$VP_DIR/ev" 2> "$VP_DIR/ev.err" &
+	timeout 20 inotifywait "$M/stdout" > "$VP_DIR/ev" 2> "$VP_DIR/ev.err" &
 	local w=$!
 	wait_for "grep -q 'Watches established' '$VP_DIR/ev.err'"
 	echo 'sleep 1' > "$M/cmd"
-	wait "$w"
-	grep -q MODIFY "$VP_DIR/ev"
+	local rc=0
+	wait "$w" || rc=$?
+	cat "$VP_DIR/ev" "$VP_DIR/ev.err"
+	[ "$rc" -ne 124 ] # woken, not timed out
+	grep -q 'DELETE_SELF\|IGNORED' "$VP_DIR/ev" "$VP_DIR/ev.err"
 	[ "$(stat -c %s "$M/stdout")" = 0 ]
 	cat "$M/exit" >/dev/null
 }

@@ -53,10 +53,11 @@ watch() { # watch OUTFILE ARGS...
 }
 
 @test "inotifywait -m on stderr: a burst of output gives few events" {
+	# each command's stderr is a new file: watch it once the command started
+	echo 'sleep 1; for i in $(seq 1 200); do echo $i >&2; sleep 0.005; done' > "$M/cmd"
 	timeout 20 inotifywait -m -e modify "$M/stderr" > "$VP_DIR/ev3" 2> "$VP_DIR/ev3.err" &
 	local w=$!
 	wait_for "grep -q 'Watches established' '$VP_DIR/ev3.err'"
-	echo 'for i in $(seq 1 200); do echo $i >&2; sleep 0.005; done' > "$M/cmd"
 	cat "$M/exit" >/dev/null
 	sleep 0.5
 	kill $w
