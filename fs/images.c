@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "vmm/machine_pool.h"
+#include "lib/vlog.h"
 
 bool images_valid_name(const char *name)
 {
@@ -488,8 +489,8 @@ int image_machine_get(struct image *img, struct pool **pool)
 		char why[512];
 		err = image_open_pool(img, why, sizeof why);
 		if (err) {
-			fprintf(stderr, "vmpoolfs: image %s: %s%s%s\n", img->name[0] ? img->name : img->dir,
-				strerror(-err), why[0] ? ": " : "", why);
+			vlog_err(NULL, "image %s: %s%s%s", img->name[0] ? img->name : img->dir,
+				 strerror(-err), why[0] ? ": " : "", why);
 			image_machine_put(img);
 			return err;
 		}

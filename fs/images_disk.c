@@ -16,6 +16,7 @@
 
 #include "images.h"
 #include "images_int.h"
+#include "lib/vlog.h"
 
 /* ---- texts -------------------------------------------------------------------- */
 
@@ -177,9 +178,9 @@ int images_remove(struct images *ims, const char *name)
 	vp_mutex_unlock(&ims->lock);
 	if (err) {
 		if (err == -EBUSY)
-			fprintf(stderr, "vmpoolfs: rmdir images/%s: %s\n", name,
-				img->is_default ? "the mount's default image"
-						: "in use by machines or snapshots");
+			vlog_warn(NULL, "rmdir images/%s: %s", name,
+				  img->is_default ? "the mount's default image"
+						  : "in use by machines or snapshots");
 		image_put(img);
 		return err;
 	}
@@ -201,7 +202,7 @@ int images_remove(struct images *ims, const char *name)
 	int lfd = lock_images(ims->dir);
 	if (lfd < 0 || rename(img->dir, tmp) < 0) {
 		err = lfd < 0 ? lfd : -errno;
-		fprintf(stderr, "vmpoolfs: rmdir images/%s: %s\n", name, strerror(-err));
+		vlog_warn(NULL, "rmdir images/%s: %s", name, strerror(-err));
 	}
 	if (lfd >= 0)
 		close(lfd);

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 
 #include "loop.h"
+#include "lib/vlog.h"
 
 /* Each machine costs the daemon a few fds (its channel, its log pipe:
  * docs/pool.md): the soft limit's usual 1024 would cap a pool at a few
@@ -24,8 +25,8 @@ static void raise_nofile(void)
 	rlim_t was = rl.rlim_cur;
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-		fprintf(stderr, "vmpoolfs: RLIMIT_NOFILE soft limit raised from %llu to the hard limit %llu\n",
-			(unsigned long long)was, (unsigned long long)rl.rlim_max);
+		vlog_info(NULL, "RLIMIT_NOFILE soft limit raised from %llu to the hard limit %llu",
+			  (unsigned long long)was, (unsigned long long)rl.rlim_max);
 }
 
 /* Once the loop has ended, the daemon releases every machine: a second

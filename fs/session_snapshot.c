@@ -8,6 +8,7 @@
 
 #include "images.h"
 #include "session.h"
+#include "lib/vlog.h"
 
 /* A line in the machine's log (pool/NAME/log), where its user looks. */
 static void log_line(struct machine *m, const char *text)
@@ -50,7 +51,7 @@ int session_snapshot(struct session *s, const char *name)
 	else
 		snprintf(line, sizeof line, "snapshot %s made: images/%s", name, name);
 	log_line(m, line);
-	fprintf(stderr, "vmpoolfs: %s: %s\n", s->name, line);
+	vlog_warn(NULL, "%s: %s", s->name, line);
 	session_machine_put(s);
 	return r;
 }

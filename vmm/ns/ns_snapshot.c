@@ -27,6 +27,7 @@
 
 #include "lib/clock.h"
 #include "vmm/ns/ns.h"
+#include "lib/vlog.h"
 
 #define FREEZE_TIMEOUT_MS 3000
 
@@ -256,8 +257,7 @@ static int copy_tree(int upper_fd, const char *dest)
 		if (errno != EINTR)
 			return -errno;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "vmpoolfs: ns: snapshot: cp -a of the writable layer failed (status %d)\n",
-			st);
+		vlog_err(NULL, "ns: snapshot: cp -a of the writable layer failed (status %d)", st);
 		return -EIO;
 	}
 	return 0;
@@ -272,7 +272,7 @@ int ns_snapshot_take(const struct ns_cg *c, int upper_fd, const char *dest)
 	if (err) {
 		if (c->version == 2)
 			(void)freeze_v2(c->dirs[0], false);
-		fprintf(stderr, "vmpoolfs: ns: snapshot: cannot freeze the machine: %s\n", strerror(-err));
+		vlog_err(NULL, "ns: snapshot: cannot freeze the machine: %s", strerror(-err));
 		return err;
 	}
 	err = copy_tree(upper_fd, dest);
