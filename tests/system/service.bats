@@ -68,7 +68,7 @@ wait_for() { # wait_for SECONDS COMMAND...
 	[ -x "$SV_DIR/dest/$p/libexec/vmpoolfs/vmpool-agent" ]
 	file "$SV_DIR/dest/$p/libexec/vmpoolfs/vmpool-agent" | grep -q 'statically linked'
 	# The installed daemon's default image is under the state directory.
-	env -u VMPOOL_IMAGE "$SV_DIR/dest/$p/bin/vmpoolfs" --help | grep -F -- "-o image=DIR           guest image ($SV_STATEDIR/images/default)"
+	env -u VMPOOL_IMAGE "$SV_DIR/dest/$p/bin/vmpoolfs" --help | grep -F -- "-o image=NAME|DIR      default image: a NAME in images=, or a directory ($SV_STATEDIR/images/default)"
 }
 
 @test "both man pages render without a warning" {
