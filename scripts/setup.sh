@@ -10,7 +10,8 @@ packages=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3
 	busybox-static cpio gzip bats inotify-tools clang clang-19 sshfs openssh-sftp-server
 	procps psmisc util-linux musl-tools clang-format
 	systemd groff-base man-db file python3 # tests/system/service.bats: verify, man pages, listeners
-)
+	bubblewrap
+	runc)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
