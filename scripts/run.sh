@@ -15,4 +15,13 @@ vmpoolfs: mounting on $mnt (Ctrl-C to unmount). From another shell:
   ls $mnt/pool/job/root/             # the guest's filesystem
   rmdir $mnt/pool/job                # reset it and give it back
 USAGE
+# The default image (issue 10): Debian with bash, coreutils, make, python3,
+# built once into the state directory (quick "up to date" afterwards),
+# unless the options name an image.
+case " $* " in *image=*) ;; *)
+	images=${VMPOOL_IMAGES:-/var/lib/vmpoolfs/images}
+	build/image-tool/vmpoolfs-image --images "$images" build default \
+		--packages bash,coreutils,make,python3
+	set -- -o "image=$images/default" "$@" ;;
+esac
 exec build/fs/vmpoolfs -f "$@" "$mnt"

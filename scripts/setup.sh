@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3
 	busybox-static cpio gzip bats inotify-tools clang clang-19 sshfs openssh-sftp-server
-	procps psmisc util-linux musl-tools clang-format)
+	procps psmisc util-linux musl-tools clang-format
+	mmdebstrap
+	umoci)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
