@@ -26,13 +26,26 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-# The guest image: $VMPOOL_IMAGE, else the build's.
-image=${VMPOOL_IMAGE:-$PWD/build/image}
+# The guest image: $VMPOOL_IMAGE; else, unless the options name one, the
+# default image: Debian with bash, coreutils, make and python3, built once
+# into the state directory's images (later starts answer "up to date").
+image=${VMPOOL_IMAGE:-}
+case " ${opts[*]-} " in
+*image=*) ;;
+*)
+	if [ -z "$image" ]; then
+		images=${VMPOOL_IMAGES:-/var/lib/vmpoolfs/images}
+		build/image-tool/vmpoolfs-image --images "$images" build default \
+			--packages bash,coreutils,make,python3
+		image=$images/default
+	fi
+	;;
+esac
 
 mkdir -p "$mnt"
 # The daemon in the background (in the foreground of its own: -f), so that
 # the banner comes once the tree is there and Ctrl-C reaches it as SIGTERM.
-build/fs/vmpoolfs -f -o "image=$image" ${opts[@]+"${opts[@]}"} "$mnt" &
+build/fs/vmpoolfs -f ${image:+-o "image=$image"} ${opts[@]+"${opts[@]}"} "$mnt" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
 until mountpoint -q "$mnt" && [ -e "$mnt/config" ]; do

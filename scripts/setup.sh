@@ -11,7 +11,8 @@ packages=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3
 	procps psmisc util-linux musl-tools clang-format
 	systemd groff-base man-db file python3 # tests/system/service.bats: verify, man pages, listeners
 	bubblewrap
-	runc)
+	runc
+	umoci)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
