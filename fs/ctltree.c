@@ -359,8 +359,7 @@ void ct_mkdir(struct vpfs *fs, fuse_req_t req, fuse_ino_t parent, const char *na
 	image_put(img);
 	if (r < 0) {
 		if (r == -EAGAIN)
-			vlog_warn(&fs->log,
-				  "mkdir %s%spool/%s: no machine can be made now (max_machines=%u)",
+			vlog_warn(&fs->log, "mkdir %s%spool/%s: no machine can be made now (max_machines=%u)",
 				  iname[0] ? "images/" : "", iname[0] ? iname : "", name,
 				  fs->opts.pool.max_machines);
 		else if (r != -EEXIST)

@@ -167,8 +167,8 @@ int main(int argc, char **argv)
 	};
 	r = images_open(&icfg, &fs.images, why, sizeof why);
 	if (r < 0) {
-		vlog_err(&fs.log, "cannot open the default image %s: %s%s%s", fs.opts.image,
-			 strerror(-r), why[0] ? ": " : "", why);
+		vlog_err(&fs.log, "cannot open the default image %s: %s%s%s", fs.opts.image, strerror(-r),
+			 why[0] ? ": " : "", why);
 		goto out_session;
 	}
 	fs.backend = image_backend(images_default(fs.images));

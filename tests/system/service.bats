@@ -53,6 +53,7 @@ wait_for() { # wait_for SECONDS COMMAND...
 	local p=${SV_PREFIX#/} s=${SV_STATEDIR#/} f
 	{
 		echo "$p/bin/vmpoolfs"
+		echo "$p/bin/vmpoolfs-image"
 		echo "$p/libexec/vmpoolfs/vmpool-agent"
 		echo "$p/lib/systemd/system/vmpoolfs@.service"
 		echo "$p/share/man/man1/vmpoolfs-image.1"
