@@ -16,6 +16,7 @@
 
 #include "images.h"
 #include "images_int.h"
+#include "info.h"
 #include "lib/vlog.h"
 
 /* ---- texts -------------------------------------------------------------------- */
@@ -44,23 +45,7 @@ int image_format_stats(struct image *img, char **out, size_t *len)
 	if (!f)
 		return -ENOMEM;
 #define U(k, v) fprintf(f, "%s=%llu\n", k, (unsigned long long)(v))
-	U("hits", st.hits);
-	U("misses", st.misses);
-	U("evictions", st.evictions);
-	U("idle", st.idle);
-	U("in_use", st.in_use);
-	U("creating", st.creating);
-	U("resetting", st.resetting);
-	U("creates", st.creates);
-	U("create_failures", st.create_failures);
-	U("resets", st.resets);
-	U("reset_failures", st.reset_failures);
-	U("health_checks", st.health_checks);
-	U("health_failures", st.health_failures);
-	U("boot_us_last", st.boot_us_last);
-	U("boot_us_avg", st.boot_us_avg);
-	U("reset_us_last", st.reset_us_last);
-	U("reset_us_avg", st.reset_us_avg);
+	info_print_pool_stats(f, &st);
 	U("machines", machines < 0 ? 0 : machines);
 #undef U
 	return finish(f, &buf, out);

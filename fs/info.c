@@ -16,6 +16,30 @@ static int finish(FILE *f, char **buf, char **out)
 	return 0;
 }
 
+/* The pool's counters, shared by MNT/stats and images/NAME/stats. */
+void info_print_pool_stats(FILE *f, const struct pool_stats *st)
+{
+#define U(k, v) fprintf(f, "%s=%llu\n", k, (unsigned long long)(v))
+	U("hits", st->hits);
+	U("misses", st->misses);
+	U("evictions", st->evictions);
+	U("idle", st->idle);
+	U("in_use", st->in_use);
+	U("creating", st->creating);
+	U("resetting", st->resetting);
+	U("creates", st->creates);
+	U("create_failures", st->create_failures);
+	U("resets", st->resets);
+	U("reset_failures", st->reset_failures);
+	U("health_checks", st->health_checks);
+	U("health_failures", st->health_failures);
+	U("boot_us_last", st->boot_us_last);
+	U("boot_us_avg", st->boot_us_avg);
+	U("reset_us_last", st->reset_us_last);
+	U("reset_us_avg", st->reset_us_avg);
+#undef U
+}
+
 int info_format_stats(struct vpfs *fs, char **out, size_t *len)
 {
 	struct pool_stats st;
@@ -28,23 +52,7 @@ int info_format_stats(struct vpfs *fs, char **out, size_t *len)
 	if (!f)
 		return -ENOMEM;
 #define U(k, v) fprintf(f, "%s=%llu\n", k, (unsigned long long)(v))
-	U("hits", st.hits);
-	U("misses", st.misses);
-	U("evictions", st.evictions);
-	U("idle", st.idle);
-	U("in_use", st.in_use);
-	U("creating", st.creating);
-	U("resetting", st.resetting);
-	U("creates", st.creates);
-	U("create_failures", st.create_failures);
-	U("resets", st.resets);
-	U("reset_failures", st.reset_failures);
-	U("health_checks", st.health_checks);
-	U("health_failures", st.health_failures);
-	U("boot_us_last", st.boot_us_last);
-	U("boot_us_avg", st.boot_us_avg);
-	U("reset_us_last", st.reset_us_last);
-	U("reset_us_avg", st.reset_us_avg);
+	info_print_pool_stats(f, &st);
 	U("sessions", sessions);
 	U("commands_run", commands);
 #undef U

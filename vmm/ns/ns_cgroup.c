@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/smallfile.h"
 #include "vmm/ns/ns.h"
 
 struct mnt {
@@ -45,40 +46,9 @@ static int write_file(const char *dir, const char *name, const char *val)
 	char path[4096];
 	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
 		return -ENAMETOOLONG;
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t n = strlen(val);
-	ssize_t w = write(fd, val, n);
-	int err = w < 0 ? -errno : (size_t)w != n ? -EIO : 0;
-	close(fd);
-	return err;
+	return vp_write_small_file(path, val);
 }
 
-/* Reads a small file whole into buf (NUL-terminated). */
-static int read_file(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t got = 0;
-	while (got + 1 < cap) {
-		ssize_t r = read(fd, buf + got, cap - 1 - got);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int err = -errno;
-			close(fd);
-			return err;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	close(fd);
-	return 0;
-}
 
 /* "a,b,c" contains token t. */
 static bool has_token(const char *list, const char *t, char sep)
@@ -341,7 +311,7 @@ static int open_v2(struct ns_cgroups *cg, const struct ns_cgroup_sources *src)
 	}
 	char ctlpath[4200];
 	snprintf(ctlpath, sizeof ctlpath, "%s/cgroup.controllers", host);
-	if ((err = read_file(ctlpath, buf, sizeof buf)))
+	if ((err = vp_read_small_file(ctlpath, buf, sizeof buf)))
 		return err;
 	buf[strcspn(buf, "\n")] = '\0';
 	if (!has_token(buf, "memory", ' ') || !has_token(buf, "pids", ' '))
@@ -591,7 +561,7 @@ int ns_cg_oom_kills(const struct ns_cg *c, uint64_t *out)
 	 * v2: memory.events has "oom_kill N". */
 	snprintf(path, sizeof path, "%s/%s", c->dirs[0],
 		 c->version == 1 ? "memory.oom_control" : "memory.events");
-	int err = read_file(path, buf, sizeof buf);
+	int err = vp_read_small_file(path, buf, sizeof buf);
 	if (err)
 		return err;
 	for (char *p = buf; p && *p;) {

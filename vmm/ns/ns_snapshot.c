@@ -27,41 +27,11 @@
 
 #include "lib/clock.h"
 #include "vmm/ns/ns.h"
+#include "lib/smallfile.h"
 #include "lib/vlog.h"
 
 #define FREEZE_TIMEOUT_MS 3000
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t n = strlen(val);
-	ssize_t w = write(fd, val, n);
-	int err = w < 0 ? -errno : (size_t)w != n ? -EIO : 0;
-	close(fd);
-	return err;
-}
-
-/* A small file's text (cgroup files), NUL-terminated; -errno. */
-static int read_file(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t got = 0;
-	while (got + 1 < cap) {
-		ssize_t n = read(fd, buf + got, cap - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	return 0;
-}
 
 static void nap_ms(long ms)
 {
@@ -75,12 +45,12 @@ static int freeze_v2(const char *dir, bool on)
 {
 	char path[PATH_MAX], ev[512];
 	snprintf(path, sizeof path, "%s/cgroup.freeze", dir);
-	int err = write_file(path, on ? "1" : "0");
+	int err = vp_write_small_file(path, on ? "1" : "0");
 	if (err || !on)
 		return err;
 	snprintf(path, sizeof path, "%s/cgroup.events", dir);
 	uint64_t deadline = deadline_after_ms(FREEZE_TIMEOUT_MS);
-	while (read_file(path, ev, sizeof ev) == 0 && !strstr(ev, "frozen 1")) {
+	while (vp_read_small_file(path, ev, sizeof ev) == 0 && !strstr(ev, "frozen 1")) {
 		if (deadline_left_ms(deadline) <= 0)
 			return -EBUSY;
 		nap_ms(1);
@@ -156,14 +126,14 @@ static int v1_move_all(const char *from_dir, const char *to, int *moved)
 	char path[PATH_MAX], dst[PATH_MAX], buf[16384], there[16384];
 	snprintf(path, sizeof path, "%s/cgroup.procs", from_dir);
 	snprintf(dst, sizeof dst, "%s/cgroup.procs", to);
-	int err = read_file(path, buf, sizeof buf);
-	if (err || (err = read_file(dst, there, sizeof there)))
+	int err = vp_read_small_file(path, buf, sizeof buf);
+	if (err || (err = vp_read_small_file(dst, there, sizeof there)))
 		return err;
 	*moved = 0;
 	for (char *save = NULL, *tok = strtok_r(buf, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
 		if (listed(there, tok))
 			continue;
-		int r = write_file(dst, tok);
+		int r = vp_write_small_file(dst, tok);
 		if (r == 0)
 			(*moved)++;
 		else if (r != -ESRCH)
@@ -176,19 +146,19 @@ static int v1_state_is(const char *dir, const char *want)
 {
 	char path[PATH_MAX], st[64];
 	snprintf(path, sizeof path, "%s/freezer.state", dir);
-	return read_file(path, st, sizeof st) == 0 && strncmp(st, want, strlen(want)) == 0;
+	return vp_read_small_file(path, st, sizeof st) == 0 && strncmp(st, want, strlen(want)) == 0;
 }
 
 static void v1_thaw(struct v1_freezer *fz, const char *machine_dir)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/freezer.state", fz->mine);
-	(void)write_file(path, "THAWED");
+	(void)vp_write_small_file(path, "THAWED");
 	/* back home, so the cgroup can go; a process that exits meanwhile is fine */
 	char buf[16384];
 	snprintf(path, sizeof path, "%s/cgroup.procs", fz->mine);
 	for (int pass = 0; pass < 100; pass++) {
-		if (read_file(path, buf, sizeof buf) < 0 || !buf[0])
+		if (vp_read_small_file(path, buf, sizeof buf) < 0 || !buf[0])
 			break;
 		int moved = 0;
 		(void)v1_move_all(fz->mine, fz->home, &moved);
@@ -214,7 +184,7 @@ static int v1_freeze(struct v1_freezer *fz, const char *machine_dir)
 		goto fail;
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/freezer.state", fz->mine);
-	if ((err = write_file(path, "FROZEN")))
+	if ((err = vp_write_small_file(path, "FROZEN")))
 		goto fail;
 	uint64_t deadline = deadline_after_ms(FREEZE_TIMEOUT_MS);
 	for (;;) {
