@@ -79,7 +79,8 @@ static void daemon_ready(int fd, unsigned char status)
 /* libfuse's own messages (fuse_log), with its levels, which are syslog's.
  * Its request trace (-d, which implies -f) stays as FUSE users know it:
  * raw on stderr, as libfuse prints it. */
-static void fuse_log_to_vlog(enum fuse_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void fuse_log_to_vlog(enum fuse_log_level level, const char *fmt,
+								   va_list ap)
 {
 	if (level == FUSE_LOG_DEBUG) {
 		vfprintf(stderr, fmt, ap);

@@ -96,23 +96,11 @@ struct agent_child {
 	int in, out, err;  /* our ends, O_NONBLOCK; in = -1 without VP_EXEC_STDIN */
 	uint64_t start_ns; /* CLOCK_MONOTONIC at the fork */
 };
-/* What the exec loop keeps for its spawns. stack: the child's until its
- * execve, AGENT_SPAWN_STACK bytes (the child shares our memory, see
- * agent_spawn.c). oom_reset: the agent's oom_score_adj is not 0 (the ns
- * backend sets -1000 before the agent starts), so each command sets its
- * own back to 0; agent_spawn_oom_adjusted() tells, once. */
-#define AGENT_SPAWN_STACK (64u * 1024u)
-struct agent_spawn_env {
-	void *stack;
-	bool oom_reset;
-};
-bool agent_spawn_oom_adjusted(void);
 /* Returns once the command runs (0) or could not be started: -errno of
- * the failed pipe/clone/chdir/execve (the failed child is reaped here), or
+ * the failed pipe/fork/chdir/execve (the failed child is reaped here), or
  * -EINVAL for an env entry that is not K=V. Exec loop only (it alone may
  * reap). */
-int agent_spawn(const struct vp_exec *q, struct agent_cmdns *ns, const struct agent_spawn_env *env,
-		struct agent_child *c); /* ns may be NULL */
+int agent_spawn(const struct vp_exec *q, struct agent_cmdns *ns, struct agent_child *c); /* ns may be NULL */
 
 /* ---- commands (agent_exec.c) ------------------------------------------- */
 

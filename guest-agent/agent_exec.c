@@ -77,7 +77,6 @@ struct agent_exec {
 	struct list_node execs;
 	struct list_node dead; /* finished in this epoll batch, freed after it */
 	uint8_t *buf;
-	struct agent_spawn_env spawn;
 	struct vp_buf out;
 };
 
@@ -394,7 +393,7 @@ static int start(struct agent_exec *x, const struct agent_msg *m, struct exec *e
 	if (e->tfd < 0)
 		return -errno;
 	struct agent_child c;
-	int r = agent_spawn(&m->u.exec, x->ns, &x->spawn, &c);
+	int r = agent_spawn(&m->u.exec, x->ns, &c);
 	if (r < 0)
 		return r;
 	e->pid = c.pid;
@@ -570,10 +569,8 @@ int agent_exec_new(struct agent_chan *c, struct agent_cmdns *ns, struct agent_ex
 	sigaddset(&set, SIGCHLD);
 	int r = -ENOMEM;
 	x->buf = malloc(OUT_CHUNK);
-	x->spawn.stack = malloc(AGENT_SPAWN_STACK);
-	if (!x->buf || !x->spawn.stack)
+	if (!x->buf)
 		goto fail;
-	x->spawn.oom_reset = agent_spawn_oom_adjusted();
 	x->ep = epoll_create1(EPOLL_CLOEXEC);
 	x->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	x->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -597,7 +594,6 @@ fail:
 	if (x->sigfd >= 0)
 		close(x->sigfd);
 	free(x->buf);
-	free(x->spawn.stack);
 	vp_buf_free(&x->out);
 	pthread_mutex_destroy(&x->lock);
 	free(x);
@@ -637,7 +633,6 @@ void agent_exec_free(struct agent_exec *x)
 	close(x->wakefd);
 	close(x->sigfd);
 	free(x->buf);
-	free(x->spawn.stack);
 	vp_buf_free(&x->out);
 	pthread_mutex_destroy(&x->lock);
 	free(x);

@@ -100,9 +100,7 @@ static int setup_signals(void)
 	if (r)
 		return -r;
 	/* An inherited SIG_IGN for SIGCHLD would make the kernel reap
-	 * children itself and their exit statuses would be lost. A signal
-	 * whose disposition changes here goes into agent_spawn.c's
-	 * changed_signals too (commands get it back as default). */
+	 * children itself and their exit statuses would be lost. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGCHLD, SIG_DFL) == SIG_ERR)
 		return -errno;
 	return agent_pool_install_signal();

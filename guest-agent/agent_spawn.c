@@ -1,20 +1,13 @@
 /* Starting one command: /bin/sh -c CMD in a session of its own, with a
  * clean environment, stdin from a pipe or /dev/null, stdout and stderr to
  * pipes; in an ns guest inside the commands' pid and mount namespaces
- * (agent_init.c), out of reach of the agent. Called only from the exec
- * loop, the agent's only caller of wait*().
- *
- * The child is a clone(CLONE_VM | CLONE_VFORK), as posix_spawn makes it:
- * it runs on its own stack in our memory until its execve, and this thread
- * sleeps until then. No page tables are copied and no page of ours turns
- * copy-on-write (a fork cost ~0.4 ms here with the agent's buffers mapped),
- * and the child tells its pid and a failed chdir/execve's errno through
- * struct spawn instead of a pipe. On these hosts every system call is a
- * trip through the hypervisor (2-4 us), so the child makes as few as it
- * can: it resets only the signals the agent changed, not all 64. */
+ * (agent_init.c), out of reach of the agent. The parent learns through a
+ * CLOEXEC pipe the child's pid as the commands see it (4 bytes), then
+ * whether chdir/execve worked: EOF means the exec happened, 4 more bytes
+ * are the child's errno. Called only from the exec loop, the agent's only
+ * caller of wait*(). */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,22 +25,8 @@ struct spawn {
 	char **envp;
 	char *cwd;
 	const struct agent_cmdns *ns; /* NULL: no namespaces of their own */
-	const struct agent_spawn_env *env;
-	int in, out, err; /* the child's ends */
-	/* Written by the child (shared memory), read once it has exec'd or
-	 * exited: its pid in the commands' namespace, and 0 or the errno of
-	 * what failed before execve. */
-	pid_t ns_pid;
-	int child_err;
+	int in, out, err, errpipe;    /* the child's ends */
 };
-
-/* The dispositions the agent changes (agent_main.c, setup_signals): the
- * child sets these back to default before execve. A SIG_IGN would survive
- * the exec (SIGPIPE: a command's `yes | head` would loop for ever); a
- * handler would not, but must not run in the child, which shares our
- * memory until its exec. Everything else is default in the agent (ns_spawn
- * resets all before exec'ing it, a kernel starts /init so). */
-static const int changed_signals[] = { SIGPIPE, SIGUSR1 };
 
 static const char *const base_env[] = {
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -124,15 +103,15 @@ static void free_env(char **env)
 	free(env);
 }
 
-/* Until execve only async-signal-safe calls that keep no state in libc:
- * this runs in the agent's memory, beside its other threads. The exec
- * loop's mask (SIGCHLD and SIGUSR1 blocked) holds until the reset below. */
-static int child(void *arg)
+/* Between fork and execve only async-signal-safe calls: other threads may
+ * have held locks (malloc's) at the fork. */
+static __attribute__((noreturn)) void child(const struct spawn *s)
 {
-	struct spawn *s = arg;
 	/* Our pid in our own namespace: what `echo $$` prints, so what stat's
-	 * pid= shows. */
-	s->ns_pid = getpid();
+	 * pid= shows. The parent waits for these 4 bytes. */
+	pid_t me = getpid();
+	if (write(s->errpipe, &me, sizeof me) < 0)
+		_exit(127);
 	/* A session of its own: its own process group (kill and timeout reach
 	 * the whole tree) and no controlling terminal of PID 1's. */
 	if (setsid() < 0)
@@ -141,8 +120,8 @@ static int child(void *arg)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof changed_signals / sizeof changed_signals[0]; i++)
-		sigaction(changed_signals[i], &sa, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL); /* SIG_IGN (SIGPIPE) survives execve */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -151,44 +130,31 @@ static int child(void *arg)
 	 * /proc is the commands'. No command may run without it. */
 	if (s->ns && agent_cmdns_join(s->ns) < 0)
 		goto fail;
-	/* The agent may be shielded from the OOM killer; its commands are
-	 * not. */
-	if (s->env->oom_reset) {
-		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			if (write(fd, "0", 1) < 0) {
-				/* not fatal */
-			}
-			close(fd);
+	/* The agent is shielded from the OOM killer; its commands are not. */
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "0", 1) < 0) {
+			/* not fatal */
 		}
+		close(fd);
 	}
 	if (dup2(s->in, 0) < 0 || dup2(s->out, 1) < 0 || dup2(s->err, 2) < 0)
 		goto fail;
-	/* Joining the commands' mount namespace left us at its root already. */
-	if (!(s->ns && s->cwd[0] == '/' && s->cwd[1] == '\0') && chdir(s->cwd) < 0)
+	if (chdir(s->cwd) < 0)
 		goto fail;
 	execve("/bin/sh", s->argv, s->envp);
-fail:
-	s->child_err = errno ? errno : EIO;
+fail:;
+	int e = errno;
+	if (write(s->errpipe, &e, sizeof e) < 0) {
+		/* the parent then sees EOF and reports the exit status */
+	}
 	_exit(127);
 }
 
-/* A fresh pipe end's status flags are its access mode alone, which
- * F_SETFL keeps: no F_GETFL needed. */
 static int set_nonblock(int fd)
 {
-	return fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
-}
-
-bool agent_spawn_oom_adjusted(void)
-{
-	char v[16] = "";
-	int fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true; /* unknown: reset it in every command */
-	ssize_t n = read(fd, v, sizeof v - 1);
-	close(fd);
-	return !(n > 0 && v[0] == '0' && (v[1] == '\n' || v[1] == '\0'));
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
 static void close_fds(int *fds, int n)
@@ -200,11 +166,11 @@ static void close_fds(int *fds, int n)
 	}
 }
 
-/* Starts the command; c gets its pid and our pipe ends. */
+/* Forks the command; c gets its pid and our pipe ends. */
 static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_child *c)
 {
-	/* [0,1] stdin, [2,3] stdout, [4,5] stderr; -1 unused */
-	int p[6] = { -1, -1, -1, -1, -1, -1 };
+	/* [0,1] stdin, [2,3] stdout, [4,5] stderr, [6,7] exec errno; -1 unused */
+	int p[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 	int r = 0;
 	if (q->flags & VP_EXEC_STDIN) {
 		if (pipe2(p, O_CLOEXEC) < 0)
@@ -214,36 +180,49 @@ static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_chi
 		if (p[0] < 0)
 			goto err;
 	}
-	if (pipe2(p + 2, O_CLOEXEC) < 0 || pipe2(p + 4, O_CLOEXEC) < 0)
+	if (pipe2(p + 2, O_CLOEXEC) < 0 || pipe2(p + 4, O_CLOEXEC) < 0 || pipe2(p + 6, O_CLOEXEC) < 0)
 		goto err;
 	if ((p[1] >= 0 && set_nonblock(p[1]) < 0) || set_nonblock(p[2]) < 0 || set_nonblock(p[4]) < 0)
 		goto err;
 	s->in = p[0];
 	s->out = p[3];
 	s->err = p[5];
-	s->ns_pid = 0;
-	s->child_err = 0;
+	s->errpipe = p[7];
 	c->start_ns = clock_mono_ns();
-	/* Returns once the child has exec'd or exited. */
-	pid_t pid = clone(child, (char *)s->env->stack + AGENT_SPAWN_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD,
-			  s);
+	pid_t pid = fork();
 	if (pid < 0)
 		goto err;
+	if (pid == 0)
+		child(s);
 	/* No setpgid(pid, pid) here: it would make setsid() fail in the
-	 * child. The vfork wait orders setsid before EXEC_STARTED, so a
-	 * SIGNAL always finds the group. */
+	 * child. Waiting for the exec below orders setsid before EXEC_STARTED,
+	 * so a SIGNAL always finds the group. */
 	close(p[0]);
 	close(p[3]);
 	close(p[5]);
-	p[0] = p[3] = p[5] = -1;
-	int child_err = __atomic_load_n(&s->child_err, __ATOMIC_ACQUIRE);
-	pid_t ns_pid = __atomic_load_n(&s->ns_pid, __ATOMIC_ACQUIRE);
-	if (child_err || ns_pid <= 0) {
-		/* chdir or execve failed (or it died before a word): no command
-		 * ran. This thread is the only reaper, so collecting this one
-		 * status here steals nothing. */
+	close(p[7]);
+	p[0] = p[3] = p[5] = p[7] = -1;
+	pid_t ns_pid = 0;
+	int child_err = 0;
+	ssize_t n;
+	do
+		n = read(p[6], &ns_pid, sizeof ns_pid);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof ns_pid) {
+		do
+			n = read(p[6], &child_err, sizeof child_err);
+		while (n < 0 && errno == EINTR);
+	} else {
+		n = (ssize_t)sizeof child_err; /* died before a word: failed */
+		child_err = EIO;
+	}
+	close(p[6]);
+	p[6] = -1;
+	if (n == (ssize_t)sizeof child_err) {
+		/* chdir or execve failed: no command ran. This thread is the only
+		 * reaper, so collecting this one status here steals nothing. */
 		waitpid(pid, NULL, 0);
-		close_fds(p, 6);
+		close_fds(p, 8);
 		return -(child_err ? child_err : EIO);
 	}
 	c->pid = pid;
@@ -254,19 +233,18 @@ static int fork_child(const struct vp_exec *q, struct spawn *s, struct agent_chi
 	return 0;
 err:
 	r = -errno;
-	close_fds(p, 6);
+	close_fds(p, 8);
 	return r;
 }
 
-int agent_spawn(const struct vp_exec *q, struct agent_cmdns *ns, const struct agent_spawn_env *env,
-		struct agent_child *c)
+int agent_spawn(const struct vp_exec *q, struct agent_cmdns *ns, struct agent_child *c)
 {
 	if (has_nul(&q->cmd) || has_nul(&q->cwd))
 		return -EBADMSG; /* the codec's business, checked again */
 	for (uint32_t i = 0; i < q->nenv; i++)
 		if (!env_ok(&q->env[i]))
 			return -EINVAL;
-	struct spawn s = { .argv = { "sh", "-c", NULL, NULL }, .ns = ns, .env = env };
+	struct spawn s = { .argv = { "sh", "-c", NULL, NULL }, .ns = ns };
 	int r = ns ? agent_cmdns_prepare(ns) : 0;
 	if (r < 0)
 		return r;
