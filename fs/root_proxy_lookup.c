@@ -41,6 +41,7 @@ void rp_lookup(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const c
 		err = rpi_check_name(name);
 	if (!err) {
 		rpi_as_caller(rp, req);
+		rpi_count(&rp->n_lookups);
 		err = vp_fs_lookup(rp->client, p, name, &ve);
 		vp_fs_clear_caller();
 	}
@@ -57,6 +58,7 @@ void rp_getattr(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fu
 	int err = rpi_node_of(rp, ino, &node);
 	if (!err) {
 		rpi_wb_wait_node(rp, node); /* sizes and mtimes of writes answered already */
+		rpi_count(&rp->n_getattrs);
 		err = vp_fs_getattr(rp->client, node, &a);
 	}
 	if (err) {
@@ -235,6 +237,7 @@ void rp_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t si
 	 * guest could repeat an offset forever). */
 	for (int tries = 0;; tries++) {
 		b.skipped = false;
+		rpi_count(&rp->n_readdirs);
 		err = vp_fs_readdir(rp->client, fi->fh, pos, max_bytes, collect_dent, &b, &count);
 		if (!err)
 			err = b.err;
@@ -351,9 +354,11 @@ void rp_readdirplus(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_
 		if (!b.buf || !b.counted)
 			err = -ENOMEM;
 	}
-	if (!err)
+	if (!err) {
+		rpi_count(&rp->n_readdirplus);
 		err = vp_fs_readdirplus(rp->client, b.dir, fi->fh, (uint64_t)off, max_bytes, add_plus, &b,
 					NULL);
+	}
 	if (!err)
 		err = b.err;
 	/* An error after some entries ends the batch short; the kernel asks
