@@ -341,13 +341,13 @@ void rp_readdirplus(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_
 	int err = rpi_node_of(rp, ino, &b.dir);
 	if (!err && off < 0)
 		err = -EINVAL;
-	/* An agent entry takes at least 3/4 of its FUSE size (120 + name
-	 * bytes against 152 + name rounded up to 8), so 3/4 of `size` never
-	 * brings more than fit: no lookup is made only to be given back. */
+	/* The agent counts max_bytes in FUSE direntplus bytes (152 + name
+	 * rounded up to 8), as fuse_add_direntry_plus does: one round trip
+	 * brings just what fills the kernel's buffer, and no lookup is made
+	 * only to be given back. */
 	uint32_t max_bytes = size > VP_MAX_DATA ? VP_MAX_DATA : (uint32_t)size;
-	max_bytes = max_bytes / 4 * 3;
-	/* At most one entry per 121 bytes (an entry with a 1-byte name). */
-	b.most = max_bytes / 121 + 1;
+	/* At most one entry per 160 bytes (an entry with a 1-byte name). */
+	b.most = max_bytes / 160 + 1;
 	if (!err) {
 		b.buf = malloc(size ? size : 1);
 		b.counted = malloc(b.most * sizeof(*b.counted));
