@@ -18,6 +18,7 @@
 #include "info.h"
 #include "lib/clock.h"
 #include "proto/proto.h"
+#include "fs/root_proxy.h"
 #include "session.h"
 
 /* ---- cmd ------------------------------------------------------------------ */
@@ -196,6 +197,21 @@ static void put_output_lost(FILE *f, const struct session *s)
 	fputc('\n', f);
 }
 
+/* The root/ proxy's agent round trips (docs/usage.md); the proxy lives as
+ * long as the machine, and s->lock keeps it from going meanwhile. */
+static void put_fs_counters(FILE *f, const struct session *s) REQUIRES(&s->lock)
+{
+	if (!s->rp) {
+		fputs("fs_lookups=\nfs_getattrs=\nfs_readdirs=\nfs_readdirplus=\n", f);
+		return;
+	}
+	struct rp_counters c;
+	rp_get_counters(s->rp, &c);
+	fprintf(f, "fs_lookups=%llu\nfs_getattrs=%llu\nfs_readdirs=%llu\nfs_readdirplus=%llu\n",
+		(unsigned long long)c.lookups, (unsigned long long)c.getattrs, (unsigned long long)c.readdirs,
+		(unsigned long long)c.readdirplus);
+}
+
 /* Under s->lock. */
 static void put_stat(FILE *f, const struct session *s) REQUIRES(&s->lock)
 {
@@ -231,6 +247,7 @@ static void put_stat(FILE *f, const struct session *s) REQUIRES(&s->lock)
 		put_escaped(f, s->cmd, s->cmd_len);
 	fputc('\n', f);
 	fprintf(f, "host_pid=%d\n", s->host_pid);
+	put_fs_counters(f, s);
 	if (st == ST_ERROR)
 		fprintf(f, "error=%s\n", s->error);
 	else if (s->out_err[0] || s->out_err[1])

@@ -64,6 +64,14 @@ void rpi_as_caller(const struct root_proxy *rp, fuse_req_t req)
 	vp_fs_set_caller(guest_id(ctx->uid), guest_id(ctx->gid), groups, ng);
 }
 
+void rp_get_counters(const struct root_proxy *rp, struct rp_counters *c)
+{
+	c->lookups = __atomic_load_n(&rp->n_lookups, __ATOMIC_RELAXED);
+	c->getattrs = __atomic_load_n(&rp->n_getattrs, __ATOMIC_RELAXED);
+	c->readdirs = __atomic_load_n(&rp->n_readdirs, __ATOMIC_RELAXED);
+	c->readdirplus = __atomic_load_n(&rp->n_readdirplus, __ATOMIC_RELAXED);
+}
+
 int rp_new(struct vp_client *client, uint64_t ino_base, struct root_proxy **out)
 {
 	*out = NULL;

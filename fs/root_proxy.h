@@ -25,6 +25,16 @@ struct root_proxy;
 
 int rp_new(struct vp_client *client, uint64_t ino_base, struct root_proxy **out);
 void rp_free(struct root_proxy *rp);
+
+/* Agent round trips the proxy made for the kernel's requests of each kind
+ * since rp_new (monotonic; read without locks, each value on its own). */
+struct rp_counters {
+	uint64_t lookups;     /* LOOKUP: one per kernel lookup of a name */
+	uint64_t getattrs;    /* GETATTR */
+	uint64_t readdirs;    /* READDIR (names only) */
+	uint64_t readdirplus; /* READDIRPLUS: one per kernel readdirplus */
+};
+void rp_get_counters(const struct root_proxy *rp, struct rp_counters *c);
 /* The FUSE inode of the guest's "/". */
 fuse_ino_t rp_root_ino(const struct root_proxy *rp);
 /* Drop attribute, entry and page caches of every inode handed out (after a

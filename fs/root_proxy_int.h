@@ -42,6 +42,9 @@ struct root_proxy {
 	uint64_t ino_base;
 	uid_t own_uid; /* the daemon's: served as guest root, like uid 0 */
 
+	/* rp_counters, counted with relaxed atomics (no lock). */
+	uint64_t n_lookups, n_getattrs, n_readdirs, n_readdirplus;
+
 	struct vp_mutex nodes_lock;
 	struct u64map nodes GUARDED_BY(nodes_lock); /* struct rp_node by guest node id */
 
@@ -63,6 +66,12 @@ struct rp_file {
 	int err;	       /* first error of a write already answered (sticky) */
 	struct list_node link; /* in root_proxy.files */
 };
+
+/* Counts one agent round trip in one of the n_* counters. */
+static inline void rpi_count(uint64_t *counter)
+{
+	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
 
 /* ---- root_proxy_nodes.c ---------------------------------------------- */
 

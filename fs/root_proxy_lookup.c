@@ -41,6 +41,7 @@ void rp_lookup(struct root_proxy *rp, fuse_req_t req, fuse_ino_t parent, const c
 		err = rpi_check_name(name);
 	if (!err) {
 		rpi_as_caller(rp, req);
+		rpi_count(&rp->n_lookups);
 		err = vp_fs_lookup(rp->client, p, name, &ve);
 		vp_fs_clear_caller();
 	}
@@ -57,6 +58,7 @@ void rp_getattr(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, struct fu
 	int err = rpi_node_of(rp, ino, &node);
 	if (!err) {
 		rpi_wb_wait_node(rp, node); /* sizes and mtimes of writes answered already */
+		rpi_count(&rp->n_getattrs);
 		err = vp_fs_getattr(rp->client, node, &a);
 	}
 	if (err) {
@@ -235,6 +237,7 @@ void rp_readdir(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_t si
 	 * guest could repeat an offset forever). */
 	for (int tries = 0;; tries++) {
 		b.skipped = false;
+		rpi_count(&rp->n_readdirs);
 		err = vp_fs_readdir(rp->client, fi->fh, pos, max_bytes, collect_dent, &b, &count);
 		if (!err)
 			err = b.err;
@@ -338,22 +341,24 @@ void rp_readdirplus(struct root_proxy *rp, fuse_req_t req, fuse_ino_t ino, size_
 	int err = rpi_node_of(rp, ino, &b.dir);
 	if (!err && off < 0)
 		err = -EINVAL;
-	/* An agent entry takes at least 3/4 of its FUSE size (120 + name
-	 * bytes against 152 + name rounded up to 8), so 3/4 of `size` never
-	 * brings more than fit: no lookup is made only to be given back. */
+	/* The agent counts max_bytes in FUSE direntplus bytes (152 + name
+	 * rounded up to 8), as fuse_add_direntry_plus does: one round trip
+	 * brings just what fills the kernel's buffer, and no lookup is made
+	 * only to be given back. */
 	uint32_t max_bytes = size > VP_MAX_DATA ? VP_MAX_DATA : (uint32_t)size;
-	max_bytes = max_bytes / 4 * 3;
-	/* At most one entry per 121 bytes (an entry with a 1-byte name). */
-	b.most = max_bytes / 121 + 1;
+	/* At most one entry per 160 bytes (an entry with a 1-byte name). */
+	b.most = max_bytes / 160 + 1;
 	if (!err) {
 		b.buf = malloc(size ? size : 1);
 		b.counted = malloc(b.most * sizeof(*b.counted));
 		if (!b.buf || !b.counted)
 			err = -ENOMEM;
 	}
-	if (!err)
+	if (!err) {
+		rpi_count(&rp->n_readdirplus);
 		err = vp_fs_readdirplus(rp->client, b.dir, fi->fh, (uint64_t)off, max_bytes, add_plus, &b,
 					NULL);
+	}
 	if (!err)
 		err = b.err;
 	/* An error after some entries ends the batch short; the kernel asks

@@ -440,11 +440,16 @@ static void plus_entry(struct agent_fs *fs, struct agent_node *dir, int dfd, con
 	put_attr(&d->e.attr, &st);
 }
 
-/* Bytes an entry takes: dirent (u64 ino, u64 next, u32 type, str name),
- * and for READDIRPLUS u64 node + attr. */
+/* Bytes an entry takes: for READDIR its encoding, dirent (u64 ino, u64
+ * next, u32 type, str name); for READDIRPLUS what it takes in the host's
+ * FUSE reply, a struct fuse_direntplus (152 bytes and the name, rounded up
+ * to 8), which is more than its encoding (the dirent, u64 node, 84-byte
+ * attr): max_bytes is the host's buffer, and a reply fills it exactly. */
 static size_t dirent_size(size_t namelen, bool plus)
 {
-	return 8 + 8 + 4 + 4 + namelen + (plus ? 8 + 84 : 0) /* attr: 84 bytes */;
+	if (plus)
+		return (152 + namelen + 7) & ~(size_t)7;
+	return 8 + 8 + 4 + 4 + namelen;
 }
 
 /* Each entry's next_offset is the telldir() cookie after it, so the host
@@ -470,6 +475,9 @@ static int op_readdir(struct agent_fs *fs, struct agent_node *dir, struct agent_
 	struct vp_buf ents;
 	vp_buf_init(&ents);
 	uint32_t count = 0;
+	/* READDIR: the payload (the count, then the entries); READDIRPLUS:
+	 * the host's FUSE reply (dirent_size). */
+	size_t used = dir ? 0 : 4;
 	int r = 0;
 	pthread_mutex_lock(&h->lock);
 	if (off != h->dir_off) {
@@ -496,7 +504,7 @@ static int op_readdir(struct agent_fs *fs, struct agent_node *dir, struct agent_
 		};
 		/* Checked before the lookup, so an entry left for the next
 		 * request was never counted. */
-		if (4 + ents.len + dirent_size(namelen, dir != NULL) > max) {
+		if (used + dirent_size(namelen, dir != NULL) > max) {
 			seekdir(h->dp, here);
 			if (count == 0)
 				r = -EINVAL; /* as getdents: buffer too small */
@@ -521,6 +529,7 @@ static int op_readdir(struct agent_fs *fs, struct agent_node *dir, struct agent_
 			break;
 		}
 		count++;
+		used += dirent_size(namelen, dir != NULL);
 		h->dir_off = d.d.next_offset;
 	}
 	if (r == 0 || count > 0) {

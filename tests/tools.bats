@@ -94,6 +94,38 @@ commands_work() {
 	commands_work
 }
 
+# The round trips come from the fs_* counters of the machine's stat file.
+# A fresh machine, so no dentry of the directory is cached yet. Names of at
+# most 8 bytes take 160 bytes as FUSE direntplus entries, and the kernel's
+# readdir buffer is at least a page: a round trip must bring every entry
+# that fits in it, so 10 002 entries (with . and ..) need at most
+# ceil(10002 / (PAGE / 160)) of them, plus the empty one that ends the
+# listing and a few for the kernel re-reading at a boundary.
+@test "ls -l of a 10 000-entry directory: READDIRPLUS batches, no lookup per entry" {
+	mkdir "$MNT/pool/rdp"
+	local m=$MNT/pool/rdp r=$MNT/pool/rdp/root
+	vp_run rdp 'mkdir /tmp/d && cd /tmp/d && touch $(seq 10000) && echo made'
+	[ "$(cat "$m/stdout")" = made ]
+	local l0 p0 l1 p1 g0 g1
+	l0=$(kv "$m/stat" fs_lookups)
+	p0=$(kv "$m/stat" fs_readdirplus)
+	g0=$(kv "$m/stat" fs_getattrs)
+	[ -n "$l0" ] && [ -n "$p0" ] && [ -n "$g0" ]
+	ls -l "$r/tmp/d" >"$TMPD/rdp"
+	l1=$(kv "$m/stat" fs_lookups)
+	p1=$(kv "$m/stat" fs_readdirplus)
+	g1=$(kv "$m/stat" fs_getattrs)
+	[ "$(grep -c '^-' "$TMPD/rdp")" -eq 10000 ]
+	local per=$(($(getconf PAGESIZE) / 160))
+	local bound=$(((10002 + per - 1) / per + 1 + 3))
+	echo "# ls -l of 10 000: $((p1 - p0)) READDIRPLUS (bound $bound), $((l1 - l0)) LOOKUP, $((g1 - g0)) GETATTR" >&3
+	[ "$((p1 - p0))" -ge 1 ]
+	[ "$((p1 - p0))" -le "$bound" ]
+	# root/tmp and root/tmp/d, again if their entries expired meanwhile.
+	[ "$((l1 - l0))" -le 4 ]
+	rmdir "$MNT/pool/rdp"
+}
+
 @test "rsync -a out of and into root/" {
 	command -v rsync >/dev/null || skip "no rsync on the host"
 	walk rsync -a "$R/tmp/tree/" "$TMPD/out/"
