@@ -20,32 +20,12 @@ static void report(const char *name, double *v, int n)
 	printf("%s %.3f %.3f\n", name, p50 / 1000, p95 / 1000);
 }
 
-/* The value of key in the stats file, -1 if unreadable. */
-static long stat_val(const char *mnt, const char *key)
-{
-	char path[4096], buf[4096];
-	snprintf(path, sizeof path, "%s/stats", mnt);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	size_t kl = strlen(key);
-	for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (strncmp(p, key, kl) == 0 && p[kl] == '=')
-			return strtol(p + kl + 1, NULL, 10);
-	return -1;
-}
-
 /* Until the pool has a warm machine and nothing in the background. */
 static void wait_idle(const char *mnt)
 {
 	for (int i = 0; i < 2000; i++) {
-		if (stat_val(mnt, "idle") >= 1 && stat_val(mnt, "creating") == 0 &&
-		    stat_val(mnt, "resetting") == 0)
+		if (bench_stats_val(mnt, "idle") >= 1 && bench_stats_val(mnt, "creating") == 0 &&
+		    bench_stats_val(mnt, "resetting") == 0)
 			return;
 		usleep(2000);
 	}

@@ -30,32 +30,13 @@ struct ctx {
 	int held;
 };
 
-static long stat_val(const char *mnt, const char *key)
-{
-	char path[4096], buf[4096];
-	snprintf(path, sizeof path, "%s/stats", mnt);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	size_t kl = strlen(key);
-	for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (strncmp(p, key, kl) == 0 && p[kl] == '=')
-			return strtol(p + kl + 1, NULL, 10);
-	return -1;
-}
-
 /* Until nothing runs in the pool's background (resets, creates, destroys
  * show as resetting/creating). */
 static void wait_quiet(const char *mnt, int want_idle)
 {
 	for (int i = 0; i < 30000; i++) {
-		long idle = stat_val(mnt, "idle");
-		if (stat_val(mnt, "creating") == 0 && stat_val(mnt, "resetting") == 0 &&
+		long idle = bench_stats_val(mnt, "idle");
+		if (bench_stats_val(mnt, "creating") == 0 && bench_stats_val(mnt, "resetting") == 0 &&
 		    (want_idle < 0 || idle >= want_idle))
 			return;
 		usleep(2000);

@@ -21,16 +21,6 @@
 
 /* ---- texts -------------------------------------------------------------------- */
 
-static int finish(FILE *f, char **buf, char **out)
-{
-	if (fclose(f) != 0) {
-		free(*buf);
-		return -ENOMEM;
-	}
-	*out = *buf;
-	return 0;
-}
-
 int image_format_stats(struct image *img, char **out, size_t *len)
 {
 	struct pool_stats st;
@@ -44,11 +34,9 @@ int image_format_stats(struct image *img, char **out, size_t *len)
 	FILE *f = open_memstream(&buf, len);
 	if (!f)
 		return -ENOMEM;
-#define U(k, v) fprintf(f, "%s=%llu\n", k, (unsigned long long)(v))
 	info_print_pool_stats(f, &st);
-	U("machines", machines < 0 ? 0 : machines);
-#undef U
-	return finish(f, &buf, out);
+	fprintf(f, "machines=%d\n", machines < 0 ? 0 : machines);
+	return info_memstream_done(f, &buf, out);
 }
 
 int image_format_config(struct image *img, char **out, size_t *len)
@@ -80,7 +68,7 @@ int image_format_config(struct image *img, char **out, size_t *len)
 	fprintf(f, "max_machines=%u\n", pc.max_machines);
 	fprintf(f, "machines=%d\n", machines < 0 ? 0 : machines);
 	fprintf(f, "children=%d\n", children);
-	return finish(f, &buf, out);
+	return info_memstream_done(f, &buf, out);
 }
 
 #define MANIFEST_MAX (1u << 20)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 /* *len was bound to the stream by open_memstream and is set by fclose. */
-static int finish(FILE *f, char **buf, char **out)
+int info_memstream_done(FILE *f, char **buf, char **out)
 {
 	if (fclose(f) != 0) {
 		free(*buf);
@@ -51,12 +51,9 @@ int info_format_stats(struct vpfs *fs, char **out, size_t *len)
 	FILE *f = open_memstream(&buf, len);
 	if (!f)
 		return -ENOMEM;
-#define U(k, v) fprintf(f, "%s=%llu\n", k, (unsigned long long)(v))
 	info_print_pool_stats(f, &st);
-	U("sessions", sessions);
-	U("commands_run", commands);
-#undef U
-	return finish(f, &buf, out);
+	fprintf(f, "sessions=%llu\ncommands_run=%llu\n", sessions, commands);
+	return info_memstream_done(f, &buf, out);
 }
 
 int info_format_config(struct vpfs *fs, char **out, size_t *len)
@@ -88,5 +85,5 @@ int info_format_config(struct vpfs *fs, char **out, size_t *len)
 	fprintf(f, "ping_ms=%u\n", (unsigned)o->ping_ms);
 	fprintf(f, "machine_calls=%u\n", o->machine_calls);
 	fprintf(f, "version=%s\n", VMPOOLFS_VERSION);
-	return finish(f, &buf, out);
+	return info_memstream_done(f, &buf, out);
 }
